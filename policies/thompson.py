@@ -1,0 +1,137 @@
+"""Thompson sampling: each arm's weight is the posterior probability that it is the best."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+import numpy as np
+from numpy.typing import ArrayLike
+
+from policies.base import NonNegativeInt, PolicyBase, Probability, check_non_negative_int, check_probability
+from policies.knobs import active_mask, apply_floor, check_floor, in_burn_in, sample_arms, uniform_over
+from policies.posterior import (
+    BetaPosterior,
+    Posterior,
+    RewardKind,
+    beta_posterior,
+    normal_posterior,
+    prob_best_beta_exact,
+    prob_best_monte_carlo,
+)
+from policies.stats import FloatArray, IntArray, StatsArray
+
+__all__ = ["ThompsonSampling"]
+
+Positive = Annotated[float, msgspec.Meta(gt=0.0)]
+
+
+class ThompsonSampling(PolicyBase, frozen=True, tag="thompson"):
+    """Thompson sampling (Thompson, 1933; Chapelle & Li, 2011) as probability matching.
+
+    Bernoulli rewards use Beta(prior_alpha, prior_beta) priors; continuous rewards a
+    Normal likelihood with unknown variance under a Normal-Inverse-Gamma prior
+    (prior_mean, prior_kappa, prior_shape, prior_scale). P(best) comes from `draws`
+    Monte Carlo draws with the given generator, or, for Beta posteriors with
+    `method="integration"`, from exact one-dimensional quadrature.
+    """
+
+    reward: RewardKind = "bernoulli"
+    burn_in: NonNegativeInt = 0
+    min_weight: Probability = 0.0
+    method: Literal["monte_carlo", "integration"] = "monte_carlo"
+    draws: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
+    prior_alpha: Positive = 1.0
+    prior_beta: Positive = 1.0
+    prior_mean: float = 0.0
+    prior_kappa: Positive = 1e-3
+    prior_shape: Positive = 1.0
+    prior_scale: Positive = 1.0
+
+    def __post_init__(self) -> None:
+        check_non_negative_int("burn_in", self.burn_in)
+        check_probability("min_weight", self.min_weight)
+        if self.reward not in ("bernoulli", "continuous"):
+            raise ValueError(f"reward: must be 'bernoulli' or 'continuous', got {self.reward!r}")
+        if self.method not in ("monte_carlo", "integration"):
+            raise ValueError(f"method: must be 'monte_carlo' or 'integration', got {self.method!r}")
+        if self.method == "integration" and self.reward != "bernoulli":
+            raise ValueError("method: 'integration' is available for bernoulli rewards only")
+        if isinstance(self.draws, bool) or not isinstance(self.draws, int) or not 1 <= self.draws <= 1_000_000:
+            raise ValueError(f"draws: must be an integer in [1, 1000000], got {self.draws!r}")
+        for name in ("prior_alpha", "prior_beta", "prior_kappa", "prior_shape", "prior_scale"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name}: must be a positive finite number, got {value!r}")
+        if not np.isfinite(self.prior_mean):
+            raise ValueError(f"prior_mean: must be finite, got {self.prior_mean!r}")
+
+    def posterior(self, stats: StatsArray) -> Posterior:
+        """The posterior of every arm's mean under this config's prior."""
+        if self.reward == "bernoulli":
+            return beta_posterior(stats, self.prior_alpha, self.prior_beta)
+        return normal_posterior(stats, self.prior_mean, self.prior_kappa, self.prior_shape, self.prior_scale)
+
+    def prob_best(self, stats: StatsArray, rng: np.random.Generator, active: ArrayLike | None = None) -> FloatArray:
+        """P(arm is the best among the active arms), shape (..., k); held arms get 0."""
+        mask = active_mask(active, stats)
+        post = self.posterior(stats)
+        if self.method == "integration":
+            assert isinstance(post, BetaPosterior)  # enforced in __post_init__
+            return self._prob_best_exact(post, mask)
+        # A held arm can never be chosen: give it a draw below every other.
+        masked = _MaskedPosterior(post, mask)
+        return prob_best_monte_carlo(masked, rng, self.draws)  # type: ignore[arg-type]
+
+    def _prob_best_exact(self, post: BetaPosterior, mask: np.ndarray) -> FloatArray:
+        flat_mask = mask.reshape(-1, mask.shape[-1])
+        alpha = post.alpha.reshape(flat_mask.shape)
+        beta = post.beta.reshape(flat_mask.shape)
+        out = np.zeros(flat_mask.shape)
+        for row, (m, a, b) in enumerate(zip(flat_mask, alpha, beta, strict=True)):
+            p = prob_best_beta_exact(a[m], b[m])
+            out[row, m] = p / p.sum()
+        return out.reshape(mask.shape)
+
+    def allocate(self, stats: StatsArray, rng: np.random.Generator, active: ArrayLike | None = None) -> FloatArray:
+        """Allocation weights (..., k): P(best), equal during burn-in, floored, zero on held arms."""
+        mask = active_mask(active, stats)
+        check_floor(self.min_weight, mask)
+        w = self.prob_best(stats, rng, mask)
+        w = w / w.sum(axis=-1, keepdims=True)
+        burning = in_burn_in(stats, mask, self.burn_in)[..., None]
+        w = np.where(burning, uniform_over(mask), w)
+        return apply_floor(w, mask, self.min_weight)
+
+    def choose(
+        self, stats: StatsArray, rng: np.random.Generator, size: int | None = None, active: ArrayLike | None = None
+    ) -> IntArray:
+        """Per-decision arms: one posterior draw per decision, the arm with the highest draw wins.
+
+        The floor is honoured as a mixture: with probability m * min_weight a decision goes to
+        a uniformly chosen active arm, which matches the additive floor of `allocate`.
+        """
+        mask = active_mask(active, stats)
+        check_floor(self.min_weight, mask)
+        n_draws = 1 if size is None else size
+        samples = _MaskedPosterior(self.posterior(stats), mask).sample(rng, n_draws)  # (size, ..., k)
+        arms = np.moveaxis(samples.argmax(axis=-1), 0, -1)  # (..., size)
+        uniform_share = self.min_weight * mask.sum(axis=-1)
+        burning = in_burn_in(stats, mask, self.burn_in)
+        explore_p = np.where(burning, 1.0, uniform_share)[..., None]
+        explore = rng.random(arms.shape) < explore_p
+        if np.any(explore):
+            uniform_arms = sample_arms(uniform_over(mask), rng, arms.shape[-1])
+            arms = np.where(explore, uniform_arms, arms)
+        return arms[..., 0] if size is None else arms
+
+
+class _MaskedPosterior:
+    """A posterior whose held arms always draw -inf, so they never win."""
+
+    def __init__(self, post: Posterior, mask: np.ndarray) -> None:
+        self.post, self.mask = post, mask
+
+    def sample(self, rng: np.random.Generator, size: int) -> FloatArray:
+        draws = self.post.sample(rng, size)
+        return np.where(self.mask, draws, -np.inf)
