@@ -1,0 +1,104 @@
+"""Sample-ratio mismatch: scipy's chi-square on the same counts, false alarms and real mismatches."""
+
+import math
+
+import msgspec
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from policies.srm import expected_counts, srm_check
+
+# Three weights periods of a bandit moving traffic from arm 0 to arm 2.
+WEIGHTS = np.array([[1 / 3, 1 / 3, 1 / 3], [0.2, 0.3, 0.5], [0.05, 0.15, 0.8]])
+TRAFFIC = np.array([3_000, 5_000, 12_000])
+
+
+def test_matches_scipy_chisquare():
+    observed = np.array([1_020, 980, 1_100])
+    expected = np.array([0.3, 0.3, 0.4])
+    result = srm_check(observed, expected)
+    scaled = expected * observed.sum()
+    ref = sps.chisquare(observed, scaled)
+    assert result.statistic == pytest.approx(ref.statistic, rel=1e-12)
+    assert result.p_value == pytest.approx(ref.pvalue, rel=1e-12)
+    assert result.df == 2 and result.expected == pytest.approx(tuple(scaled))
+    assert result.threshold == 0.001 and result.flagged == (ref.pvalue < 0.001)
+    msgspec.json.encode(result)  # plain values only
+
+
+def test_expected_counts_sum_periods_and_propensities(rng):
+    assert expected_counts(WEIGHTS, TRAFFIC) == pytest.approx(TRAFFIC @ WEIGHTS)
+    per_decision = np.repeat(WEIGHTS, [3, 5, 12], axis=0)  # one propensity vector per decision
+    assert expected_counts(per_decision) == pytest.approx([3, 5, 12] @ WEIGHTS)
+
+
+def _simulate(rng, runs, weights, traffic):
+    """Arm counts summed over periods, each period a multinomial draw under its weights."""
+    return sum(rng.multinomial(t, w, size=runs) for w, t in zip(weights, traffic, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("weights", "traffic", "exact"),
+    [
+        pytest.param(np.array([[0.5, 0.5]]), np.array([2_000]), True, id="fixed-split"),
+        pytest.param(WEIGHTS, TRAFFIC, False, id="changing-weights"),
+    ],
+)
+def test_false_alarm_rate_is_at_most_alpha(rng, weights, traffic, exact):
+    runs, alpha = 3_000, 0.05
+    expected = expected_counts(weights, traffic)
+    counts = _simulate(rng, runs, weights, traffic)
+    rate = np.mean([srm_check(o, expected, threshold=alpha).flagged for o in counts])
+    se = math.sqrt(alpha * (1 - alpha) / runs)
+    assert rate < alpha + 4 * se
+    if exact:  # a single multinomial: the test is calibrated, not only conservative
+        assert rate > alpha - 4 * se
+    strict = np.mean([srm_check(o, expected).flagged for o in counts])  # default threshold 0.001
+    assert strict < 0.001 + 4 * math.sqrt(0.001 / runs)
+
+
+def test_real_mismatch_is_flagged(rng):
+    # A slow redirect loses 10% of arm 0's units: the counts no longer fit the allocation used.
+    # (About 9 standard deviations at this traffic, so essentially every run is flagged.)
+    expected = expected_counts(WEIGHTS, 4 * TRAFFIC)
+    counts = _simulate(rng, 200, WEIGHTS, 4 * TRAFFIC).astype(float)
+    counts[:, 0] = np.round(counts[:, 0] * 0.9)
+    flagged = [srm_check(o, expected).flagged for o in counts]
+    assert np.mean(flagged) > 0.97
+
+
+def test_mismatch_hidden_by_pooling_periods_is_caught(rng):
+    # Judged against a constant split equal to the first period's weights, a clean adaptive run
+    # looks broken: the expected counts must follow the weights actually used.
+    counts = _simulate(rng, 1, WEIGHTS, TRAFFIC)[0]
+    assert not srm_check(counts, expected_counts(WEIGHTS, TRAFFIC)).flagged
+    assert srm_check(counts, WEIGHTS[0]).flagged
+
+
+def test_zero_expected_share():
+    held = srm_check([500, 0, 510], [0.5, 0.0, 0.5])
+    assert held.df == 1 and not held.flagged
+    leaked = srm_check([500, 3, 510], [0.5, 0.0, 0.5])
+    assert leaked.flagged and leaked.p_value == 0.0 and math.isinf(leaked.statistic)
+    assert srm_check([0, 0], [0.5, 0.5]).p_value == 1.0
+
+
+BAD = [
+    pytest.param(lambda: srm_check([10, -1], [0.5, 0.5]), "observed", id="negative-count"),
+    pytest.param(lambda: srm_check([10, float("nan")], [0.5, 0.5]), "observed", id="nan-count"),
+    pytest.param(lambda: srm_check([10, 10, 10], [0.5, 0.5]), "mismatched", id="lengths"),
+    pytest.param(lambda: srm_check([10], [1.0]), "two arms", id="one-arm"),
+    pytest.param(lambda: srm_check([10, 10], [0.0, 0.0]), "expected", id="no-expected"),
+    pytest.param(lambda: srm_check([10, 10], [0.5, 0.5], threshold=0.0), "threshold", id="threshold"),
+    pytest.param(lambda: expected_counts([[0.5, 0.6]]), "weights", id="weights-sum"),
+    pytest.param(lambda: expected_counts([[0.5, 0.5]], [1, 2]), "traffic", id="traffic-length"),
+    pytest.param(lambda: expected_counts([[0.5, 0.5]], [-1]), "traffic", id="traffic-negative"),
+    pytest.param(lambda: expected_counts([0.5, 0.5]), "weights", id="weights-1d"),
+]
+
+
+@pytest.mark.parametrize(("call", "message"), BAD)
+def test_bad_input_is_refused(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
