@@ -11,6 +11,7 @@ __all__ = [
     "active_mask",
     "apply_floor",
     "check_floor",
+    "check_size",
     "in_burn_in",
     "sample_arms",
     "uniform_over",
@@ -27,7 +28,10 @@ def active_mask(active: ArrayLike | None, stats: StatsArray) -> BoolArray:
         raise ValueError(f"active: expected booleans, got dtype {mask.dtype}")
     if mask.shape[-1:] != shape[-1:]:
         raise ValueError(f"active: mismatched lengths, {mask.shape[-1:]} mask entries for {stats.k} arms")
-    mask = np.broadcast_to(mask, shape)
+    try:
+        mask = np.broadcast_to(mask, shape)
+    except ValueError:
+        raise ValueError(f"active: shape {mask.shape} does not broadcast to the statistics' shape {shape}") from None
     if not np.all(mask.any(axis=-1)):
         raise ValueError("active: at least one arm must be active")
     return mask
@@ -45,10 +49,20 @@ def in_burn_in(stats: StatsArray, mask: BoolArray, burn_in: int) -> BoolArray:
 
 
 def check_floor(min_weight: float, mask: BoolArray) -> None:
-    """Refuse a floor that the active arms cannot all receive (m * floor > 1)."""
-    m = int(mask.sum(axis=-1).max())
-    if m * min_weight > 1.0 + 1e-12:
-        raise ValueError(f"min_weight: {m} active arms x floor {min_weight} exceeds 1")
+    """Refuse a floor that the k arms cannot all receive (k * floor > 1).
+
+    The check counts every arm, held or not, so a config that is valid for an experiment stays
+    valid when an arm is paused and resumed.
+    """
+    k = int(mask.shape[-1])
+    if k * min_weight > 1.0 + 1e-12:
+        raise ValueError(f"min_weight: {k} arms x floor {min_weight} exceeds 1")
+
+
+def check_size(size: int | None) -> None:
+    """Refuse a number of decisions that is not a non-negative integer (None means one draw)."""
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 0):
+        raise ValueError(f"size: must be a non-negative integer or None, got {size!r}")
 
 
 def apply_floor(weights: FloatArray, mask: BoolArray, min_weight: float) -> FloatArray:
@@ -72,9 +86,16 @@ def sample_arms(weights: FloatArray, rng: np.random.Generator, size: int | None 
 
     One vectorised inverse-CDF draw: counts how many cumulative weights each uniform exceeds.
     """
-    cdf = np.cumsum(weights, axis=-1)
-    cdf[..., -1] = np.inf  # guard against a last cumulative weight of 1 - 1e-16
-    batch = weights.shape[:-1]
+    check_size(size)
+    w = np.asarray(weights, dtype=np.float64)
+    k = w.shape[-1]
+    cdf = np.cumsum(w, axis=-1)
+    # The cumulative sum may end at 1 - 1e-16: from the last arm with positive weight on, the
+    # CDF is set to infinity, so rounding can neither overshoot the arms nor pick a trailing
+    # arm of weight 0 (a held arm).
+    last_positive = k - 1 - np.argmax(w[..., ::-1] > 0, axis=-1)
+    cdf = np.where(np.arange(k) >= last_positive[..., None], np.inf, cdf)
+    batch = w.shape[:-1]
     if size is None:
         u = rng.random(batch)
         return (u[..., None] >= cdf).sum(axis=-1).astype(np.int64)

@@ -35,4 +35,4 @@ class Policy(Protocol):
 
 def decode_policy(data: bytes | str) -> PolicyConfig:
     """Decode a policy config from JSON like `{"kind": "thompson", "min_weight": 0.01}`."""
-    return msgspec.json.decode(data, type=PolicyConfig)  # type: ignore[arg-type]
+    return msgspec.json.decode(data, type=PolicyConfig)

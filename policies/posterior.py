@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 from scipy import stats as sps
 
@@ -15,6 +16,7 @@ __all__ = [
     "BetaPosterior",
     "Posterior",
     "RewardKind",
+    "Sampler",
     "StudentTPosterior",
     "beta_posterior",
     "normal_posterior",
@@ -38,10 +40,12 @@ class BetaPosterior(msgspec.Struct, frozen=True):
 
     @property
     def mean(self) -> FloatArray:
+        """Posterior mean alpha / (alpha + beta) per arm."""
         return self.alpha / (self.alpha + self.beta)
 
     def interval(self, level: float) -> tuple[FloatArray, FloatArray]:
         """Equal-tailed credible interval per arm."""
+        _check_level(level)
         tail = (1.0 - level) / 2.0
         return sps.beta.ppf(tail, self.alpha, self.beta), sps.beta.ppf(1.0 - tail, self.alpha, self.beta)
 
@@ -59,16 +63,31 @@ class StudentTPosterior(msgspec.Struct, frozen=True):
 
     @property
     def mean(self) -> FloatArray:
+        """Posterior mean of each arm's mean (the Student-t location; df > 1 always holds)."""
         return self.loc
 
     def interval(self, level: float) -> tuple[FloatArray, FloatArray]:
         """Equal-tailed credible interval per arm."""
+        _check_level(level)
         tail = (1.0 - level) / 2.0
         q = sps.t.ppf(1.0 - tail, self.df)
         return self.loc - q * self.scale, self.loc + q * self.scale
 
 
 Posterior = BetaPosterior | StudentTPosterior
+
+
+class Sampler(Protocol):
+    """Anything that draws joint samples of the arms' means, shape (size, ..., k)."""
+
+    def sample(self, rng: np.random.Generator, size: int) -> FloatArray:
+        """Draws of every arm's mean, shape (size, ..., k)."""
+        ...
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level: must lie strictly between 0 and 1, got {level!r}")
 
 
 def beta_posterior(stats: StatsArray, prior_alpha: float = 1.0, prior_beta: float = 1.0) -> BetaPosterior:
@@ -117,39 +136,76 @@ def posterior(stats: StatsArray, reward: RewardKind, **prior: float) -> Posterio
     return normal_posterior(stats, **prior)
 
 
-def prob_best_monte_carlo(post: Posterior, rng: np.random.Generator, draws: int = 10_000) -> FloatArray:
-    """P(arm has the highest mean), shape (..., k), from `draws` joint posterior draws."""
-    if draws < 1:
-        raise ValueError(f"draws: must be at least 1, got {draws}")
-    samples = post.sample(rng, draws)
-    k = samples.shape[-1]
-    winners = samples.argmax(axis=-1)
-    return (winners[..., None] == np.arange(k)).mean(axis=0)
+# Draws per chunk are bounded so that many seeds x many arms x 10^4 draws stay in memory.
+_CHUNK_ELEMENTS = 1 << 22
 
 
-# Composite Gauss-Legendre rule on [0, 1]: 128 panels of 16 nodes.
-_PANELS, _ORDER = 128, 16
-_gl_x, _gl_w = np.polynomial.legendre.leggauss(_ORDER)
-_edges = np.linspace(0.0, 1.0, _PANELS + 1)
-_U = ((_edges[:-1, None] + _edges[1:, None]) / 2 + (_edges[1:, None] - _edges[:-1, None]) / 2 * _gl_x).ravel()
-_W = (np.diff(_edges)[:, None] / 2 * _gl_w).ravel()
+def prob_best_monte_carlo(post: Sampler, rng: np.random.Generator, draws: int = 10_000) -> FloatArray:
+    """P(arm has the highest mean), shape (..., k): the share of `draws` joint posterior draws it wins.
+
+    A draw tied between several arms (possible when a Beta draw rounds to exactly 0 or 1)
+    credits each of them equally, so no arm gains from its position in the list.
+    """
+    if isinstance(draws, bool) or not isinstance(draws, int | np.integer) or draws < 1:
+        raise ValueError(f"draws: must be a positive integer, got {draws!r}")
+    first = post.sample(rng, 1)  # one draw first, to learn how many values a draw holds
+    chunk = max(1, _CHUNK_ELEMENTS // max(first.size, 1))
+    wins = _winner_shares(first).sum(axis=0)
+    done = 1
+    while done < draws:
+        # Chunks along the leading axis consume the generator exactly like one large call.
+        size = min(chunk, draws - done)
+        wins += _winner_shares(post.sample(rng, size)).sum(axis=0)
+        done += size
+    return wins / draws
 
 
-def prob_best_beta_exact(alpha: FloatArray, beta: FloatArray) -> FloatArray:
+def _winner_shares(samples: FloatArray) -> FloatArray:
+    """Per draw, 1 for the arm with the highest value (1/t each for a t-way tie), 0 elsewhere."""
+    is_max = samples == samples.max(axis=-1, keepdims=True)
+    return is_max / is_max.sum(axis=-1, keepdims=True)
+
+
+# Panels for the quadrature, in arm i's probability scale u = F_i(x): the arm's own normal-score
+# grid Phi(z) (z in [-10, 10], steps of 0.5), plus, for every arm j, the images F_i(Q_j(Phi(z)))
+# of j's quantiles (z in [-8, 8], steps of 1). Between two breakpoints every factor F_j(Q_i(u))
+# moves by at most one such quantile step, so an 8-node Gauss-Legendre rule per panel resolves
+# it however narrow arm j is next to arm i (a plain uniform grid cannot, see the tests).
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(8)
+_OWN_U = special.ndtr(np.arange(-10.0, 10.0 + 0.25, 0.5))
+_CROSS_U = special.ndtr(np.arange(-8.0, 8.0 + 0.5, 1.0))
+
+
+def prob_best_beta_exact(alpha: ArrayLike, beta: ArrayLike) -> FloatArray:
     """P(arm i best) for independent Beta posteriors by one-dimensional quadrature.
 
-    P_i = integral f_i(x) prod_{j != i} F_j(x) dx; substituting x = F_i^{-1}(u) gives
-    P_i = integral_0^1 prod_{j != i} F_j(F_i^{-1}(u)) du, a bounded monotone integrand however
-    peaked the posteriors are, integrated by composite Gauss-Legendre (2,048 nodes).
+    P_i = integral f_i(x) prod_{j != i} F_j(x) dx (Chapelle & Li, 2011; Scott, 2010);
+    substituting x = F_i^{-1}(u) gives P_i = integral_0^1 prod_{j != i} F_j(F_i^{-1}(u)) du, a
+    bounded monotone integrand however peaked the posteriors are. It is integrated by
+    composite Gauss-Legendre on panels placed where each other arm's CDF rises, which makes
+    the result accurate to about 1e-10 (checked against adaptive quadrature in the tests).
     """
     a = np.asarray(alpha, dtype=np.float64)
     b = np.asarray(beta, dtype=np.float64)
     if a.ndim != 1 or a.shape != b.shape or a.size == 0:
         raise ValueError("alpha, beta: expected two equal-length, non-empty 1-D arrays")
-    x = special.betaincinv(a[None, :], b[None, :], _U[:, None])  # (M, k): quantile u of arm i
-    log_cdf = np.log(np.clip(special.betainc(a[None, None, :], b[None, None, :], x[:, :, None]), 1e-300, 1.0))
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and np.all(a > 0) and np.all(b > 0)):
+        raise ValueError("alpha, beta: must be positive and finite")
     k = a.size
-    log_cdf[:, np.arange(k), np.arange(k)] = 0.0  # leave out j == i
-    integrand = np.exp(log_cdf.sum(axis=-1))  # (M, k)
-    p = _W @ integrand
+    quantiles = special.betaincinv(a[:, None], b[:, None], _CROSS_U[None, :])  # (k_j, C)
+    images = special.betainc(a[:, None, None], b[:, None, None], quantiles[None, :, :]).reshape(k, -1)
+    fixed = np.broadcast_to(np.concatenate([[0.0, 1.0], _OWN_U]), (k, _OWN_U.size + 2))
+    edges = np.sort(np.concatenate([fixed, images], axis=1), axis=1)  # (k_i, E)
+    lo, hi = edges[:, :-1], edges[:, 1:]
+    arm, panel = np.nonzero(hi > lo)  # drop empty panels (images that collapsed onto 0 or 1)
+    half = (hi - lo)[arm, panel, None] / 2.0
+    u = ((lo + hi)[arm, panel, None] / 2.0 + half * _GL_X).ravel()  # flat nodes, arm by arm
+    w = (half * _GL_W).ravel()
+    node_arm = np.repeat(arm, _GL_X.size)
+    x = special.betaincinv(a[node_arm], b[node_arm], u)
+    with np.errstate(divide="ignore"):
+        log_cdf = np.log(special.betainc(a[None, :], b[None, :], x[:, None]))  # (nodes, k_j)
+    log_cdf[np.arange(node_arm.size), node_arm] = 0.0  # leave out j == i
+    integrand = np.exp(log_cdf.sum(axis=1))
+    p = np.bincount(node_arm, weights=w * integrand, minlength=k)
     return np.clip(p, 0.0, 1.0)

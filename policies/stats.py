@@ -26,6 +26,8 @@ class ArmStats(msgspec.Struct, frozen=True):
         StatsArray([self.n], [self.total], [self.total_sq])  # same validation as the vector form
 
     def __add__(self, other: ArmStats) -> ArmStats:
+        if not isinstance(other, ArmStats):
+            return NotImplemented
         return ArmStats(self.n + other.n, self.total + other.total, self.total_sq + other.total_sq)
 
     @property
@@ -67,6 +69,10 @@ class StatsArray:
             raise ValueError("n: counts must be non-negative")
         if np.any(sq_arr < 0):
             raise ValueError("total_sq: a sum of squares must be non-negative")
+        # Statistics only ever grow by merging, so an arm with no observations has exact zeros;
+        # anything else is a corrupted record that would silently move the posterior.
+        if np.any((n_arr == 0) & ((total_arr != 0) | (sq_arr != 0))):
+            raise ValueError("total, total_sq: must be 0 for an arm with n = 0")
         self.n, self.total, self.total_sq = n_arr, total_arr, sq_arr
 
     @classmethod
@@ -84,6 +90,11 @@ class StatsArray:
         t = np.asarray(trials, dtype=np.float64)
         if s.shape != t.shape:
             raise ValueError(f"successes, trials: mismatched lengths {s.shape} and {t.shape}")
+        for name, arr in (("successes", s), ("trials", t)):
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name}: counts must be finite (no NaN or infinity)")
+        if np.any(t < 0):
+            raise ValueError("trials: counts must be non-negative")
         if np.any(s < 0) or np.any(s > t):
             raise ValueError("successes: must lie between 0 and trials")
         return cls(t, s, s)
@@ -102,9 +113,13 @@ class StatsArray:
     @classmethod
     def from_arms(cls, arms: Sequence[ArmStats]) -> StatsArray:
         """Stack per-arm statistics into one vectorised value."""
+        if len(arms) == 0:
+            raise ValueError("arms: the arm list is empty")
         return cls([a.n for a in arms], [a.total for a in arms], [a.total_sq for a in arms])
 
     def __add__(self, other: StatsArray) -> StatsArray:
+        if not isinstance(other, StatsArray):
+            return NotImplemented
         if self.n.shape != other.n.shape:
             raise ValueError(f"cannot merge statistics of shapes {self.n.shape} and {other.n.shape}")
         return StatsArray(self.n + other.n, self.total + other.total, self.total_sq + other.total_sq)
@@ -122,7 +137,7 @@ class StatsArray:
         """The statistics of one arm (last axis), for unbatched values."""
         if self.n.ndim != 1:
             raise ValueError("indexing a single arm needs unbatched statistics")
-        return ArmStats(self.n[index], self.total[index], self.total_sq[index])
+        return ArmStats(float(self.n[index]), float(self.total[index]), float(self.total_sq[index]))
 
     def __repr__(self) -> str:
         return f"StatsArray(n={self.n.tolist()}, total={self.total.tolist()}, total_sq={self.total_sq.tolist()})"

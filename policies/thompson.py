@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Annotated, Literal
 
 import msgspec
@@ -9,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from policies.base import NonNegativeInt, PolicyBase, Probability, check_non_negative_int, check_probability
-from policies.knobs import active_mask, apply_floor, check_floor, in_burn_in, sample_arms, uniform_over
+from policies.knobs import active_mask, apply_floor, check_floor, check_size, in_burn_in, sample_arms, uniform_over
 from policies.posterior import (
     BetaPosterior,
     Posterior,
@@ -19,7 +20,7 @@ from policies.posterior import (
     prob_best_beta_exact,
     prob_best_monte_carlo,
 )
-from policies.stats import FloatArray, IntArray, StatsArray
+from policies.stats import BoolArray, FloatArray, IntArray, StatsArray
 
 __all__ = ["ThompsonSampling"]
 
@@ -57,7 +58,8 @@ class ThompsonSampling(PolicyBase, frozen=True, tag="thompson"):
             raise ValueError(f"method: must be 'monte_carlo' or 'integration', got {self.method!r}")
         if self.method == "integration" and self.reward != "bernoulli":
             raise ValueError("method: 'integration' is available for bernoulli rewards only")
-        if isinstance(self.draws, bool) or not isinstance(self.draws, int) or not 1 <= self.draws <= 1_000_000:
+        draws_is_int = isinstance(self.draws, numbers.Integral) and not isinstance(self.draws, bool)
+        if not (draws_is_int and 1 <= self.draws <= 1_000_000):
             raise ValueError(f"draws: must be an integer in [1, 1000000], got {self.draws!r}")
         for name in ("prior_alpha", "prior_beta", "prior_kappa", "prior_shape", "prior_scale"):
             value = getattr(self, name)
@@ -80,10 +82,9 @@ class ThompsonSampling(PolicyBase, frozen=True, tag="thompson"):
             assert isinstance(post, BetaPosterior)  # enforced in __post_init__
             return self._prob_best_exact(post, mask)
         # A held arm can never be chosen: give it a draw below every other.
-        masked = _MaskedPosterior(post, mask)
-        return prob_best_monte_carlo(masked, rng, self.draws)  # type: ignore[arg-type]
+        return prob_best_monte_carlo(_MaskedPosterior(post, mask), rng, self.draws)
 
-    def _prob_best_exact(self, post: BetaPosterior, mask: np.ndarray) -> FloatArray:
+    def _prob_best_exact(self, post: BetaPosterior, mask: BoolArray) -> FloatArray:
         flat_mask = mask.reshape(-1, mask.shape[-1])
         alpha = post.alpha.reshape(flat_mask.shape)
         beta = post.beta.reshape(flat_mask.shape)
@@ -111,10 +112,16 @@ class ThompsonSampling(PolicyBase, frozen=True, tag="thompson"):
         The floor is honoured as a mixture: with probability m * min_weight a decision goes to
         a uniformly chosen active arm, which matches the additive floor of `allocate`.
         """
+        check_size(size)
         mask = active_mask(active, stats)
         check_floor(self.min_weight, mask)
         n_draws = 1 if size is None else size
         samples = _MaskedPosterior(self.posterior(stats), mask).sample(rng, n_draws)  # (size, ..., k)
+        is_max = samples == samples.max(axis=-1, keepdims=True)
+        if np.any(is_max.sum(axis=-1) > 1):
+            # A tie (a Beta draw rounded to exactly 0 or 1) goes to a uniformly chosen tied arm,
+            # not to the first one in the list.
+            samples = np.where(is_max, rng.random(samples.shape), -1.0)
         arms = np.moveaxis(samples.argmax(axis=-1), 0, -1)  # (..., size)
         uniform_share = self.min_weight * mask.sum(axis=-1)
         burning = in_burn_in(stats, mask, self.burn_in)
@@ -129,9 +136,10 @@ class ThompsonSampling(PolicyBase, frozen=True, tag="thompson"):
 class _MaskedPosterior:
     """A posterior whose held arms always draw -inf, so they never win."""
 
-    def __init__(self, post: Posterior, mask: np.ndarray) -> None:
+    def __init__(self, post: Posterior, mask: BoolArray) -> None:
         self.post, self.mask = post, mask
 
     def sample(self, rng: np.random.Generator, size: int) -> FloatArray:
+        """Draws of every arm's mean, shape (size, ..., k), -inf on held arms."""
         draws = self.post.sample(rng, size)
         return np.where(self.mask, draws, -np.inf)

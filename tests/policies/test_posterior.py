@@ -1,0 +1,285 @@
+"""Posteriors against closed forms and numerical integration; P(best) exact against Monte Carlo."""
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import integrate, special
+from scipy import stats as sps
+
+from policies.posterior import (
+    BetaPosterior,
+    StudentTPosterior,
+    beta_posterior,
+    normal_posterior,
+    posterior,
+    prob_best_beta_exact,
+    prob_best_monte_carlo,
+)
+from policies.stats import StatsArray
+from policies.thompson import ThompsonSampling
+
+# ---------------------------------------------------------------------------------------------
+# Beta posterior
+
+
+def test_beta_posterior_is_prior_plus_successes_and_failures() -> None:
+    stats = StatsArray.from_counts([[3, 0, 10]], [[10, 0, 10]])
+    post = beta_posterior(stats, prior_alpha=0.5, prior_beta=2.0)
+    np.testing.assert_array_equal(post.alpha, [[3.5, 0.5, 10.5]])
+    np.testing.assert_array_equal(post.beta, [[9.0, 2.0, 2.0]])
+    np.testing.assert_allclose(post.mean, [[3.5 / 12.5, 0.5 / 2.5, 10.5 / 12.5]], rtol=1e-15)
+    lo, hi = post.interval(0.9)
+    for i, (a, b) in enumerate([(3.5, 9.0), (0.5, 2.0), (10.5, 2.0)]):
+        # Closed-form check of the interval: the regularised incomplete beta gives 5% and 95%.
+        assert special.betainc(a, b, lo[0, i]) == pytest.approx(0.05, abs=1e-12)
+        assert special.betainc(a, b, hi[0, i]) == pytest.approx(0.95, abs=1e-12)
+    same = posterior(stats, "bernoulli", prior_alpha=0.5, prior_beta=2.0)
+    assert isinstance(same, BetaPosterior)
+    np.testing.assert_array_equal(same.alpha, post.alpha)
+    np.testing.assert_array_equal(same.beta, post.beta)
+
+
+def test_beta_draws_have_the_closed_form_moments(rng: np.random.Generator) -> None:
+    post = BetaPosterior(np.array([3.5, 40.0]), np.array([9.0, 2.0]))
+    draws = post.sample(rng, 200_000)
+    assert draws.shape == (200_000, 2)
+    a, b = post.alpha, post.beta
+    mean = a / (a + b)
+    var = a * b / ((a + b) ** 2 * (a + b + 1))
+    se = np.sqrt(var / draws.shape[0])
+    assert np.all(np.abs(draws.mean(axis=0) - mean) <= 4 * se)
+
+
+@pytest.mark.parametrize(
+    ("stats", "match"),
+    [
+        pytest.param(StatsArray.from_rewards([[0.5, 1.0]]), r"^stats: Beta posteriors need 0/1", id="fraction"),
+        pytest.param(StatsArray([2], [3], [3]), r"^stats: Beta posteriors need 0/1", id="sum-above-n"),
+        pytest.param(StatsArray([2], [-1], [1]), r"^stats: Beta posteriors need 0/1", id="negative-sum"),
+    ],
+)
+def test_beta_posterior_refuses_non_binary_rewards(stats: StatsArray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        beta_posterior(stats)
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 1.5, float("nan")])
+def test_interval_level_must_lie_in_the_open_unit_interval(level: float) -> None:
+    beta = BetaPosterior(np.array([1.0]), np.array([1.0]))
+    t = StudentTPosterior(np.array([3.0]), np.array([0.0]), np.array([1.0]))
+    for post in (beta, t):
+        with pytest.raises(ValueError, match=r"^level: "):
+            post.interval(level)
+
+
+# ---------------------------------------------------------------------------------------------
+# Normal-Inverse-Gamma posterior: against a grid over (mu, sigma^2) of prior x likelihood
+
+
+def nig_marginal_on_grid(
+    rewards: list[float], mu0: float, kappa0: float, a0: float, b0: float, mu_grid: np.ndarray
+) -> np.ndarray:
+    """Unnormalised p(mu | data), integrating sigma^2 out numerically from the raw rewards."""
+    x = np.asarray(rewards)
+    log_s2 = np.linspace(-30.0, 40.0, 2_001)[:, None]  # sigma^2 over e^-30 .. e^40, in log scale
+    s2 = np.exp(log_s2)
+    mu = mu_grid[None, :]
+    # prior: sigma^2 ~ InvGamma(a0, b0), mu | sigma^2 ~ N(mu0, sigma^2 / kappa0)
+    log_prior = sps.invgamma.logpdf(s2, a0, scale=b0) - 0.5 * log_s2 - kappa0 * (mu - mu0) ** 2 / (2 * s2)
+    # likelihood: prod_i N(x_i | mu, sigma^2), with sum_i (x_i - mu)^2 expanded over the grid
+    squares = (x * x).sum() - 2 * mu * x.sum() + x.size * mu * mu
+    log_lik = -0.5 * x.size * log_s2 - squares / (2 * s2)
+    log_joint = log_prior + log_lik + log_s2  # + log sigma^2: the Jacobian of d log sigma^2
+    log_joint -= log_joint.max()
+    return integrate.trapezoid(np.exp(log_joint), log_s2[:, 0], axis=0)
+
+
+@pytest.mark.parametrize(
+    ("rewards", "prior"),
+    [
+        pytest.param([], (0.0, 1e-3, 1.0, 1.0), id="no-data"),
+        pytest.param([2.0], (0.0, 1e-3, 1.0, 1.0), id="one-observation"),
+        pytest.param([1.2, 0.7, 2.9, 1.1, 1.6], (0.0, 1e-3, 1.0, 1.0), id="five"),
+        pytest.param([10.3, 9.1, 11.7, 10.0, 8.8, 12.5, 10.1, 9.6], (5.0, 2.0, 3.0, 4.0), id="informative-prior"),
+        pytest.param(list(np.linspace(-1.0, 3.0, 60)), (0.0, 1e-3, 1.0, 1.0), id="sixty"),
+    ],
+)
+def test_student_t_posterior_matches_the_joint_nig_posterior(rewards: list[float], prior: tuple) -> None:
+    mu0, kappa0, a0, b0 = prior
+    post = normal_posterior(StatsArray.from_rewards([rewards]), mu0, kappa0, a0, b0)
+    df, loc, scale = post.df[0], post.loc[0], post.scale[0]
+    assert df == pytest.approx(2 * a0 + len(rewards), rel=1e-15)
+    # Compare the CDF on a window of +-12 scales, normalised to the window (df = 2 has heavy tails).
+    mu_grid = np.linspace(loc - 12 * scale, loc + 12 * scale, 3_001)
+    density = nig_marginal_on_grid(rewards, mu0, kappa0, a0, b0, mu_grid)
+    grid_cdf = integrate.cumulative_trapezoid(density, mu_grid, initial=0.0)
+    grid_cdf /= grid_cdf[-1]
+    t_cdf = sps.t.cdf(mu_grid, df, loc, scale)
+    t_cdf = (t_cdf - t_cdf[0]) / (t_cdf[-1] - t_cdf[0])
+    np.testing.assert_allclose(grid_cdf, t_cdf, atol=2e-5)
+    same = posterior(
+        StatsArray.from_rewards([rewards]),
+        "continuous",
+        prior_mean=mu0,
+        prior_kappa=kappa0,
+        prior_shape=a0,
+        prior_scale=b0,
+    )
+    assert isinstance(same, StudentTPosterior)
+    np.testing.assert_array_equal([same.df, same.loc, same.scale], [post.df, post.loc, post.scale])
+
+
+def test_student_t_with_vague_prior_approaches_the_classical_t_interval() -> None:
+    x = np.array([1.2, 0.7, 2.9, 1.1, 1.6, 2.2, 0.4, 1.9])
+    post = normal_posterior(StatsArray.from_rewards([x]), prior_kappa=1e-9, prior_shape=1e-9, prior_scale=1e-9)
+    lo, hi = post.interval(0.95)
+    # With a vague prior the posterior of the mean is t_{n} around xbar with scale s/sqrt(n)*sqrt((n-1)/n):
+    # df = 2 a_n = n and b_n / (a_n kappa_n) = SS / n^2.
+    n, xbar, ss = x.size, x.mean(), ((x - x.mean()) ** 2).sum()
+    q = sps.t.ppf(0.975, n)
+    assert lo[0] == pytest.approx(xbar - q * math.sqrt(ss) / n, rel=1e-6)
+    assert hi[0] == pytest.approx(xbar + q * math.sqrt(ss) / n, rel=1e-6)
+
+
+def test_student_t_draws_have_the_closed_form_moments(rng: np.random.Generator) -> None:
+    post = StudentTPosterior(np.array([[12.0, 30.0]]), np.array([[1.5, -2.0]]), np.array([[0.3, 2.0]]))
+    draws = post.sample(rng, 200_000)
+    assert draws.shape == (200_000, 1, 2)
+    var = post.scale**2 * post.df / (post.df - 2)
+    se = np.sqrt(var / draws.shape[0])
+    assert np.all(np.abs(draws.mean(axis=0) - post.loc) <= 4 * se)
+    np.testing.assert_array_equal(post.mean, post.loc)
+
+
+# ---------------------------------------------------------------------------------------------
+# P(best): exact integration against adaptive quadrature and against 10^6 Monte Carlo draws
+
+
+def adaptive_prob_best(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """P(arm i best) = integral f_i(x) prod_{j != i} F_j(x) dx by scipy's adaptive quadrature."""
+    out = []
+    for i in range(alpha.size):
+        others = np.arange(alpha.size) != i
+        density = sps.beta(alpha[i], beta[i]).pdf  # boost's pdf: no cancellation at a million counts
+
+        def integrand(x: float, density: Any = density, others: np.ndarray = others) -> float:
+            return float(density(x)) * float(np.prod(special.betainc(alpha[others], beta[others], x)))
+
+        levels = special.ndtr(np.arange(-7.0, 7.25, 0.5))[None, :]  # every arm's quantiles at z = -7 .. 7
+        breaks = sps.beta.ppf(levels, alpha[:, None], beta[:, None]).ravel()
+        lo, hi = sps.beta.ppf([1e-14, 1 - 1e-14], alpha[i], beta[i])
+        inside = np.unique(breaks[(breaks > lo) & (breaks < hi)])
+        value, _ = integrate.quad(integrand, lo, hi, points=inside, limit=2_000, epsabs=1e-13, epsrel=1e-11)
+        out.append(value)
+    return np.array(out)
+
+
+BETA_CASES = [
+    pytest.param([1.0, 1.0], [1.0, 1.0], id="flat"),
+    pytest.param([1001.0, 1201.0], [9001.0, 8801.0], id="peaked"),
+    pytest.param([101.0, 102.0], [901.0, 900.0], id="near-tie"),
+    pytest.param([3.0, 1e6 + 1.0], [9.0, 3e6], id="wide-against-narrow"),
+    pytest.param([0.5, 0.5, 3.5], [100.5, 200.5, 300.5], id="jeffreys-no-successes"),
+    pytest.param(list(np.arange(1, 11) * 10 + 1.0), [200.0] * 10, id="ten-arms"),
+]
+
+
+@pytest.mark.parametrize(("alpha", "beta"), BETA_CASES)
+def test_exact_prob_best_matches_adaptive_quadrature(alpha: list[float], beta: list[float]) -> None:
+    a, b = np.array(alpha), np.array(beta)
+    np.testing.assert_allclose(prob_best_beta_exact(a, b), adaptive_prob_best(a, b), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(("alpha", "beta"), [*BETA_CASES, pytest.param([3.0], [5.0], id="one-arm")])
+def test_exact_prob_best_matches_a_million_monte_carlo_draws(
+    alpha: list[float], beta: list[float], rng: np.random.Generator
+) -> None:
+    a, b = np.array(alpha), np.array(beta)
+    exact = prob_best_beta_exact(a, b)
+    assert abs(exact.sum() - 1.0) <= 1e-9
+    draws = 1_000_000
+    mc = prob_best_monte_carlo(BetaPosterior(a, b), rng, draws)
+    se = np.sqrt(exact * (1 - exact) / draws)
+    assert np.all(np.abs(mc - exact) <= 3 * se + 1e-12), (mc, exact, se)
+
+
+def test_monte_carlo_prob_best_of_student_t_posteriors_matches_quadrature(rng: np.random.Generator) -> None:
+    post = StudentTPosterior(np.array([3.0, 8.0, 40.0]), np.array([0.1, 0.4, 0.5]), np.array([0.5, 0.3, 0.1]))
+    exact = []
+    for i in range(3):
+        others = [j for j in range(3) if j != i]
+
+        def integrand(x: float, i: int = i, others: list[int] = others) -> float:
+            f = sps.t.pdf(x, post.df[i], post.loc[i], post.scale[i])
+            return float(f * np.prod([sps.t.cdf(x, post.df[j], post.loc[j], post.scale[j]) for j in others]))
+
+        exact.append(integrate.quad(integrand, -np.inf, np.inf, epsabs=1e-12, limit=500)[0])
+    p = np.array(exact)
+    draws = 1_000_000
+    mc = prob_best_monte_carlo(post, rng, draws)
+    assert np.all(np.abs(mc - p) <= 3 * np.sqrt(p * (1 - p) / draws)), (mc, p)
+
+
+def test_monte_carlo_prob_best_is_batched_and_chunked(rng: np.random.Generator) -> None:
+    # 300 batch rows x 10 arms x 2,000 draws spans several chunks of draws.
+    alpha = np.tile(np.arange(1.0, 11.0) * 10 + 1, (300, 1))
+    post = BetaPosterior(alpha, np.full_like(alpha, 200.0))
+    p = prob_best_monte_carlo(post, rng, 2_000)
+    assert p.shape == (300, 10)
+    np.testing.assert_allclose(p.sum(axis=-1), 1.0, atol=1e-12)
+    exact = prob_best_beta_exact(alpha[0], post.beta[0])
+    # Averaging 300 independent rows: standard error sqrt(p(1-p) / (300 * 2000)).
+    assert np.all(np.abs(p.mean(axis=0) - exact) <= 4 * np.sqrt(exact * (1 - exact) / 600_000) + 1e-12)
+
+
+class _Ties:
+    """A sampler whose draws tie between arms 0 and 2 every time."""
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return np.tile([1.0, 0.5, 1.0, 0.0], (size, 1))
+
+
+def test_a_tied_draw_is_shared_between_the_tied_arms(rng: np.random.Generator) -> None:
+    np.testing.assert_array_equal(prob_best_monte_carlo(_Ties(), rng, 10), [0.5, 0.0, 0.5, 0.0])
+
+
+@pytest.mark.parametrize("draws", [0, -5, 2.5], ids=["zero", "negative", "fraction"])
+def test_monte_carlo_needs_a_positive_number_of_draws(draws: Any, rng: np.random.Generator) -> None:
+    with pytest.raises(ValueError, match=r"^draws: "):
+        prob_best_monte_carlo(_Ties(), rng, draws)
+
+
+@pytest.mark.parametrize(
+    ("alpha", "beta"),
+    [
+        pytest.param([], [], id="empty"),
+        pytest.param([1.0, 2.0], [1.0], id="mismatched"),
+        pytest.param([0.0, 2.0], [1.0, 1.0], id="zero"),
+        pytest.param([float("nan")], [1.0], id="nan"),
+    ],
+)
+def test_exact_prob_best_refuses_invalid_parameters(alpha: list[float], beta: list[float]) -> None:
+    with pytest.raises(ValueError, match=r"^alpha, beta: "):
+        prob_best_beta_exact(np.array(alpha), np.array(beta))
+
+
+@pytest.mark.parametrize(
+    ("successes", "trials", "active"),
+    [
+        pytest.param([[12, 15, 9]], [[100, 100, 80]], None, id="three-arms"),
+        pytest.param([[100, 102]], [[1000, 1000]], None, id="near-tie"),
+        pytest.param([[5, 50, 7, 9]], [[40, 60, 50, 52]], [True, False, True, True], id="held-best"),
+        pytest.param([[1, 2], [30, 20]], [[10, 10], [100, 100]], None, id="batched"),
+    ],
+)
+def test_thompson_integration_and_monte_carlo_agree(
+    successes: Any, trials: Any, active: Any, rng: np.random.Generator
+) -> None:
+    stats = StatsArray.from_counts(successes, trials)
+    mask = None if active is None else np.array(active)
+    exact = ThompsonSampling(method="integration").allocate(stats, rng, active=mask)
+    mc_policy = ThompsonSampling(method="monte_carlo", draws=200_000)
+    mc = mc_policy.allocate(stats, rng, active=mask)
+    assert np.all(np.abs(mc - exact) <= 4 * np.sqrt(exact * (1 - exact) / mc_policy.draws) + 1e-12), (mc, exact)
