@@ -1,0 +1,32 @@
+"""The report builder is pure: it imports only policies, numpy, scipy, msgspec and non-clock stdlib modules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import bandit_service.reporting
+
+PACKAGE_DIR = Path(bandit_service.reporting.__file__).parent
+ALLOWED = {"bandit_service.reporting", "policies", "numpy", "scipy", "msgspec"}
+PURE_STDLIB = {"__future__", "collections", "math", "textwrap", "typing"}
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE_DIR.glob("*.py")), ids=lambda p: p.name)
+def test_reporting_imports_no_io_clock_or_service_module(path: Path) -> None:
+    for name in _imports(path):
+        root = name.split(".")[0]
+        allowed = root in PURE_STDLIB or root in ALLOWED or name.startswith("bandit_service.reporting")
+        assert allowed, f"{path.name} imports {name}"

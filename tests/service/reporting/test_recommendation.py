@@ -1,0 +1,253 @@
+"""The recommendation table: ship, keep running, stop for no winner or for a guardrail, and what blocks shipping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats as sps
+from statsmodels.stats import proportion as smp
+
+from bandit_service.reporting import DecisionCriteria, Guardrail, PrimaryCriterion, Report, build_report
+from policies.stats import StatsArray
+from tests.service.reporting.factory import bernoulli_input, continuous_input
+
+N = 10_000
+ERROR_GUARD = DecisionCriteria(guardrails=(Guardrail(metric="error", max_increase=0.005),))
+
+
+def errors(*counts: int) -> dict[str, StatsArray]:
+    """An `error` metric with these error counts out of N per arm."""
+    return {"error": StatsArray.from_counts(list(counts), [N] * len(counts))}
+
+
+CASES = [
+    pytest.param(([1000, 1300], [N, N]), {}, ("ship", "B"), "beats A", id="clear-winner-ships"),
+    pytest.param(
+        ([1000, 1300, 1250], [N, N, N]),
+        {"metrics": errors(100, 100, 100)},
+        ("ship", "B"),
+        "beats A",
+        id="best-of-two-winners-ships",
+    ),
+    pytest.param(
+        ([500, 580], [5000, 5000]),
+        {},
+        ("keep_running", None),
+        "continuous monitoring",
+        id="peeking-guard-holds-a-fixed-horizon-result",
+    ),
+    pytest.param(
+        ([500, 580], [5000, 5000]),
+        {"min_sample_size": 5000},
+        ("ship", "B"),
+        "beats A",
+        id="fixed-horizon-result-ships-at-the-planned-size",
+    ),
+    pytest.param(
+        ([500, 570, 505, 498], [5000] * 4),
+        {"min_sample_size": 5000},
+        ("stop_no_winner", None),
+        "Holm p = 0.07",
+        id="raw-significant-but-not-after-holm-never-ships",
+    ),
+    pytest.param(
+        ([100, 105], [1000, 1000]),
+        {"min_sample_size": 5000},
+        ("keep_running", None),
+        "about 8000 more units",
+        id="minimum-sample-size-not-reached",
+    ),
+    pytest.param(
+        ([1000, 1010], [N, N]),
+        {"min_sample_size": N},
+        ("stop_no_winner", None),
+        "minimum sample size reached",
+        id="no-winner-at-the-planned-size",
+    ),
+    pytest.param(
+        ([1300, 1000], [N, N]),
+        {},
+        ("stop_no_winner", None),
+        "confidence sequence rules out",
+        id="futility-by-confidence-sequence",
+    ),
+    pytest.param(
+        ([1000, 1300], [N, N]),
+        {"metrics": errors(100, 300), "criteria": ERROR_GUARD},
+        ("stop_guardrail", "B"),
+        "breaches the error guardrail",
+        id="guardrail-breach-stops",
+    ),
+    pytest.param(
+        ([1000, 1300, 1250], [N, N, N]),
+        {"metrics": errors(100, 300, 110), "criteria": ERROR_GUARD},
+        ("ship", "C"),
+        "beats A",
+        id="guardrail-breach-excludes-an-arm-from-shipping",
+    ),
+    pytest.param(
+        ([1000, 1300], [N, N]),
+        {"criteria": DecisionCriteria(primary=PrimaryCriterion(min_improvement=0.5, relative=True))},
+        ("stop_no_winner", None),
+        "rules out the required improvement",
+        id="required-relative-improvement-not-met",
+    ),
+    pytest.param(
+        ([1000, 1300], [N, N]),
+        {"criteria": DecisionCriteria(primary=PrimaryCriterion(min_improvement=0.1, relative=True))},
+        ("ship", "B"),
+        "required improvement 10% (relative) met",
+        id="required-relative-improvement-met",
+    ),
+    pytest.param(
+        ([1000, 1300], [N, N]),
+        {"criteria": DecisionCriteria(primary=PrimaryCriterion(min_improvement=0.025))},
+        ("keep_running", None),
+        "is below the required 0.025",
+        id="interval-must-clear-the-absolute-improvement",
+    ),
+    pytest.param(
+        ([1000, 1300], [N, N]),
+        {"criteria": DecisionCriteria(primary=PrimaryCriterion(metric="revenue"))},
+        ("keep_running", None),
+        "has no data yet",
+        id="primary-metric-without-data",
+    ),
+]
+
+
+@pytest.mark.parametrize(("counts", "extra", "expected", "reason"), CASES)
+def test_recommendation_table(
+    counts: tuple[list[int], list[int]], extra: dict[str, Any], expected: tuple[str, str | None], reason: str
+) -> None:
+    rec = build_report(bernoulli_input(*counts, **extra)).recommendation
+    assert (rec.action, rec.arm) == expected
+    assert reason in rec.reason
+
+
+def test_srm_blocks_shipping_a_clear_winner() -> None:
+    # The allocation said 50/50 but B has 10% fewer units: B's win cannot be trusted.
+    inp = bernoulli_input([1000, 1300], [N, 9_000], [0.5, 0.5])
+    report = build_report(inp)
+    assert report.health.srm.flagged
+    assert report.primary.comparisons[0].p_value_holm < 1e-10
+    assert report.recommendation.action == "keep_running"
+    assert report.recommendation.reason.startswith("sample ratio mismatch")
+
+
+def test_a_guardrail_breach_stops_even_under_srm() -> None:
+    inp = bernoulli_input([1000, 1300], [N, 9_000], [0.5, 0.5], metrics=errors(100, 400), criteria=ERROR_GUARD)
+    rec = build_report(inp).recommendation
+    assert (rec.action, rec.arm, rec.guardrail) == ("stop_guardrail", "B", "error")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_proportion_guardrail_matches_a_one_sided_wald_test(seed: int) -> None:
+    """Breach iff statsmodels' one-sided Wald test of H0: difference <= limit rejects at alpha."""
+    rng = np.random.default_rng(seed)
+    e = rng.binomial(N, [0.010, 0.010 + rng.uniform(0.0, 0.01)])
+    report = build_report(bernoulli_input([1000, 1000], [N, N], metrics=errors(*e), criteria=ERROR_GUARD))
+    (check,) = report.guardrails
+    _, p = smp.test_proportions_2indep(
+        e[1], N, e[0], N, value=0.005, method="wald", compare="diff", alternative="larger"
+    )
+    assert check.breached == (p < 0.05)
+    assert check.estimate == pytest.approx((e[1] - e[0]) / N)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_relative_latency_guardrail_uses_the_one_sided_delta_method_bound(seed: int) -> None:
+    """Relative limit L: breach iff the one-sided 95% bound of the lift B/A - 1 exceeds L.
+
+    Oracle: the bound recomputed from the raw samples, the delta-method variance of the ratio
+    and scipy's Student t quantile at Welch's degrees of freedom.
+    """
+    rng = np.random.default_rng(seed)
+    a = rng.gamma(2.0, 50.0, size=800)
+    b = rng.gamma(2.0, 50.0 * rng.uniform(1.0, 1.2), size=900)
+    guard = DecisionCriteria(guardrails=(Guardrail(metric="latency_ms", max_relative_increase=0.10),))
+    inp = bernoulli_input(
+        [100, 100], [800, 900], metrics={"latency_ms": StatsArray.from_rewards([a, b])}, criteria=guard
+    )
+    (check,) = build_report(inp).guardrails
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    ma, mb = a.mean(), b.mean()
+    lift = mb / ma - 1
+    bound = lift - sps.t.ppf(0.95, df) * np.sqrt(vb / ma**2 + mb**2 * va / ma**4)
+    assert check.estimate == pytest.approx(lift)
+    assert check.one_sided_bound == pytest.approx(bound, rel=1e-9)
+    assert check.breached == (bound > 0.10)
+
+
+def test_continuous_experiment_ships_on_welch(rng: np.random.Generator) -> None:
+    rewards = [rng.normal(10.0, 3.0, size=4000), rng.normal(10.6, 3.0, size=4000)]
+    rec = build_report(continuous_input(rewards)).recommendation
+    assert (rec.action, rec.arm) == ("ship", "B")
+
+
+def _check_ship_invariants(report: Report, min_improvement: float, relative: bool) -> None:
+    rec = report.recommendation
+    if rec.action == "stop_guardrail":
+        assert any(g.breached and g.arm == rec.arm and g.metric == rec.guardrail for g in report.guardrails)
+    if rec.action != "ship":
+        return
+    comp = next(c for c in report.primary.comparisons if c.arm == rec.arm)
+    assert rec.arm != report.control
+    assert not report.health.srm.flagged
+    assert comp.p_value_holm < 0.05 and comp.difference > 0
+    assert comp.always_valid_p_holm < 0.05 or report.health.sample_size.reached is True
+    lower = comp.relative_interval[0] if relative else comp.difference_interval[0]
+    assert lower >= min_improvement
+    assert not any(g.breached and g.arm == rec.arm for g in report.guardrails)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    k=st.integers(2, 3),
+    min_improvement=st.sampled_from([0.0, 0.01, 0.1]),
+    relative=st.booleans(),
+    min_sample_size=st.one_of(st.none(), st.integers(10, 3000)),
+    skew=st.sampled_from([0.0, 0.0, 0.01, 0.1]),
+)
+def test_never_ships_without_significance_srm_health_and_guardrails(
+    data: st.DataObject, k: int, min_improvement: float, relative: bool, min_sample_size: int | None, skew: float
+) -> None:
+    trials = data.draw(st.lists(st.integers(20, 3000), min_size=k, max_size=k))
+    successes = [data.draw(st.integers(0, t)) for t in trials]
+    error_counts = [data.draw(st.integers(0, t // 5)) for t in trials]
+    share = np.array(trials, dtype=float) / sum(trials)
+    weights = share + skew * (np.eye(k)[0] - share)  # skew > 0 claims more traffic for A than it got
+    inp = bernoulli_input(
+        successes,
+        trials,
+        weights,
+        min_sample_size=min_sample_size,
+        metrics={"error": StatsArray.from_counts(error_counts, trials)},
+        criteria=DecisionCriteria(
+            primary=PrimaryCriterion(min_improvement=min_improvement, relative=relative),
+            guardrails=(Guardrail(metric="error", max_increase=0.01),),
+        ),
+        draws=200,
+    )
+    report = build_report(inp)
+    _check_ship_invariants(report, min_improvement, relative)
+    # The p-value the rule reads is the textbook one.
+    for comp, i in zip(report.primary.comparisons, range(1, k), strict=True):
+        if np.isfinite(comp.p_value):
+            _, p = smp.proportions_ztest([successes[i], successes[0]], [trials[i], trials[0]])
+            assert comp.p_value == pytest.approx(p, rel=1e-6, abs=1e-12)
+
+
+def test_primary_criterion_on_an_extra_metric(rng: np.random.Generator) -> None:
+    revenue = StatsArray.from_rewards([rng.normal(5.0, 2.0, size=4000), rng.normal(5.5, 2.0, size=4000)])
+    criteria = DecisionCriteria(primary=PrimaryCriterion(metric="revenue"))
+    inp = bernoulli_input([400, 400], [4000, 4000], metrics={"revenue": revenue}, criteria=criteria)
+    rec = build_report(inp).recommendation
+    assert (rec.action, rec.arm) == ("ship", "B")
+    assert "on revenue" in rec.reason
