@@ -4,25 +4,88 @@ No I/O, no clock, no global random state: every random function takes a
 `numpy.random.Generator`.
 """
 
+from policies.bayesian import BayesianArm, BayesianComparison, bayesian_comparison, expected_loss
+from policies.corrections import adjust_p_values, bonferroni, holm
+from policies.environments import BernoulliEnv, DriftingEnv, EnvironmentConfig, GaussianEnv
 from policies.epsilon_greedy import EpsilonGreedy
+from policies.estimators import ArmEstimates, ipw_means, naive_means, stratified_means
 from policies.fixed import FixedSplit, validate_weights
+from policies.frequentist import Comparison, welch_test, z_test
+from policies.lai_robbins import bernoulli_kl, lai_robbins_bound, lai_robbins_constant
 from policies.policy import Policy, PolicyConfig, decode_policy
-from policies.posterior import BetaPosterior, StudentTPosterior, posterior, prob_best_beta_exact
+from policies.posterior import (
+    BetaPosterior,
+    StudentTPosterior,
+    posterior,
+    prob_best_beta_exact,
+    prob_best_monte_carlo,
+)
+from policies.power import (
+    SampleSize,
+    duration_days,
+    power_means,
+    power_proportions,
+    sample_size_means,
+    sample_size_proportions,
+)
+from policies.sequential import SequentialComparison, msprt, msprt_running
+from policies.simulation import SimulationResult, simulate
+from policies.sketch import QuantileSketch
+from policies.srm import SrmResult, expected_counts, srm_check
 from policies.stats import ArmStats, StatsArray
 from policies.thompson import ThompsonSampling
+from policies.ucb import UCB1
 
 __all__ = [
+    "UCB1",
+    "ArmEstimates",
     "ArmStats",
+    "BayesianArm",
+    "BayesianComparison",
+    "BernoulliEnv",
     "BetaPosterior",
+    "Comparison",
+    "DriftingEnv",
+    "EnvironmentConfig",
     "EpsilonGreedy",
     "FixedSplit",
+    "GaussianEnv",
     "Policy",
     "PolicyConfig",
+    "QuantileSketch",
+    "SampleSize",
+    "SequentialComparison",
+    "SimulationResult",
+    "SrmResult",
     "StatsArray",
     "StudentTPosterior",
     "ThompsonSampling",
+    "adjust_p_values",
+    "bayesian_comparison",
+    "bernoulli_kl",
+    "bonferroni",
     "decode_policy",
+    "duration_days",
+    "expected_counts",
+    "expected_loss",
+    "holm",
+    "ipw_means",
+    "lai_robbins_bound",
+    "lai_robbins_constant",
+    "msprt",
+    "msprt_running",
+    "naive_means",
     "posterior",
+    "power_means",
+    "power_proportions",
     "prob_best_beta_exact",
+    "prob_best_monte_carlo",
+    "sample_size_means",
+    "sample_size_proportions",
+    "simulate",
+    "srm_check",
+    "stratified_means",
     "validate_weights",
+    "welch_test",
+    "z_test",
 ]

@@ -12,11 +12,12 @@ from policies.epsilon_greedy import EpsilonGreedy
 from policies.fixed import FixedSplit
 from policies.stats import FloatArray, IntArray, StatsArray
 from policies.thompson import ThompsonSampling
+from policies.ucb import UCB1
 
 __all__ = ["Policy", "PolicyConfig", "decode_policy"]
 
 # Adding a policy: one module with a frozen PolicyBase subclass, one member here.
-PolicyConfig = FixedSplit | EpsilonGreedy | ThompsonSampling
+PolicyConfig = FixedSplit | EpsilonGreedy | ThompsonSampling | UCB1
 
 
 class Policy(Protocol):

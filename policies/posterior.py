@@ -98,7 +98,9 @@ def beta_posterior(stats: StatsArray, prior_alpha: float = 1.0, prior_beta: floa
     if prior_alpha <= 0 or prior_beta <= 0:
         raise ValueError(f"prior_alpha, prior_beta: must be positive, got {prior_alpha}, {prior_beta}")
     s, n = stats.total, stats.n
-    if np.any(s < 0) or np.any(s > n) or not np.allclose(stats.total_sq, s):
+    # One pass over the arrays: this runs on every simulated decision. Sums of 0/1 values are
+    # exact in float64, so the sum of squares must equal the sum exactly.
+    if np.any((s < 0) | (s > n) | (stats.total_sq != s)):
         raise ValueError("stats: Beta posteriors need 0/1 rewards (0 <= sum <= n and sum of squares = sum)")
     return BetaPosterior(prior_alpha + s, prior_beta + (n - s))
 

@@ -104,6 +104,12 @@ class ThompsonSampling(PolicyBase, frozen=True, tag="thompson"):
         w = np.where(burning, uniform_over(mask), w)
         return apply_floor(w, mask, self.min_weight)
 
+    @property
+    def _draws_can_tie(self) -> bool:
+        # Beta draws round to exactly 0 or 1 (and so tie) only when a posterior parameter is
+        # below 1, which needs a prior parameter below 1; other ties have probability ~2^-53.
+        return self.reward == "bernoulli" and min(self.prior_alpha, self.prior_beta) < 1.0
+
     def choose(
         self, stats: StatsArray, rng: np.random.Generator, size: int | None = None, active: ArrayLike | None = None
     ) -> IntArray:
@@ -117,11 +123,12 @@ class ThompsonSampling(PolicyBase, frozen=True, tag="thompson"):
         check_floor(self.min_weight, mask)
         n_draws = 1 if size is None else size
         samples = _MaskedPosterior(self.posterior(stats), mask).sample(rng, n_draws)  # (size, ..., k)
-        is_max = samples == samples.max(axis=-1, keepdims=True)
-        if np.any(is_max.sum(axis=-1) > 1):
-            # A tie (a Beta draw rounded to exactly 0 or 1) goes to a uniformly chosen tied arm,
-            # not to the first one in the list.
-            samples = np.where(is_max, rng.random(samples.shape), -1.0)
+        if self._draws_can_tie:
+            is_max = samples == samples.max(axis=-1, keepdims=True)
+            if np.any(is_max.sum(axis=-1) > 1):
+                # A tie (a Beta draw rounded to exactly 0 or 1) goes to a uniformly chosen tied
+                # arm, not to the first one in the list.
+                samples = np.where(is_max, rng.random(samples.shape), -1.0)
         arms = np.moveaxis(samples.argmax(axis=-1), 0, -1)  # (..., size)
         uniform_share = self.min_weight * mask.sum(axis=-1)
         burning = in_burn_in(stats, mask, self.burn_in)
