@@ -1,0 +1,61 @@
+"""The application factory: `create_app(settings) -> Litestar`, with no work at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from bandit_service.clock import Clock, SystemClock
+from bandit_service.controllers import ROUTES
+from bandit_service.ids import IdFactory, random_id
+from bandit_service.problems import body_guard, exception_handlers
+from bandit_service.runtime import Runtime
+from bandit_service.settings import Settings
+
+__all__ = ["create_app", "runtime_of"]
+
+VERSION = "0.1.0"
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, ids: IdFactory | None = None
+) -> Litestar:
+    """The service as an ASGI app; the database, writer and scheduler open in its lifespan."""
+    settings = settings if settings is not None else Settings()
+    runtime = Runtime(settings, clock if clock is not None else SystemClock(), ids if ids is not None else random_id)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await runtime.open()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    return Litestar(
+        route_handlers=ROUTES,
+        dependencies={
+            "experiments": Provide(runtime.experiments, sync_to_thread=False),
+            "decisions": Provide(runtime.decisions, sync_to_thread=False),
+            "rewards": Provide(runtime.rewards, sync_to_thread=False),
+            "repository": Provide(runtime.repository, sync_to_thread=False),
+        },
+        lifespan=[lifespan],
+        before_request=body_guard(settings.max_json_depth),
+        exception_handlers=exception_handlers(),  # type: ignore[arg-type]
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="bandit-service", version=VERSION, path="/schema"),
+        state=State({"runtime": runtime}),
+        debug=False,
+    )
+
+
+def runtime_of(app: Litestar) -> Runtime:
+    """The runtime behind an app made by `create_app` (for tests and operator commands)."""
+    runtime: Runtime = app.state.runtime
+    return runtime

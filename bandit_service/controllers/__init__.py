@@ -1,0 +1,12 @@
+"""HTTP handlers: thin functions from wire Structs to one domain service call."""
+
+from litestar.types import ControllerRouterHandler
+
+from bandit_service.controllers.decisions import decide
+from bandit_service.controllers.experiments import ExperimentController
+from bandit_service.controllers.health import healthz
+from bandit_service.controllers.rewards import record_reward, record_reward_batch
+
+__all__ = ["ROUTES", "ExperimentController", "decide", "healthz", "record_reward", "record_reward_batch"]
+
+ROUTES: list[ControllerRouterHandler] = [ExperimentController, decide, record_reward, record_reward_batch, healthz]

@@ -1,0 +1,3 @@
+"""Storage: SQLModel tables behind the `Repository` and `Transaction` protocols."""
+
+__all__: list[str] = []

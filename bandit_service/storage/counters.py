@@ -1,0 +1,118 @@
+"""Counter increments of one transaction, summed in memory and written with one upsert per table.
+
+Counters are sufficient statistics (counts, sums, sums of squares), so increments add up in any
+order and a batch of a thousand events costs one statement per table. The upsert adds to the
+stored values in SQL (`n = n + excluded.n`), so concurrent replicas never lose an update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.base import Executable
+
+from bandit_service.storage.database import Database
+from bandit_service.storage.tables import ArmCounterRow, ArmMetricRow, PeriodCounterRow, PeriodMetricRow, table_of
+
+__all__ = ["CounterDeltas", "CounterStatements"]
+
+COUNTER_COLUMNS = ("units", "decisions", "rewarded", "expired", "n", "total", "total_sq")
+METRIC_COLUMNS = ("n", "total", "total_sq")
+
+
+class CounterDeltas:
+    """Increments to the per-arm and per-period counters (and their metric twins)."""
+
+    def __init__(self) -> None:
+        self.arms: dict[tuple[int, int], list[float]] = {}
+        self.periods: dict[tuple[int, int, int], list[float]] = {}
+        self.arm_metrics: dict[tuple[int, int, str], list[float]] = {}
+        self.period_metrics: dict[tuple[int, int, int, str], list[float]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.arms or self.periods or self.arm_metrics or self.period_metrics)
+
+    def decision(self, experiment_id: int, version: int, arm: int, new_unit: bool) -> None:
+        """One decision logged (and one new unit if it was the unit's first)."""
+        step: tuple[float, ...] = (1 if new_unit else 0, 1, 0, 0, 0.0, 0.0, 0.0)
+        _add(self.arms, (experiment_id, arm), step)
+        _add(self.periods, (experiment_id, version, arm), step)
+
+    def reward(
+        self,
+        experiment_id: int,
+        version: int,
+        arm: int,
+        value: float,
+        metrics: Mapping[str, float],
+        *,
+        expired: bool,
+    ) -> None:
+        """One reward counted (received, or the default of an expired decision)."""
+        step = (0, 0, 0 if expired else 1, 1 if expired else 0, 1.0, value, value * value)
+        _add(self.arms, (experiment_id, arm), step)
+        _add(self.periods, (experiment_id, version, arm), step)
+        for name, x in metrics.items():
+            metric_step = (1.0, x, x * x)
+            _add(self.arm_metrics, (experiment_id, arm, name), metric_step)
+            _add(self.period_metrics, (experiment_id, version, arm, name), metric_step)
+
+    def merge(self, other: CounterDeltas) -> None:
+        """Add another set of increments to this one."""
+        for mine, theirs in (
+            (self.arms, other.arms),
+            (self.periods, other.periods),
+            (self.arm_metrics, other.arm_metrics),
+            (self.period_metrics, other.period_metrics),
+        ):
+            for key, step in theirs.items():
+                _add(mine, key, step)  # type: ignore[arg-type]
+
+    def flush(self, conn: Connection, statements: CounterStatements) -> None:
+        """Write all increments (one upsert statement per table) and forget them."""
+        tables: list[dict[Any, list[float]]] = [self.arms, self.periods, self.arm_metrics, self.period_metrics]
+        for deltas, (statement, keys, columns) in zip(tables, statements.upserts, strict=True):
+            if deltas:
+                rows = [
+                    {**dict(zip(keys, key, strict=True)), **dict(zip(columns, step, strict=True))}
+                    for key, step in deltas.items()
+                ]
+                conn.execute(statement, rows)
+            deltas.clear()
+
+
+class CounterStatements:
+    """The four counter upserts, built once per database (building SQL is the costly part)."""
+
+    def __init__(self, db: Database) -> None:
+        self.upserts = [
+            _upsert(db, table_of(ArmCounterRow), ("experiment_id", "arm"), COUNTER_COLUMNS),
+            _upsert(db, table_of(PeriodCounterRow), ("experiment_id", "weights_version", "arm"), COUNTER_COLUMNS),
+            _upsert(db, table_of(ArmMetricRow), ("experiment_id", "arm", "metric"), METRIC_COLUMNS),
+            _upsert(
+                db, table_of(PeriodMetricRow), ("experiment_id", "weights_version", "arm", "metric"), METRIC_COLUMNS
+            ),
+        ]
+
+
+def _add(table: dict[Any, list[float]], key: Any, step: tuple[float, ...]) -> None:
+    current = table.get(key)
+    if current is None:
+        table[key] = list(step)
+    else:
+        for i, x in enumerate(step):
+            current[i] += x
+
+
+def _upsert(
+    db: Database, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]
+) -> tuple[Executable, tuple[str, ...], tuple[str, ...]]:
+    insert = db.upsert(table)
+    statement = insert.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={c: table.c[c] + insert.excluded[c] for c in columns},
+    )
+    return statement, keys, columns

@@ -1,0 +1,483 @@
+"""The SQL implementation of the repository and of write transactions (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, insert, select, text, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+
+from bandit_service.domain.model import (
+    Arm,
+    ArmCounts,
+    Assignment,
+    Decision,
+    DecisionContext,
+    Event,
+    Experiment,
+    ExpiredDecision,
+    NewExperiment,
+    StoredReward,
+    WeightsRecord,
+)
+from bandit_service.errors import AlreadyExistsError, ConflictError
+from bandit_service.schemas import ExperimentStatus
+from bandit_service.storage.convert import (
+    arm_rows,
+    experiment_from_rows,
+    experiment_values,
+    weights_from_row,
+    weights_values,
+)
+from bandit_service.storage.counters import CounterDeltas, CounterStatements
+from bandit_service.storage.database import Database
+from bandit_service.storage.repository import Job
+from bandit_service.storage.tables import (
+    ArmCounterRow,
+    ArmMetricRow,
+    ArmRow,
+    AssignmentRow,
+    DecisionRow,
+    EventRow,
+    ExperimentRow,
+    RewardRow,
+    WeightsRow,
+    metadata,
+    table_of,
+)
+from policies import ArmStats
+
+__all__ = ["SqlRepository", "SqlTransaction"]
+
+log = logging.getLogger(__name__)
+
+EXPERIMENTS = table_of(ExperimentRow)
+ARMS = table_of(ArmRow)
+ASSIGNMENTS = table_of(AssignmentRow)
+DECISIONS = table_of(DecisionRow)
+REWARDS = table_of(RewardRow)
+ARM_COUNTERS = table_of(ArmCounterRow)
+ARM_METRICS = table_of(ArmMetricRow)
+WEIGHTS = table_of(WeightsRow)
+EVENTS = table_of(EventRow)
+
+
+def _load_experiments(
+    conn: Connection, where: Any, order: Any = None, limit: int | None = None, offset: int = 0
+) -> list[Experiment]:
+    query = select(EXPERIMENTS).where(where)
+    if order is not None:
+        query = query.order_by(*order)
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
+    rows = conn.execute(query).all()
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    arms: dict[int, list[Any]] = {i: [] for i in ids}
+    for arm in conn.execute(
+        select(ARMS).where(ARMS.c.experiment_id.in_(ids)).order_by(ARMS.c.experiment_id, ARMS.c.position)
+    ):
+        arms[arm.experiment_id].append(arm)
+    return [experiment_from_rows(r, arms[r.id]) for r in rows]
+
+
+def _stored_reward(m: Any) -> StoredReward:
+    return StoredReward(
+        decision_id=m.decision_id,
+        experiment_id=m.experiment_id,
+        experiment_key=m.experiment_key,
+        arm=m.arm,
+        arm_name=m.arm_name,
+        weights_version=m.weights_version,
+        value=m.value,
+        metrics=m.metrics,
+        idempotency_key=m.idempotency_key,
+        body_hash=m.body_hash,
+        created_at=m.created_at,
+    )
+
+
+class Statements:
+    """The statements of the hot paths, built once per database: building SQL costs more than running it."""
+
+    def __init__(self, db: Database) -> None:
+        self.counters = CounterStatements(db)
+        self.assignments = select(
+            ASSIGNMENTS.c.unit, ASSIGNMENTS.c.arm, ASSIGNMENTS.c.propensity, ASSIGNMENTS.c.weights_version
+        ).where(
+            ASSIGNMENTS.c.experiment_id == bindparam("experiment_id"),
+            ASSIGNMENTS.c.unit.in_(bindparam("units", expanding=True)),
+        )
+        self.insert_assignments = db.upsert(ASSIGNMENTS).on_conflict_do_nothing(
+            index_elements=["experiment_id", "unit"]
+        )
+        self.insert_decisions = insert(DECISIONS)
+        self.decision_contexts = (
+            select(
+                DECISIONS.c.id,
+                DECISIONS.c.experiment_id,
+                DECISIONS.c.arm,
+                DECISIONS.c.weights_version,
+                DECISIONS.c.status,
+                DECISIONS.c.expires_at,
+                EXPERIMENTS.c.key,
+                EXPERIMENTS.c.config,
+                ARMS.c.name,
+            )
+            .join(EXPERIMENTS, EXPERIMENTS.c.id == DECISIONS.c.experiment_id)
+            .join(ARMS, and_(ARMS.c.experiment_id == DECISIONS.c.experiment_id, ARMS.c.position == DECISIONS.c.arm))
+            .where(DECISIONS.c.id.in_(bindparam("ids", expanding=True)))
+        )
+        rewards = (
+            select(REWARDS, EXPERIMENTS.c.key.label("experiment_key"), ARMS.c.name.label("arm_name"))
+            .join(EXPERIMENTS, EXPERIMENTS.c.id == REWARDS.c.experiment_id)
+            .join(ARMS, and_(ARMS.c.experiment_id == REWARDS.c.experiment_id, ARMS.c.position == REWARDS.c.arm))
+        )
+        self.rewards_by_key = rewards.where(REWARDS.c.idempotency_key.in_(bindparam("keys", expanding=True)))
+        self.rewards_by_decision = rewards.where(REWARDS.c.decision_id.in_(bindparam("ids", expanding=True)))
+        self.mark_rewarded = (
+            update(DECISIONS)
+            .where(DECISIONS.c.id == bindparam("decision_id"), DECISIONS.c.status == "pending")
+            .values(status="rewarded")
+        )
+        self.insert_rewards = insert(REWARDS)
+        self.expire = (
+            update(DECISIONS)
+            .where(DECISIONS.c.id.in_(bindparam("ids", expanding=True)), DECISIONS.c.status == "pending")
+            .values(status="expired")
+            .returning(DECISIONS.c.id, DECISIONS.c.experiment_id, DECISIONS.c.arm, DECISIONS.c.weights_version)
+        )
+
+
+class SqlTransaction:
+    """One job group's view of the write transaction; counter increments are flushed at the end."""
+
+    def __init__(self, conn: Connection, db: Database, statements: Statements) -> None:
+        self.conn = conn
+        self.db = db
+        self.st = statements
+        self.counts = CounterDeltas()
+
+    def flush(self) -> None:
+        """Write the accumulated counter increments."""
+        self.counts.flush(self.conn, self.st.counters)
+
+    def experiment(self, key: str) -> Experiment | None:
+        """The experiment with this key."""
+        found = _load_experiments(self.conn, EXPERIMENTS.c.key == key)
+        return found[0] if found else None
+
+    def experiments_by_id(self, ids: Collection[int]) -> dict[int, Experiment]:
+        """Experiments by id."""
+        return {e.id: e for e in _load_experiments(self.conn, EXPERIMENTS.c.id.in_(list(ids)))}
+
+    def insert_experiment(self, new: NewExperiment) -> Experiment:
+        """Store a new experiment and its arms."""
+        if self.conn.execute(select(EXPERIMENTS.c.id).where(EXPERIMENTS.c.key == new.key)).first() is not None:
+            raise AlreadyExistsError(f"an experiment with key {new.key!r} already exists", field="key")
+        statement = insert(EXPERIMENTS).values(**experiment_values(new), revision=1).returning(EXPERIMENTS.c.id)
+        experiment_id = int(self.conn.execute(statement).scalar_one())
+        self.conn.execute(insert(ARMS), arm_rows(experiment_id, new.arms))
+        return Experiment(**{f: getattr(new, f) for f in new.__struct_fields__}, id=experiment_id, revision=1)
+
+    def update_experiment(self, experiment: Experiment) -> Experiment | None:
+        """Compare-and-set on `revision`: write all mutable columns, or return None if it moved on."""
+        values = experiment_values(experiment)
+        del values["key"], values["salt"], values["created_at"]
+        result = self.conn.execute(
+            update(EXPERIMENTS)
+            .where(EXPERIMENTS.c.id == experiment.id, EXPERIMENTS.c.revision == experiment.revision)
+            .values(**values, revision=experiment.revision + 1)
+        )
+        if result.rowcount != 1:
+            return None
+        return Experiment(
+            **{f: getattr(experiment, f) for f in experiment.__struct_fields__ if f != "revision"},
+            revision=experiment.revision + 1,
+        )
+
+    def replace_arms(self, experiment_id: int, arms: Sequence[Arm]) -> None:
+        """Replace an experiment's arms (only done while it is a draft, so nothing refers to them)."""
+        self.conn.execute(delete(ARMS).where(ARMS.c.experiment_id == experiment_id))
+        self.conn.execute(insert(ARMS), arm_rows(experiment_id, arms))
+
+    def append_weights(self, record: WeightsRecord) -> None:
+        """Add a row to the weights history."""
+        self.conn.execute(insert(WEIGHTS).values(**weights_values(record)))
+
+    def log_event(self, event: Event) -> None:
+        """Add an audit-log entry."""
+        self.conn.execute(
+            insert(EVENTS).values(
+                experiment_id=event.experiment_id,
+                created_at=event.created_at,
+                actor=event.actor,
+                action=event.action,
+                before=event.before,
+                after=event.after,
+            )
+        )
+
+    def assignments(self, experiment_id: int, units: Collection[str]) -> dict[str, Assignment]:
+        """Sticky assignments of these units."""
+        if not units:
+            return {}
+        rows = self.conn.execute(self.st.assignments, {"experiment_id": experiment_id, "units": list(units)})
+        return {r.unit: Assignment(arm=r.arm, propensity=r.propensity, weights_version=r.weights_version) for r in rows}
+
+    def insert_assignments(
+        self, experiment_id: int, rows: Sequence[tuple[str, Assignment]], now: float
+    ) -> dict[str, Assignment]:
+        """Store first assignments; returns what is stored (a concurrent replica's may have won)."""
+        if not rows:
+            return {}
+        self.conn.execute(
+            self.st.insert_assignments,
+            [
+                {
+                    "experiment_id": experiment_id,
+                    "unit": unit,
+                    "arm": a.arm,
+                    "propensity": a.propensity,
+                    "weights_version": a.weights_version,
+                    "created_at": now,
+                }
+                for unit, a in rows
+            ],
+        )
+        if self.db.dialect == "sqlite":
+            # BEGIN IMMEDIATE holds the write lock since our read: nobody else can have inserted.
+            return dict(rows)
+        return self.assignments(experiment_id, [unit for unit, _ in rows])
+
+    def insert_decisions(self, rows: Sequence[Decision]) -> None:
+        """Log decisions as pending and count them."""
+        if not rows:
+            return
+        self.conn.execute(
+            self.st.insert_decisions,
+            [
+                {
+                    "id": d.id,
+                    "experiment_id": d.experiment_id,
+                    "unit": d.unit,
+                    "arm": d.arm,
+                    "propensity": d.propensity,
+                    "weights_version": d.weights_version,
+                    "attributes": d.attributes,
+                    "created_at": d.created_at,
+                    "expires_at": d.expires_at,
+                    "status": "pending",
+                }
+                for d in rows
+            ],
+        )
+        for d in rows:
+            self.counts.decision(d.experiment_id, d.weights_version, d.arm, d.new_unit)
+
+    def decision_contexts(self, ids: Collection[str]) -> dict[str, DecisionContext]:
+        """Decisions by id, with their experiment's key and reward kind and the arm's name."""
+        if not ids:
+            return {}
+        rows = self.conn.execute(self.st.decision_contexts, {"ids": list(ids)})
+        return {
+            r.id: DecisionContext(
+                decision_id=r.id,
+                experiment_id=r.experiment_id,
+                experiment_key=r.key,
+                reward_kind=r.config["reward"],
+                arm=r.arm,
+                arm_name=r.name,
+                weights_version=r.weights_version,
+                status=r.status,
+                expires_at=r.expires_at,
+            )
+            for r in rows
+        }
+
+    def rewards_by_key(self, keys: Collection[str]) -> dict[str, StoredReward]:
+        """Rewards by idempotency key."""
+        if not keys:
+            return {}
+        rows = self.conn.execute(self.st.rewards_by_key, {"keys": list(keys)})
+        return {r.idempotency_key: _stored_reward(r) for r in rows}
+
+    def rewards_by_decision(self, ids: Collection[str]) -> dict[str, StoredReward]:
+        """Rewards by decision id."""
+        if not ids:
+            return {}
+        rows = self.conn.execute(self.st.rewards_by_decision, {"ids": list(ids)})
+        return {r.decision_id: _stored_reward(r) for r in rows}
+
+    def insert_rewards(self, rows: Sequence[StoredReward]) -> None:
+        """Store rewards, mark their decisions rewarded (only if still pending), count them."""
+        if not rows:
+            return
+        mark = self.st.mark_rewarded
+        params = [{"decision_id": r.decision_id} for r in rows]
+        if self.db.write.dialect.supports_sane_multi_rowcount:
+            changed = self.conn.execute(mark, params).rowcount
+        else:
+            changed = sum(self.conn.execute(mark, p).rowcount for p in params)
+        if changed != len(rows):
+            # Another replica expired or rewarded one of these decisions since we read it.
+            raise ConflictError("decision_id: the decision changed concurrently; retry", field="decision_id")
+        self.conn.execute(
+            self.st.insert_rewards,
+            [
+                {
+                    "decision_id": r.decision_id,
+                    "experiment_id": r.experiment_id,
+                    "arm": r.arm,
+                    "weights_version": r.weights_version,
+                    "value": r.value,
+                    "metrics": r.metrics,
+                    "idempotency_key": r.idempotency_key,
+                    "body_hash": r.body_hash,
+                    "created_at": r.created_at,
+                }
+                for r in rows
+            ],
+        )
+        for r in rows:
+            self.counts.reward(r.experiment_id, r.weights_version, r.arm, r.value, r.metrics, expired=False)
+
+    def expire_decisions(self, ids: Collection[str]) -> list[ExpiredDecision]:
+        """Mark still-pending decisions expired; returns those that were pending."""
+        if not ids:
+            return []
+        rows = self.conn.execute(self.st.expire, {"ids": list(ids)})
+        return [
+            ExpiredDecision(
+                decision_id=r.id, experiment_id=r.experiment_id, arm=r.arm, weights_version=r.weights_version
+            )
+            for r in rows
+        ]
+
+    def count_expired(self, rows: Sequence[ExpiredDecision], default_rewards: dict[int, float]) -> None:
+        """Count expired decisions with their experiment's default reward."""
+        for r in rows:
+            value = default_rewards[r.experiment_id]
+            self.counts.reward(r.experiment_id, r.weights_version, r.arm, value, {}, expired=True)
+
+
+class SqlRepository:
+    """Reads on the read engine; batches of write jobs on the write engine, one transaction each."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.statements = Statements(db)
+
+    def create_schema(self) -> None:
+        """Create missing tables, holding the database's write lock so concurrent starts do not race."""
+        with self.db.write.begin() as conn:
+            self.db.lock_schema(conn)
+            metadata.create_all(conn)
+
+    def close(self) -> None:
+        """Release connections."""
+        self.db.dispose()
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self.db.read.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def experiment(self, key: str) -> Experiment | None:
+        """The experiment with this key."""
+        with self.db.read.connect() as conn:
+            found = _load_experiments(conn, EXPERIMENTS.c.key == key)
+        return found[0] if found else None
+
+    def experiments(self, status: ExperimentStatus | None, limit: int, offset: int) -> list[Experiment]:
+        """Experiments, newest first."""
+        where = EXPERIMENTS.c.status == status if status is not None else EXPERIMENTS.c.id.is_not(None)
+        with self.db.read.connect() as conn:
+            return _load_experiments(
+                conn, where, (EXPERIMENTS.c.created_at.desc(), EXPERIMENTS.c.id.desc()), limit, offset
+            )
+
+    def arm_counts(self, experiment: Experiment) -> list[ArmCounts]:
+        """Per-arm counters in arm order (zeros for arms without traffic)."""
+        with self.db.read.connect() as conn:
+            counters = {
+                r.arm: r
+                for r in conn.execute(select(ARM_COUNTERS).where(ARM_COUNTERS.c.experiment_id == experiment.id))
+            }
+            metrics: dict[int, dict[str, ArmStats]] = {}
+            for r in conn.execute(select(ARM_METRICS).where(ARM_METRICS.c.experiment_id == experiment.id)):
+                metrics.setdefault(r.arm, {})[r.metric] = ArmStats(r.n, r.total, r.total_sq)
+        out = []
+        for i in range(len(experiment.arms)):
+            c = counters.get(i)
+            if c is None:
+                out.append(ArmCounts(metrics=metrics.get(i, {})))
+                continue
+            out.append(
+                ArmCounts(
+                    units=c.units,
+                    decisions=c.decisions,
+                    rewarded=c.rewarded,
+                    expired=c.expired,
+                    stats=ArmStats(c.n, c.total, max(c.total_sq, 0.0)),
+                    metrics=metrics.get(i, {}),
+                )
+            )
+        return out
+
+    def weights_history(self, experiment_id: int, limit: int) -> list[WeightsRecord]:
+        """The most recent `limit` rows, oldest first."""
+        with self.db.read.connect() as conn:
+            rows = conn.execute(
+                select(WEIGHTS)
+                .where(WEIGHTS.c.experiment_id == experiment_id)
+                .order_by(WEIGHTS.c.version.desc())
+                .limit(limit)
+            ).all()
+        return [weights_from_row(r._mapping) for r in reversed(rows)]
+
+    def due_for_reweight(self, now: float, limit: int) -> list[str]:
+        """Keys of active experiments whose next reweight time has come (uses the (status, time) index)."""
+        with self.db.read.connect() as conn:
+            rows = conn.execute(
+                select(EXPERIMENTS.c.key)
+                .where(EXPERIMENTS.c.status == "active", EXPERIMENTS.c.next_reweight_at <= now)
+                .order_by(EXPERIMENTS.c.next_reweight_at)
+                .limit(limit)
+            )
+            return [r.key for r in rows]
+
+    def expired_pending(self, now: float, limit: int) -> list[str]:
+        """Ids of pending decisions whose window has closed (uses the (status, expires_at) index)."""
+        with self.db.read.connect() as conn:
+            rows = conn.execute(
+                select(DECISIONS.c.id)
+                .where(DECISIONS.c.status == "pending", DECISIONS.c.expires_at <= now)
+                .order_by(DECISIONS.c.expires_at)
+                .limit(limit)
+            )
+            return [r.id for r in rows]
+
+    def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]]) -> list[list[Any]]:
+        """One transaction; each job group in a savepoint, retried item by item if the group fails."""
+        with self.db.write.connect() as conn, conn.begin():
+            return [self._run_group(conn, job, items) for job, items in groups]
+
+    def _run_group(self, conn: Connection, job: Job, items: Sequence[Any]) -> list[Any]:
+        try:
+            with conn.begin_nested():
+                tx = SqlTransaction(conn, self.db, self.statements)
+                results = job(tx, items)
+                tx.flush()
+            return results
+        except OperationalError:
+            raise  # the database itself is unavailable or locked: the whole batch fails
+        except Exception as exc:  # forwarded to the request(s) that sent these items, never swallowed
+            if len(items) == 1:
+                return [exc]
+            log.info("write group of %d failed (%s); retrying item by item", len(items), type(exc).__name__)
+            return [self._run_group(conn, job, [item])[0] for item in items]

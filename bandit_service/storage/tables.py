@@ -1,0 +1,212 @@
+"""SQLModel tables. Rows stay inside `bandit_service.storage`; the domain sees values from `domain.model`.
+
+Times are Unix seconds (float): portable across SQLite and PostgreSQL, and compared in SQL
+without time-zone surprises. JSON columns hold configuration, payloads and attributes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Table
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "ArmCounterRow",
+    "ArmMetricRow",
+    "ArmRow",
+    "AssignmentRow",
+    "DecisionRow",
+    "EventRow",
+    "ExperimentRow",
+    "PeriodCounterRow",
+    "PeriodMetricRow",
+    "RewardRow",
+    "WeightsRow",
+    "metadata",
+    "table_of",
+]
+
+
+class ExperimentRow(SQLModel, table=True):
+    """One experiment: configuration as JSON, lifecycle status, current weights and schedule."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (Index("ix_experiments_due", "status", "next_reweight_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, unique=True)
+    name: str
+    description: str
+    status: str = Field(max_length=16)
+    config: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    salt: str = Field(max_length=64)
+    winner: str | None = Field(default=None, max_length=64)
+    weights: list[float] = Field(sa_column=Column(JSON, nullable=False))
+    weights_version: int = 0
+    next_reweight_at: float | None = None
+    reweighted_at: float | None = None
+    revision: int = 1
+    created_at: float
+    updated_at: float
+    started_at: float | None = None
+    completed_at: float | None = None
+
+
+class ArmRow(SQLModel, table=True):
+    """An arm of an experiment, by position (arms are fixed once the experiment leaves draft)."""
+
+    __tablename__ = "arms"
+
+    experiment_id: int = Field(foreign_key="experiments.id", primary_key=True)
+    position: int = Field(primary_key=True)
+    name: str = Field(max_length=64)
+    weight: float | None = None
+    payload: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class AssignmentRow(SQLModel, table=True):
+    """A unit's sticky arm: looked up by primary key on every decision with a unit."""
+
+    __tablename__ = "assignments"
+
+    experiment_id: int = Field(primary_key=True)
+    unit: str = Field(primary_key=True, max_length=256)
+    arm: int
+    propensity: float
+    weights_version: int
+    created_at: float
+
+
+class DecisionRow(SQLModel, table=True):
+    """A decision made inside an experiment: arm, propensity, weights version, reward status."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        Index("ix_decisions_pending", "status", "expires_at"),
+        Index("ix_decisions_experiment", "experiment_id", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    experiment_id: int
+    unit: str | None = Field(default=None, max_length=256)
+    arm: int
+    propensity: float
+    weights_version: int
+    attributes: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: float
+    expires_at: float
+    status: str = Field(max_length=16)
+
+
+class RewardRow(SQLModel, table=True):
+    """The reward of one decision (at most one), with its idempotency key and body hash."""
+
+    __tablename__ = "rewards"
+
+    decision_id: str = Field(primary_key=True, max_length=64)
+    experiment_id: int
+    arm: int
+    weights_version: int
+    value: float
+    metrics: dict[str, float] = Field(sa_column=Column(JSON, nullable=False))
+    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+    body_hash: str = Field(max_length=64)
+    created_at: float
+
+
+class _Counters(SQLModel):
+    """Counters shared by the per-arm and per-period tables; updated with atomic increments."""
+
+    units: int = 0
+    decisions: int = 0
+    rewarded: int = 0
+    expired: int = 0
+    n: float = 0.0
+    total: float = 0.0
+    total_sq: float = 0.0
+
+
+class ArmCounterRow(_Counters, table=True):
+    """Per-arm counters over the whole experiment (the policy's statistics)."""
+
+    __tablename__ = "arm_counters"
+
+    experiment_id: int = Field(primary_key=True)
+    arm: int = Field(primary_key=True)
+
+
+class PeriodCounterRow(_Counters, table=True):
+    """Per-arm counters of the decisions made under one weights version (a weights period)."""
+
+    __tablename__ = "period_counters"
+
+    experiment_id: int = Field(primary_key=True)
+    weights_version: int = Field(primary_key=True)
+    arm: int = Field(primary_key=True)
+
+
+class _MetricCounters(SQLModel):
+    n: float = 0.0
+    total: float = 0.0
+    total_sq: float = 0.0
+
+
+class ArmMetricRow(_MetricCounters, table=True):
+    """Sufficient statistics of one extra metric on one arm."""
+
+    __tablename__ = "arm_metrics"
+
+    experiment_id: int = Field(primary_key=True)
+    arm: int = Field(primary_key=True)
+    metric: str = Field(primary_key=True, max_length=64)
+
+
+class PeriodMetricRow(_MetricCounters, table=True):
+    """Sufficient statistics of one extra metric on one arm within one weights period."""
+
+    __tablename__ = "period_metrics"
+
+    experiment_id: int = Field(primary_key=True)
+    weights_version: int = Field(primary_key=True)
+    arm: int = Field(primary_key=True)
+    metric: str = Field(primary_key=True, max_length=64)
+
+
+class WeightsRow(SQLModel, table=True):
+    """One version of an experiment's weights: when, why, from which statistics, with which seed."""
+
+    __tablename__ = "weights_history"
+
+    experiment_id: int = Field(primary_key=True)
+    version: int = Field(primary_key=True)
+    created_at: float
+    weights: list[float] = Field(sa_column=Column(JSON, nullable=False))
+    stats: list[list[float]] = Field(sa_column=Column(JSON, nullable=False))
+    reason: str = Field(max_length=16)
+    seed: int | None = Field(default=None, sa_type=BigInteger)
+    churn: float | None = None
+
+
+class EventRow(SQLModel, table=True):
+    """The audit log: operator changes with actor and before/after values."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_experiment", "experiment_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int
+    created_at: float
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=32)
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+metadata = SQLModel.metadata
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The SQLAlchemy table behind a SQLModel table class (for Core statements)."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table

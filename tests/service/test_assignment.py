@@ -1,0 +1,111 @@
+"""Hash-based assignment: P(arm) = weight, minimal churn, monotone exposure (oracles: scipy, closed forms)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from bandit_service.assignment import choose_arm, churn_share, derive_seed, in_exposure, unit_uniform
+
+SALT = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+ARMS = ("a", "b", "c")
+
+
+def arms_of(n: int, weights: tuple[float, ...], salt: str = SALT) -> np.ndarray:
+    names = tuple(f"arm{i}" for i in range(len(weights)))
+    return np.array([choose_arm(salt, f"user-{u}", names, weights) for u in range(n)])
+
+
+def test_each_arm_gets_its_weight_chi_square():
+    weights = (0.2, 0.3, 0.5)
+    n = 60_000
+    counts = np.bincount(arms_of(n, weights), minlength=3)
+    result = stats.chisquare(counts, np.array(weights) * n)
+    assert result.pvalue > 1e-3, (counts, result)
+
+
+def test_a_zero_weight_arm_never_wins():
+    counts = np.bincount(arms_of(20_000, (0.5, 0.0, 0.5)), minlength=3)
+    assert counts[1] == 0
+    with pytest.raises(ValueError, match="weights"):
+        choose_arm(SALT, "u", ARMS, (0.0, 0.0, 0.0))
+
+
+def test_unit_uniform_is_uniform_kolmogorov_smirnov():
+    u = np.array([unit_uniform(SALT, f"user-{i}") for i in range(20_000)])
+    assert stats.kstest(u, "uniform").pvalue > 1e-3
+    assert np.all((u >= 0) & (u < 1))
+
+
+def test_50_50_to_60_40_moves_about_ten_percent_and_only_toward_the_gainer():
+    n = 100_000
+    before = arms_of(n, (0.5, 0.5))
+    after = arms_of(n, (0.6, 0.4))
+    moved = before != after
+    se = np.sqrt(0.1 * 0.9 / n)
+    assert abs(moved.mean() - 0.1) < 4 * se, moved.mean()
+    # A unit leaves an arm only if that arm lost weight: nobody leaves the gaining arm 0.
+    assert not np.any(moved & (before == 0))
+    assert churn_share((0.5, 0.5), (0.6, 0.4)) == pytest.approx(0.1, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        pytest.param((0.2, 0.3, 0.5), (0.4, 0.4, 0.2), id="three-arms"),
+        pytest.param((0.25, 0.25, 0.25, 0.25), (0.7, 0.1, 0.1, 0.1), id="four-arms-to-a-winner"),
+        pytest.param((0.5, 0.5, 0.0), (0.3, 0.3, 0.4), id="an-arm-from-zero"),
+    ],
+)
+def test_churn_share_matches_a_simulation_of_the_hash(old, new):
+    n = 60_000
+    moved = (arms_of(n, old) != arms_of(n, new)).mean()
+    p = churn_share(old, new)
+    assert abs(moved - p) < 4 * np.sqrt(p * (1 - p) / n) + 1e-9, (moved, p)
+    # Rendezvous churn is at least the total-variation distance (the least any scheme can move).
+    assert p >= 0.5 * np.abs(np.subtract(old, new)).sum() - 1e-12
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.01, 1.0), min_size=2, max_size=6))
+def test_churn_share_is_zero_for_equal_weights_and_within_bounds(raw):
+    w = tuple(np.array(raw) / sum(raw))
+    assert churn_share(w, w) == pytest.approx(0.0, abs=1e-12)
+    other = tuple(np.roll(w, 1))
+    assert 0.0 <= churn_share(w, other) <= 1.0
+
+
+def test_raising_exposure_keeps_every_unit_that_was_in():
+    units = [f"user-{i}" for i in range(20_000)]
+    in_10 = np.array([in_exposure(SALT, u, 0.1) for u in units])
+    in_50 = np.array([in_exposure(SALT, u, 0.5) for u in units])
+    assert np.all(in_50[in_10])
+    for share, inside in ((0.1, in_10), (0.5, in_50)):
+        assert abs(inside.mean() - share) < 4 * np.sqrt(share * (1 - share) / len(units))
+
+
+def test_exposure_and_arm_are_independent_hashes():
+    weights = (0.3, 0.7)
+    units = [f"user-{i}" for i in range(40_000)]
+    exposed = [u for u in units if in_exposure(SALT, u, 0.5)]
+    counts = np.bincount([choose_arm(SALT, u, ("a", "b"), weights) for u in exposed], minlength=2)
+    assert stats.chisquare(counts, np.array(weights) * len(exposed)).pvalue > 1e-3
+
+
+def test_different_salts_give_independent_assignments():
+    a = arms_of(20_000, (0.5, 0.5), salt=SALT)
+    b = arms_of(20_000, (0.5, 0.5), salt="another-salt")
+    table = np.array([[np.sum((a == i) & (b == j)) for j in range(2)] for i in range(2)])
+    assert stats.chi2_contingency(table).pvalue > 1e-3
+
+
+def test_derive_seed_is_keyed_blake2b_and_differs_per_version():
+    expected = hashlib.blake2b(b"reweight\x003", digest_size=8, key=SALT.encode()).digest()
+    assert derive_seed(SALT, 3) == int.from_bytes(expected, "big") >> 1
+    assert len({derive_seed(SALT, v) for v in range(100)}) == 100
+    assert 0 <= derive_seed(SALT, 1) < 2**63

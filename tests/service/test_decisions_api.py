@@ -1,0 +1,197 @@
+"""Decisions end to end on a real SQLite file: stickiness, exposure, targeting, status, durability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from litestar.testing import TestClient
+from scipy import stats
+
+from bandit_service.domain.decisions import Placement, log_decisions
+from bandit_service.domain.model import Assignment, Decision
+from tests.service.api import decide, decide_all, experiment_body, read_db, started
+
+
+def arms_for(client, units, key="exp"):
+    decisions = decide_all(client, [{"experiment": key, "unit": u} for u in units])
+    return {u: d["arm"] for u, d in zip(units, decisions, strict=True)}
+
+
+def test_a_unit_keeps_its_arm_across_a_reweight_and_new_units_follow_new_weights(client):
+    started(client, policy={"kind": "fixed"})
+    units = [f"u{i}" for i in range(200)]
+    first = arms_for(client, units)
+    assert client.put("/v1/experiments/exp/weights", json={"weights": {"a": 0.02, "b": 0.98}}).status_code == 200
+    assert arms_for(client, units) == first
+    newcomers = arms_for(client, [f"new{i}" for i in range(200)])
+    share_b = np.mean([a == "b" for a in newcomers.values()])
+    assert share_b > 0.9  # 0.98 expected; 0.9 is more than 8 standard errors away
+
+
+def test_a_unit_keeps_its_arm_after_a_restart_on_the_same_file(make_app):
+    units = [f"u{i}" for i in range(100)]
+    with TestClient(make_app()) as first_run:
+        started(first_run)
+        before = arms_for(first_run, units)
+    with TestClient(make_app()) as second_run:
+        assert arms_for(second_run, units) == before
+
+
+def test_without_the_sticky_store_50_50_to_60_40_moves_about_ten_percent(client):
+    started(client, policy={"kind": "fixed"}, sticky=False)
+    units = [f"u{i}" for i in range(1_000)]
+    before = arms_for(client, units)
+    client.put("/v1/experiments/exp/weights", json={"weights": {"a": 0.6, "b": 0.4}})
+    after = arms_for(client, units)
+    moved = np.mean([before[u] != after[u] for u in units])
+    assert abs(moved - 0.1) < 4 * np.sqrt(0.1 * 0.9 / len(units)), moved  # far from 0.5 (random reassignment)
+    history = client.get("/v1/experiments/exp/weights").json()["history"]
+    assert history[-1]["churn"] == pytest.approx(0.1) and history[-1]["reason"] == "manual"
+
+
+def test_raising_exposure_from_10_to_50_percent_keeps_the_first_units_with_their_arms(client):
+    started(client, exposure=0.1)
+    units = [f"u{i}" for i in range(1_000)]
+    first = dict(zip(units, decide_all(client, [{"experiment": "exp", "unit": u} for u in units]), strict=True))
+    inside = {u: d["arm"] for u, d in first.items() if d["in_experiment"]}
+    assert abs(len(inside) / len(units) - 0.1) < 4 * np.sqrt(0.1 * 0.9 / len(units))
+    assert all(d["arm"] == "a" for d in first.values() if not d["in_experiment"])
+    client.patch("/v1/experiments/exp", json={"exposure": 0.5})
+    second = dict(zip(units, decide_all(client, [{"experiment": "exp", "unit": u} for u in units]), strict=True))
+    assert all(second[u]["in_experiment"] and second[u]["arm"] == arm for u, arm in inside.items())
+    share = np.mean([d["in_experiment"] for d in second.values()])
+    assert abs(share - 0.5) < 4 * np.sqrt(0.25 / len(units))
+
+
+def test_targeting_excludes_non_matching_units_and_does_not_log_them(client, db_path):
+    started(client, targeting={"language": ["de", "fr"], "tier": "pro"})
+    inside = decide(client, unit="u1", attributes={"language": "de", "tier": "pro", "country": "AT"})
+    assert inside["in_experiment"]
+    for attributes in ({"language": "en", "tier": "pro"}, {"language": "de"}, {}, {"language": "de", "tier": True}):
+        outside = decide(client, unit="u2", attributes=attributes)
+        assert not outside["in_experiment"] and outside["arm"] == "a" and outside["propensity"] == 1.0
+    assert read_db(db_path, "SELECT unit, attributes FROM decisions") == [
+        ("u1", '{"language":"de","tier":"pro","country":"AT"}')
+    ]
+
+
+def test_paused_and_draft_serve_the_control_and_completed_serves_the_winner(client, db_path):
+    client.post("/v1/experiments", json=experiment_body())
+    assert decide(client, unit="u1") | {"decision_id": None} == {
+        "decision_id": None,
+        "experiment": "exp",
+        "arm": "a",
+        "payload": {"model": "v1"},
+        "propensity": 1.0,
+        "weights_version": 0,
+        "in_experiment": False,
+    }
+    client.post("/v1/experiments/exp/start")
+    units = [f"u{i}" for i in range(40)]
+    active = arms_for(client, units)
+    client.post("/v1/experiments/exp/pause")
+    assert set(arms_for(client, units).values()) == {"a"}
+    client.post("/v1/experiments/exp/start")
+    assert arms_for(client, units) == active  # sticky again after the pause
+    logged = read_db(db_path, "SELECT count(*) FROM decisions")[0][0]
+    client.post("/v1/experiments/exp/complete", json={"winner": "b"})
+    done = decide(client, unit="u0")
+    assert (done["arm"], done["payload"], done["in_experiment"]) == ("b", {"model": "v2"}, False)
+    assert read_db(db_path, "SELECT count(*) FROM decisions")[0][0] == logged  # outside traffic is not logged
+
+
+def test_unit_less_decisions_are_independent_draws(client, db_path):
+    started(client)
+    arms = [d["arm"] for d in decide_all(client, [{"experiment": "exp"}] * 400)]
+    counts = [arms.count("a"), arms.count("b")]
+    assert stats.binomtest(counts[0], 400, 0.5).pvalue > 1e-3
+    assert read_db(db_path, "SELECT count(*), count(unit) FROM decisions")[0] == (400, 0)
+    assert read_db(db_path, "SELECT count(*) FROM assignments")[0][0] == 0
+
+
+def test_an_acknowledged_decision_is_in_the_file(client, db_path):
+    started(client)
+    d = decide(client, unit="u1", attributes={"tier": "pro"})
+    rows = read_db(db_path, "SELECT experiment_id, unit, arm, propensity, weights_version, status FROM decisions")
+    arm = ["a", "b"].index(d["arm"])
+    assert rows == [(1, "u1", arm, d["propensity"], 1, "pending")]
+    assert read_db(db_path, "SELECT unit, arm FROM assignments") == [("u1", arm)]
+    assert read_db(db_path, "SELECT arm, units, decisions FROM arm_counters") == [(arm, 1, 1)]
+
+
+def test_a_returning_unit_counts_as_one_unit_and_many_decisions(client):
+    started(client)
+    d = decide(client, unit="u1")
+    decide(client, unit="u1")
+    decide(client, unit="u1")
+    arm = client.get("/v1/experiments/exp").json()["stats"][d["arm"]]
+    assert (arm["units"], arm["decisions"], arm["pending"]) == (1, 3, 3)
+
+
+def test_workers_converge_on_a_change_within_the_cache_ttl(make_app, clock):
+    with TestClient(make_app(cache_ttl_s=1.0)) as one, TestClient(make_app(cache_ttl_s=1.0)) as two:
+        started(one)
+        assert decide(two, unit="u1")["in_experiment"]  # first read of the key by worker two
+        one.post("/v1/experiments/exp/pause")
+        assert decide(two, unit="u1")["in_experiment"]  # still cached: at most ttl old
+        clock.advance(1.0)
+        served = [decide(two, unit="u1")["in_experiment"] for _ in range(50)]
+        assert served[-1] is False  # refreshed in the background from the shared file
+
+
+def test_concurrent_first_requests_of_one_unit_agree_and_count_one_unit(client):
+    started(client)
+    decisions = decide_all(client, [{"experiment": "exp", "unit": "same"}] * 50)
+    assert len({d["arm"] for d in decisions}) == 1
+    stats = client.get("/v1/experiments/exp").json()["stats"]
+    assert sum(s["units"] for s in stats.values()) == 1 and sum(s["decisions"] for s in stats.values()) == 50
+
+
+class MemoryTransaction:
+    """Just enough of a Transaction for the decision job: assignments and decisions in dicts."""
+
+    def __init__(self, stored: dict[str, Assignment]) -> None:
+        self.stored = dict(stored)
+        self.decisions: list[Decision] = []
+
+    def assignments(self, experiment_id, units):
+        return {u: self.stored[u] for u in units if u in self.stored}
+
+    def insert_assignments(self, experiment_id, rows, now):
+        for unit, assignment in rows:
+            self.stored.setdefault(unit, assignment)
+        return {unit: self.stored[unit] for unit, _ in rows}
+
+    def insert_decisions(self, rows):
+        self.decisions.extend(rows)
+
+
+def placement(decision_id: str, unit: str | None, arm: int, propensity: float) -> Placement:
+    return Placement(
+        decision_id=decision_id,
+        experiment_id=1,
+        unit=unit,
+        sticky=True,
+        arm=arm,
+        propensity=propensity,
+        weights_version=7,
+        attributes={},
+        created_at=0.0,
+        expires_at=1.0,
+    )
+
+
+def test_the_stored_or_first_assignment_wins_within_a_batch():
+    old = Assignment(arm=0, propensity=0.5, weights_version=3)
+    tx = MemoryTransaction({"known": old})
+    items = [
+        placement("d1", "known", 1, 0.9),  # a stored unit keeps its arm and original propensity
+        placement("d2", "new", 1, 0.9),  # first sight of a unit: its candidate is stored
+        placement("d3", "new", 0, 0.1),  # same unit again in the batch (weights changed meanwhile)
+        placement("d4", None, 1, 0.9),  # no unit: the candidate as drawn
+    ]
+    out = log_decisions(tx, items)  # type: ignore[arg-type]
+    fresh = Assignment(arm=1, propensity=0.9, weights_version=7)
+    assert out == [old, fresh, fresh, fresh]
+    assert [d.new_unit for d in tx.decisions] == [False, True, False, False]
+    assert [d.weights_version for d in tx.decisions] == [7, 7, 7, 7]  # the period of the decision itself

@@ -1,0 +1,79 @@
+"""Settings from an environment mapping, the ASGI entry module, the `bandit-service` command."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from litestar.testing import TestClient
+
+from bandit_service import cli
+from bandit_service.app import create_app, runtime_of
+from bandit_service.settings import Settings
+from tests.service.api import read_db
+
+
+def test_defaults_use_a_sqlite_file_in_the_working_directory():
+    settings = Settings.from_env({"HOME": "/root", "PATH": "/bin"})
+    assert settings == Settings() and settings.database_url == "sqlite:///bandit.db"
+    assert settings.sqlite_synchronous == "FULL"
+
+
+def test_environment_values_are_converted():
+    settings = Settings.from_env(
+        {"BANDIT_DATABASE_URL": "sqlite:////tmp/x.db", "BANDIT_CACHE_TTL_S": "0.5", "BANDIT_SCHEDULER_ENABLED": "false"}
+    )
+    assert (settings.database_url, settings.cache_ttl_s, settings.scheduler_enabled) == (
+        "sqlite:////tmp/x.db",
+        0.5,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        pytest.param({"BANDIT_DATABSE_URL": "x"}, "BANDIT_DATABSE_URL", id="misspelt-name"),
+        pytest.param({"BANDIT_CACHE_TTL_S": "-1"}, "BANDIT_CACHE_TTL_S", id="out-of-range"),
+        pytest.param({"BANDIT_SQLITE_SYNCHRONOUS": "OFF"}, "BANDIT_SQLITE_SYNCHRONOUS", id="unsafe-sync"),
+    ],
+)
+def test_bad_environment_values_name_the_variable(env, name):
+    with pytest.raises(ValueError, match=name):
+        Settings.from_env(env)
+
+
+def test_create_app_touches_nothing_until_the_lifespan_starts(tmp_path):
+    path = tmp_path / "lazy.db"
+    app = create_app(Settings(database_url=f"sqlite:///{path}", scheduler_enabled=False))
+    assert not path.exists()
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        assert read_db(path, "PRAGMA journal_mode") == [("wal",)]
+    assert path.exists()
+
+
+def test_the_asgi_module_reads_the_environment(tmp_path, monkeypatch):
+    path = tmp_path / "asgi.db"
+    monkeypatch.setenv("BANDIT_DATABASE_URL", f"sqlite:///{path}")
+    monkeypatch.setenv("BANDIT_SCHEDULER_ENABLED", "false")
+    import bandit_service.asgi as asgi
+
+    module = importlib.reload(asgi)
+    assert runtime_of(module.app).settings.database_url == f"sqlite:///{path}"
+    with TestClient(module.app) as client:
+        assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+
+
+def test_serve_runs_uvicorn_on_the_asgi_app(monkeypatch):
+    calls = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: calls.append((app, kwargs)))
+    assert cli.main(["serve", "--port", "9001", "--workers", "2"]) == 0
+    app, kwargs = calls[0]
+    assert app == "bandit_service.asgi:app"
+    assert (kwargs["host"], kwargs["port"], kwargs["workers"]) == ("127.0.0.1", 9001, 2)
+
+
+def test_the_command_needs_a_subcommand():
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args([])
