@@ -12,7 +12,7 @@ from litestar.openapi import OpenAPIConfig
 
 from bandit_service.clock import Clock, SystemClock
 from bandit_service.controllers import ROUTES
-from bandit_service.ids import IdFactory, random_id
+from bandit_service.ids import IdFactory, process_ids
 from bandit_service.problems import body_guard, exception_handlers
 from bandit_service.runtime import Runtime
 from bandit_service.settings import Settings
@@ -27,7 +27,8 @@ def create_app(
 ) -> Litestar:
     """The service as an ASGI app; the database, writer and scheduler open in its lifespan."""
     settings = settings if settings is not None else Settings()
-    runtime = Runtime(settings, clock if clock is not None else SystemClock(), ids if ids is not None else random_id)
+    clock = clock if clock is not None else SystemClock()
+    runtime = Runtime(settings, clock, ids if ids is not None else process_ids())
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -44,6 +45,7 @@ def create_app(
             "decisions": Provide(runtime.decisions, sync_to_thread=False),
             "rewards": Provide(runtime.rewards, sync_to_thread=False),
             "repository": Provide(runtime.repository, sync_to_thread=False),
+            "writer": Provide(runtime.writer, sync_to_thread=False),
         },
         lifespan=[lifespan],
         before_request=body_guard(settings.max_json_depth),

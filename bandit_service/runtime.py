@@ -109,3 +109,7 @@ class Runtime:
     def repository(self) -> Repository:
         """Dependency provider."""
         return self.services.repository
+
+    def writer(self) -> GroupCommitWriter:
+        """Dependency provider."""
+        return self.services.writer

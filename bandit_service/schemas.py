@@ -344,3 +344,6 @@ class HealthOut(_Wire, frozen=True, kw_only=True):
 
     status: Literal["ok"]
     database: Literal["ok"]
+    process: int  # the worker's pid: with several workers each answers for itself
+    commits: int  # transactions committed by this worker's group-commit writer
+    writes: int  # acknowledged writes in those transactions (writes / commits = batch size)
