@@ -7,7 +7,7 @@ import itertools
 import secrets
 from collections.abc import Callable
 
-__all__ = ["IdFactory", "random_id", "sequential_ids"]
+__all__ = ["IdFactory", "process_ids", "random_id", "sequential_ids"]
 
 IdFactory = Callable[[], str]
 
@@ -15,6 +15,21 @@ IdFactory = Callable[[], str]
 def random_id() -> str:
     """128 random bits as 32 lowercase hex characters."""
     return secrets.token_hex(16)
+
+
+def process_ids() -> IdFactory:
+    """Ids unique across processes and restarts: 64 random bits drawn once, then a 64-bit counter.
+
+    The decision path makes one id per request; one getrandom() system call per id cost about
+    8% of a worker's time under load, a counter costs next to nothing.
+    """
+    prefix = secrets.token_hex(8)
+    counter = itertools.count()
+
+    def next_id() -> str:
+        return f"{prefix}{next(counter):016x}"
+
+    return next_id
 
 
 def sequential_ids(seed: str = "test") -> IdFactory:

@@ -95,7 +95,7 @@ def server(app: str, workers: int, env: Mapping[str, str]) -> Iterator[str]:
 def run_wrk(url: str, script: str, concurrency: int, seconds: float, env: Mapping[str, str]) -> LoadResult:
     """Closed loop: `concurrency` connections, each sending its next request when answered."""
     threads = min(2, concurrency)
-    cmd = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "-s", str(LUA / script), url]
+    cmd = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{round(seconds)}s", "-s", str(LUA / script), url]
     out = subprocess.run(
         cmd,
         env={**os.environ, **env, "BENCH_THREADS": str(threads)},
@@ -120,7 +120,7 @@ def run_hey(url: str, rate: float, seconds: float, concurrency: int = 32) -> Loa
     """Open loop at about `rate` requests/s: `concurrency` workers, each paced at rate/concurrency."""
     body = json.dumps({"experiment": EXPERIMENT})
     per_worker = max(rate / concurrency, 0.1)
-    cmd = ["hey", "-z", f"{seconds}s", "-c", str(concurrency), "-q", f"{per_worker:.2f}", "-m", "POST"]
+    cmd = ["hey", "-z", f"{round(seconds)}s", "-c", str(concurrency), "-q", f"{per_worker:.2f}", "-m", "POST"]
     cmd += ["-T", "application/json", "-d", body, "-o", "csv", f"{url}/v1/decisions"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -162,7 +162,7 @@ def drive(url: str, concurrency: int, seconds: float, record_dir: Path) -> tuple
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.http_load", description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run (default 10)")
+    parser.add_argument("--duration", type=int, default=10, help="whole seconds per load run (default 10)")
     parser.add_argument("--concurrency", default="8,32", help="closed-loop connections, comma-separated")
     parser.add_argument("--workers", default="1,2", help="uvicorn worker counts, comma-separated")
     parser.add_argument("--open-fraction", type=float, default=0.5, help="open-loop rate as a share of the max")
@@ -208,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                 f" {open_loop.p50_ms:>6.2f} {open_loop.p95_ms:>6.2f} {open_loop.p99_ms:>6.2f} {open_loop.errors:>6}"
                 f"   (decisions at {args.open_fraction:.0%} of max: {args.open_fraction * best:.0f}/s)"
             )
-            stored_decisions = count_rows(db, "decision")
-            stored_rewards = count_rows(db, "reward")
+            stored_decisions = count_rows(db, "decisions")
+            stored_rewards = count_rows(db, "rewards")
             lost = max(acked_decisions - stored_decisions, 0) + max(acked_rewards - stored_rewards, 0)
             ok &= lost == 0
             print(

@@ -8,6 +8,8 @@ import pytest
 
 from tests.service.api import decide, experiment_body, read_db, started
 
+HEALTHY = {"status": "ok", "database": "ok", "process": 0, "commits": 0, "writes": 0}
+
 
 def test_create_returns_a_draft_with_defaults(client):
     response = client.post("/v1/experiments", json=experiment_body(description="checkout button"))
@@ -142,4 +144,13 @@ def test_openapi_schema_and_health(client):
         "/v1/experiments/{key}/weights",
     ):
         assert path in paths
-    assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+    assert client.get("/healthz").json() | {"process": 0, "commits": 0, "writes": 0} == HEALTHY
+
+
+def test_healthz_counts_group_commits(client):
+    before = client.get("/healthz").json()
+    client.post("/v1/experiments", json={"key": "hc", "name": "hc", "arms": [{"name": "a"}, {"name": "b"}]})
+    after = client.get("/healthz").json()
+    assert after["process"] == before["process"]
+    assert after["commits"] >= before["commits"] + 1
+    assert after["writes"] >= before["writes"] + 1
