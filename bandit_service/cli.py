@@ -1,9 +1,16 @@
-"""The `bandit-service` command: `serve` runs the HTTP service (more operator commands can join it)."""
+"""The `bandit-service` command: `serve`, operator commands over HTTP, `analyze` and `sample-size`."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import httpx
+
+from bandit_service.offline import analyze_csv, plan_sample_size
+from bandit_service.operator import OperatorError, run_operator
 
 __all__ = ["build_parser", "main"]
 
@@ -23,7 +30,103 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+OPERATOR_COMMANDS = {
+    "create": "create a draft experiment from a JSON spec (a file, or - for standard input)",
+    "list": "list experiments",
+    "show": "show an experiment: config, status, weights, per-arm counts",
+    "start": "start (or resume) an experiment",
+    "pause": "pause an experiment (units get the control arm)",
+    "complete": "complete an experiment, optionally with a winner",
+    "reweight": "recompute an experiment's weights now",
+    "report": "print an experiment's report (frequentist and Bayesian side by side)",
+}
+
+
+def _operator(http: httpx.Client | None) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        client = http if http is not None else httpx.Client(base_url=args.url, timeout=args.timeout)
+        try:
+            run_operator(args.command, args, client)
+        except OperatorError as exc:
+            print(f"bandit-service {args.command}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            if http is None:
+                client.close()
+        return 0
+
+    return handler
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    try:
+        print(analyze_csv(Path(args.csv), args.control, args.seed, args.level))
+    except (OSError, ValueError) as exc:
+        print(f"bandit-service analyze: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _sample_size(args: argparse.Namespace) -> int:
+    try:
+        plan = plan_sample_size(
+            args.baseline,
+            args.mde,
+            std=args.std,
+            relative=args.relative,
+            alpha=args.alpha,
+            power=args.power,
+            arms=args.arms,
+            daily_traffic=args.daily_traffic,
+        )
+    except ValueError as exc:
+        print(f"bandit-service sample-size: {exc}", file=sys.stderr)
+        return 2
+    print(plan)
+    return 0
+
+
+def _add_offline_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    analyze = commands.add_parser("analyze", help="compare arms from a CSV of arm,reward rows (offline)")
+    analyze.add_argument("csv", help="CSV file with a header and the columns arm, reward")
+    analyze.add_argument("--control", help="the control arm (default: the first arm in the file)")
+    analyze.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    analyze.add_argument("--seed", type=int, default=0, help="seed of the Bayesian Monte Carlo draws")
+    analyze.set_defaults(handler=_analyze)
+    size = commands.add_parser("sample-size", help="units per arm to detect an effect, and the duration")
+    size.add_argument("--baseline", type=float, required=True, help="control rate (or mean with --std)")
+    size.add_argument("--mde", type=float, required=True, help="minimum detectable effect")
+    size.add_argument("--relative", action="store_true", help="the MDE is relative to the baseline")
+    size.add_argument("--std", type=float, help="standard deviation of a continuous metric")
+    size.add_argument("--alpha", type=float, default=0.05, help="two-sided significance level (default 0.05)")
+    size.add_argument("--power", type=float, default=0.8, help="power (default 0.8)")
+    size.add_argument("--arms", type=int, default=2, help="arms including control (default 2)")
+    size.add_argument("--daily-traffic", type=float, help="units per day entering the experiment")
+    size.set_defaults(handler=_sample_size)
+
+
+def _add_operator_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], http: httpx.Client | None
+) -> None:
+    for name, help_text in OPERATOR_COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--url", default="http://127.0.0.1:8000", help="the service (default http://127.0.0.1:8000)")
+        sub.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the service")
+        if name == "create":
+            sub.add_argument("spec", help="JSON file with the experiment (or - for standard input)")
+        elif name == "list":
+            sub.add_argument("--status", choices=["draft", "active", "paused", "completed"])
+        else:
+            sub.add_argument("key", help="the experiment's key")
+        if name == "complete":
+            sub.add_argument("--winner", help="the winning arm (default: none, serve the control)")
+        if name == "report":
+            sub.add_argument("--segment", help="split every figure by this decision attribute")
+            sub.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+        sub.set_defaults(handler=_operator(http))
+
+
+def build_parser(http: httpx.Client | None = None) -> argparse.ArgumentParser:
     """The argument parser, one subparser per command (each sets `handler`)."""
     parser = argparse.ArgumentParser(prog="bandit-service", description="Adaptive multi-armed bandit service.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -42,12 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="uvicorn log level",
     )
     serve.set_defaults(handler=_serve)
+    _add_operator_commands(commands, http)
+    _add_offline_commands(commands)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script."""
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, http: httpx.Client | None = None) -> int:
+    """Entry point of the console script (`http` lets tests talk to an in-process app)."""
+    args = build_parser(http).parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 
