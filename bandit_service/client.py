@@ -135,12 +135,33 @@ class BanditClient:
             if response.status_code >= 500:
                 log.warning("bandit service answered %s, %d rewards stay queued", response.status_code, len(batch))
                 return False
+            del self._queue[: len(batch)]
             if response.status_code >= 400:
                 # The service refused the batch as bad input: retrying cannot help.
                 self.dropped += len(batch)
                 log.error("bandit service refused %d rewards: %s", len(batch), response.text)
-            del self._queue[: len(batch)]
+                continue
+            retry = self._item_outcomes(batch, response.content)
+            if retry:
+                self._queue[:0] = retry
+                log.warning("bandit service could not store %d rewards now; they stay queued", len(retry))
+                return False
         return True
+
+    def _item_outcomes(self, batch: list[RewardReport], content: bytes) -> list[RewardReport]:
+        """Count the items the service refused (4xx) and return those to retry (5xx)."""
+        try:
+            results = msgspec.json.decode(content, type=_BatchOut).results
+        except msgspec.DecodeError:
+            return []  # not a per-item answer: the batch as a whole was accepted
+        retry = []
+        for report, item in zip(batch, results, strict=False):
+            if item.status >= 500:
+                retry.append(report)
+            elif item.status >= 400:
+                self.dropped += 1
+                log.error("bandit service refused the reward of %s: %s", report.decision_id, item.problem)
+        return retry
 
     def close(self) -> None:
         """Flush what is queued and close the HTTP client (if this client opened it)."""
@@ -155,6 +176,15 @@ class BanditClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class _ItemOut(msgspec.Struct, frozen=True):
+    status: int
+    problem: Any = None
+
+
+class _BatchOut(msgspec.Struct, frozen=True):
+    results: list[_ItemOut]
 
 
 _JSON = {"content-type": "application/json"}

@@ -136,3 +136,38 @@ def test_queue_is_bounded():
 def test_bad_client_settings_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_client(FakeService(), **kwargs)
+
+
+def test_client_against_the_real_app(client):
+    from tests.service.api import started
+
+    started(client, "sdk")
+    sdk = BanditClient(http=client, batch_size=10, flush_interval_s=1e9)
+    decisions = [sdk.decide("sdk", unit=f"u{i}", default_arm="a") for i in range(5)]
+    assert all(d.in_experiment and not d.fallback and d.arm in ("a", "b") for d in decisions)
+    for d in decisions[:4]:
+        sdk.reward(d.decision_id, 1.0)
+    sdk.reward(decisions[4].decision_id, 7.0)  # not 0/1 on a bernoulli experiment: refused per item
+    assert sdk.flush()
+    assert sdk.dropped == 1 and sdk.pending == 0
+    stats = client.get("/v1/experiments/sdk").json()["stats"]
+    assert sum(s["rewarded"] for s in stats.values()) == 4
+
+
+def test_items_the_service_cannot_store_now_stay_queued():
+    class Flaky(FakeService):
+        def __call__(self, request):
+            if request.url.path == "/v1/rewards/batch" and self.status == 207:
+                body = json.loads(request.content)
+                results = [{"decision_id": r["decision_id"], "status": 503} for r in body]
+                return httpx.Response(200, json={"recorded": 0, "failed": len(body), "results": results})
+            return super().__call__(request)
+
+    service = Flaky()
+    service.status = 207
+    client = make_client(service, batch_size=2, flush_interval_s=1e9)
+    client.reward("d1", 1.0)
+    client.reward("d2", 1.0)
+    assert client.pending == 2 and client.dropped == 0
+    service.status = 200
+    assert client.flush() and client.pending == 0
