@@ -2,6 +2,10 @@
 
 Exposure: a unit is in iff u(salt, unit) < exposure, so raising exposure only adds units.
 
+Namespace: u(namespace, unit) from an unkeyed hash of the namespace's name and the unit, the same
+for every experiment of the namespace (and independent of their salts), so experiments with
+disjoint slices of it never share a unit.
+
 Arm: weighted rendezvous hashing (Schindelhauer & Schomaker, 2005; "weighted HRW"): for each arm
 a a uniform u_a = hash(salt, unit, a) and the score -ln(u_a) / w_a, which is Exponential with
 rate w_a; the smallest score wins, so P(arm a) = w_a / sum(w) exactly, and when the weights
@@ -15,7 +19,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 
-__all__ = ["choose_arm", "churn_share", "derive_seed", "in_exposure", "unit_uniform"]
+__all__ = ["choose_arm", "churn_share", "derive_seed", "in_exposure", "namespace_uniform", "unit_uniform"]
 
 _SCALE = 2.0**-53
 
@@ -29,6 +33,11 @@ def _digest(salt: str, purpose: bytes, *parts: str) -> int:
 def unit_uniform(salt: str, unit: str, purpose: str = "exposure") -> float:
     """A uniform number in [0, 1) from the top 53 bits of blake2b(salt; purpose, unit)."""
     return (_digest(salt, purpose.encode(), unit) >> 11) * _SCALE
+
+
+def namespace_uniform(namespace: str, unit: str) -> float:
+    """A uniform number in [0, 1) from blake2b(namespace, unit), shared by the namespace's experiments."""
+    return (_digest("", b"namespace", namespace, unit) >> 11) * _SCALE
 
 
 def in_exposure(salt: str, unit: str, exposure: float) -> bool:

@@ -18,11 +18,14 @@ __all__ = [
     "Advance",
     "Finish",
     "Hold",
+    "PlanError",
     "PlanState",
+    "PlanStatus",
     "PlanStep",
     "RolloutAction",
     "Stop",
     "advance",
+    "cancel_plan",
     "in_slice",
     "shift_weights",
     "slices_overlap",
@@ -32,6 +35,15 @@ __all__ = [
 
 Share = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 HoldSeconds = Annotated[int, msgspec.Meta(ge=1, le=10 * 365 * 86400)]
+PlanStatus = Literal["running", "done", "stopped", "cancelled"]
+
+
+class PlanError(ValueError):
+    """A plan that cannot run; `field` names the offending step, e.g. `steps[1].exposure`."""
+
+    def __init__(self, detail: str, *, field: str) -> None:
+        super().__init__(detail)
+        self.field = field
 
 
 class PlanStep(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -46,7 +58,7 @@ class PlanState(msgspec.Struct, frozen=True):
 
     step: int
     step_started_at: datetime
-    status: Literal["running", "done", "stopped"] = "running"
+    status: PlanStatus = "running"
     reason: str | None = None
 
 
@@ -77,17 +89,23 @@ class Stop(msgspec.Struct, frozen=True, tag="stop"):
 RolloutAction = Hold | Advance | Finish | Stop
 
 
-def validate_plan(steps: Sequence[PlanStep], name: str = "steps") -> None:
-    """Refuse an empty plan, a missing hold before the last step, or a value that goes down."""
+def validate_plan(steps: Sequence[PlanStep], name: str = "steps", value_name: str = "value") -> None:
+    """Refuse an empty plan, a missing hold before the last step, or a value that goes down.
+
+    Raises `PlanError` (a ValueError) whose `field` uses the caller's names, so the service can
+    name `plan[1].share` where the wire calls the value `share`.
+    """
     if not steps:
-        raise ValueError(f"{name}: a plan needs at least one step")
+        raise PlanError(f"{name}: a plan needs at least one step", field=name)
     for i, step in enumerate(steps[:-1]):
         if step.hold_s is None:
-            raise ValueError(f"{name}[{i}].hold_s: every step but the last needs a hold time")
+            field = f"{name}[{i}].hold_s"
+            raise PlanError(f"{field}: every step but the last needs a hold time", field=field)
     for i in range(1, len(steps)):
         if steps[i].value < steps[i - 1].value:
-            raise ValueError(
-                f"{name}[{i}].value: a rollout only moves forward ({steps[i - 1].value} -> {steps[i].value})"
+            field = f"{name}[{i}].{value_name}"
+            raise PlanError(
+                f"{field}: a rollout only moves forward ({steps[i - 1].value} -> {steps[i].value})", field=field
             )
 
 
@@ -116,6 +134,13 @@ def advance(steps: Sequence[PlanStep], state: PlanState, now: datetime, breach: 
         return Finish(msgspec.structs.replace(state, status="done"))
     nxt = state.step + 1
     return Advance(PlanState(step=nxt, step_started_at=now), steps[nxt].value)
+
+
+def cancel_plan(state: PlanState, reason: str) -> PlanState:
+    """The state of a running plan that an operator (or the experiment's completion) cancelled."""
+    if state.status != "running":
+        raise ValueError(f"status: only a running plan can be cancelled, this one is {state.status!r}")
+    return msgspec.structs.replace(state, status="cancelled", reason=reason)
 
 
 def shift_weights(weights: Sequence[float], winner: int, share: float) -> list[float]:

@@ -12,14 +12,18 @@ import msgspec
 
 from bandit_service.cache import ExperimentCache
 from bandit_service.clock import Clock
+from bandit_service.domain.audit import AuditService
 from bandit_service.domain.decisions import DecisionService
 from bandit_service.domain.experiments import ExperimentService
+from bandit_service.domain.reports import ReportService
 from bandit_service.domain.rewards import RewardService
 from bandit_service.domain.reweighting import Reweighter
+from bandit_service.domain.rollouts import RolloutService
 from bandit_service.ids import IdFactory
 from bandit_service.scheduler import Scheduler
 from bandit_service.settings import Settings
 from bandit_service.storage.database import open_database
+from bandit_service.storage.reports import SqlReportStore
 from bandit_service.storage.repository import Repository
 from bandit_service.storage.sql import SqlRepository
 from bandit_service.writer import GroupCommitWriter
@@ -37,6 +41,9 @@ class Services(msgspec.Struct, frozen=True, kw_only=True):
     decisions: DecisionService
     rewards: RewardService
     reweighter: Reweighter
+    rollouts: RolloutService
+    audit: AuditService
+    reports: ReportService
     scheduler: Scheduler | None
 
 
@@ -59,7 +66,8 @@ class Runtime:
     async def open(self) -> None:
         """Create tables if needed, start the writer and the scheduler."""
         settings = self.settings
-        repository = SqlRepository(open_database(settings))
+        database = open_database(settings)
+        repository = SqlRepository(database)
         await asyncio.to_thread(repository.create_schema)
         writer = GroupCommitWriter(
             repository, max_batch=settings.commit_max_batch, linger_s=settings.commit_linger_ms / 1000.0
@@ -68,18 +76,24 @@ class Runtime:
         cache = ExperimentCache(repository, self.clock, settings.cache_ttl_s)
         reweighter = Reweighter(repository, writer, cache)
         rewards = RewardService(repository, writer, self.clock, settings.expire_chunk)
+        experiments = ExperimentService(repository, writer, cache, reweighter, self.clock, self.ids)
+        reports = ReportService(repository, SqlReportStore(database))
+        rollouts = RolloutService(repository, writer, cache, experiments, self.clock, reports.guardrail_breach)
         scheduler = None
         if settings.scheduler_enabled:
-            scheduler = Scheduler(reweighter, rewards, self.clock, settings.scheduler_tick_s)
+            scheduler = Scheduler(reweighter, rewards, self.clock, settings.scheduler_tick_s, rollouts)
             scheduler.start()
         self._services = Services(
             repository=repository,
             writer=writer,
             cache=cache,
-            experiments=ExperimentService(repository, writer, cache, reweighter, self.clock, self.ids),
+            experiments=experiments,
             decisions=DecisionService(writer, cache, self.clock, self.ids),
             rewards=rewards,
             reweighter=reweighter,
+            reports=reports,
+            rollouts=rollouts,
+            audit=AuditService(repository),
             scheduler=scheduler,
         )
 
@@ -109,6 +123,18 @@ class Runtime:
     def repository(self) -> Repository:
         """Dependency provider."""
         return self.services.repository
+
+    def rollouts(self) -> RolloutService:
+        """Dependency provider."""
+        return self.services.rollouts
+
+    def audit(self) -> AuditService:
+        """Dependency provider."""
+        return self.services.audit
+
+    def reports(self) -> ReportService:
+        """Dependency provider."""
+        return self.services.reports
 
     def writer(self) -> GroupCommitWriter:
         """Dependency provider."""

@@ -1,4 +1,4 @@
-"""The scheduler: APScheduler (3.x) calls one tick that expires closed reward windows, then reweights.
+"""The scheduler: APScheduler (3.x) calls one tick: expire closed reward windows, advance rollouts, reweight.
 
 The tick runs every `tick_s` seconds with `max_instances=1` and `coalesce=True`, so a slow
 tick is never run twice at once nor replayed in a burst. Which experiments are due is decided
@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bandit_service.clock import Clock
 from bandit_service.domain.rewards import RewardService
 from bandit_service.domain.reweighting import Reweighter
+from bandit_service.domain.rollouts import RolloutService
 
 __all__ = ["Scheduler"]
 
@@ -26,22 +27,36 @@ log = logging.getLogger(__name__)
 class Scheduler:
     """Runs `tick` on an interval inside the app's event loop."""
 
-    def __init__(self, reweighter: Reweighter, rewards: RewardService, clock: Clock, tick_s: float) -> None:
+    def __init__(
+        self,
+        reweighter: Reweighter,
+        rewards: RewardService,
+        clock: Clock,
+        tick_s: float,
+        rollouts: RolloutService | None = None,
+    ) -> None:
         self._reweighter = reweighter
         self._rewards = rewards
+        self._rollouts = rollouts
         self._clock = clock
         self._tick_s = tick_s
         self._running = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
 
     async def tick(self) -> None:
-        """Expire pending decisions whose window closed (they count before reweighting), then reweight."""
+        """Expire closed reward windows (they count in guardrails and weights), advance rollouts, reweight."""
         async with self._running:
             now = self._clock.time()
             expired = await self._rewards.expire_pending(now)
+            moved = await self._rollouts.advance_rollouts(now) if self._rollouts is not None else 0
             reweighted = await self._reweighter.reweight_due(now)
-            if expired or reweighted:
-                log.info("scheduler tick: %d decisions expired, %d experiments reweighted", expired, reweighted)
+            if expired or moved or reweighted:
+                log.info(
+                    "scheduler tick: %d decisions expired, %d rollout steps, %d experiments reweighted",
+                    expired,
+                    moved,
+                    reweighted,
+                )
 
     def start(self) -> None:
         """Start ticking (call inside the running event loop)."""

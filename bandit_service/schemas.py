@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from bandit_service.reporting.inputs import DecisionCriteria
+
 __all__ = [
     "ArmIn",
     "ArmOut",
@@ -20,24 +22,35 @@ __all__ = [
     "AttributeValue",
     "Attributes",
     "CompleteIn",
+    "CompletionOut",
+    "DecisionCriteria",
     "DecisionIn",
     "DecisionOut",
     "EpsilonGreedyPolicy",
+    "EventList",
+    "EventOut",
     "ExperimentIn",
     "ExperimentList",
     "ExperimentOut",
     "ExperimentPatch",
     "ExperimentStatus",
+    "ExposureIn",
     "FixedPolicy",
     "HealthOut",
     "MetricStatsOut",
+    "Namespace",
+    "PlanStatus",
     "PolicySpec",
     "Problem",
+    "RampIn",
+    "RampOut",
+    "RampStepIn",
     "RewardBatchOut",
     "RewardIn",
     "RewardKind",
     "RewardOut",
     "RewardResult",
+    "ShiftStepIn",
     "StatsOut",
     "Targeting",
     "ThompsonPolicy",
@@ -69,6 +82,7 @@ Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 Finite = Annotated[float, Meta(ge=-1e15, le=1e15, description="A finite number, |x| <= 1e15.")]
 Count = Annotated[int, Meta(ge=0, le=1_000_000_000)]
 Seconds = Annotated[int, Meta(ge=1, le=366 * 86_400)]
+SampleSize = Annotated[int, Meta(ge=1, le=1_000_000_000, description="Observations per arm.")]
 AttributeValue = (
     Annotated[str, Meta(max_length=256, pattern=NO_NUL)] | bool | Annotated[int, Meta(ge=-(2**53), le=2**53)] | Finite
 )
@@ -81,7 +95,9 @@ Metrics = Annotated[dict[MetricName, Finite], Meta(max_length=32)]
 
 ExperimentStatus = Literal["draft", "active", "paused", "completed"]
 RewardKind = Literal["bernoulli", "continuous"]
-WeightsReason = Literal["start", "schedule", "manual"]
+WeightsReason = Literal["start", "schedule", "manual", "shift"]
+PlanStatus = Literal["running", "done", "stopped", "cancelled"]
+HoldSeconds = Annotated[int, Meta(ge=1, le=10 * 365 * 86_400, description="Seconds to hold a step.")]
 
 
 class _Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -122,6 +138,19 @@ class ThompsonPolicy(_PolicyBase, frozen=True, kw_only=True, tag="thompson"):
 PolicySpec = FixedPolicy | EpsilonGreedyPolicy | ThompsonPolicy
 
 
+class Namespace(_Wire, frozen=True, kw_only=True):
+    """A mutually exclusive group: the experiment takes units whose namespace hash is in [start, end)."""
+
+    name: Key
+    start: Probability = 0.0
+    end: Probability = 1.0
+
+    def __post_init__(self) -> None:
+        # Checked while decoding, so the problem names `namespace` like any other bad value.
+        if self.start >= self.end:
+            raise ValueError(f"start ({self.start}) must be below end ({self.end})")
+
+
 class ArmIn(_Wire, frozen=True, kw_only=True):
     """An arm: its name, an optional starting (or fixed) weight, and any JSON the app needs."""
 
@@ -146,6 +175,12 @@ class ExperimentIn(_Wire, frozen=True, kw_only=True):
     sticky: bool = True
     reward_window_s: Seconds = 86_400
     default_reward: Finite = 0.0
+    namespace: Namespace | None = None
+    # Analysis: the report's decision rule and the sample size it plans for (changeable at any time).
+    criteria: DecisionCriteria | None = None
+    min_sample_size: SampleSize | None = None
+    minimum_detectable_effect: Finite | None = None  # absolute, or a share of the control's mean with mde_relative
+    mde_relative: bool = False
 
 
 class ExperimentPatch(_Wire, frozen=True, kw_only=True):
@@ -163,12 +198,25 @@ class ExperimentPatch(_Wire, frozen=True, kw_only=True):
     sticky: bool | UnsetType = UNSET
     reward_window_s: Seconds | UnsetType = UNSET
     default_reward: Finite | UnsetType = UNSET
+    namespace: Namespace | UnsetType | None = UNSET
+    criteria: DecisionCriteria | UnsetType | None = UNSET
+    min_sample_size: SampleSize | UnsetType | None = UNSET
+    minimum_detectable_effect: Finite | UnsetType | None = UNSET
+    mde_relative: bool | UnsetType = UNSET
+
+
+class ShiftStepIn(_Wire, frozen=True, kw_only=True):
+    """One step of a gradual completion: the winner's share of traffic, held `hold_s` seconds."""
+
+    share: Probability
+    hold_s: HoldSeconds | None = None
 
 
 class CompleteIn(_Wire, frozen=True, kw_only=True):
-    """Body of POST .../complete: the winning arm, or null to serve the control."""
+    """Body of POST .../complete: the winning arm (or null: the control), and optionally a plan to shift to it."""
 
     winner: ArmName | None = None
+    plan: Annotated[tuple[ShiftStepIn, ...], Meta(min_length=1, max_length=100)] | None = None
 
 
 class WeightsIn(_Wire, frozen=True, kw_only=True):
@@ -294,6 +342,10 @@ class ExperimentOut(_Wire, frozen=True, kw_only=True, omit_defaults=True):
     sticky: bool
     reward_window_s: int
     default_reward: float
+    criteria: DecisionCriteria | None
+    min_sample_size: int | None
+    minimum_detectable_effect: float | None
+    mde_relative: bool
     winner: str | None
     weights: dict[str, float]
     weights_version: int
@@ -303,6 +355,7 @@ class ExperimentOut(_Wire, frozen=True, kw_only=True, omit_defaults=True):
     started_at: datetime | None
     completed_at: datetime | None
     stats: dict[str, ArmStatsOut] | None = None
+    namespace: Namespace | None = None
 
 
 class ExperimentList(_Wire, frozen=True, kw_only=True):
@@ -347,3 +400,72 @@ class HealthOut(_Wire, frozen=True, kw_only=True):
     process: int  # the worker's pid: with several workers each answers for itself
     commits: int  # transactions committed by this worker's group-commit writer
     writes: int  # acknowledged writes in those transactions (writes / commits = batch size)
+
+
+class ExposureIn(_Wire, frozen=True, kw_only=True):
+    """Body of PUT .../exposure: the share of units (by hash) that enter the experiment."""
+
+    exposure: Probability
+
+
+class RampStepIn(_Wire, frozen=True, kw_only=True):
+    """One step of an exposure ramp: the exposure, held `hold_s` seconds (none on the last step)."""
+
+    exposure: Probability
+    hold_s: HoldSeconds | None = None
+
+
+class RampIn(_Wire, frozen=True, kw_only=True):
+    """Body of PUT .../ramp: exposure steps, advanced by the scheduler while every guardrail holds."""
+
+    steps: Annotated[tuple[RampStepIn, ...], Meta(min_length=1, max_length=100)]
+
+
+class RampOut(_Wire, frozen=True, kw_only=True):
+    """An exposure ramp and where it stands."""
+
+    experiment: str
+    steps: list[RampStepIn]
+    step: int
+    step_started_at: datetime
+    next_step_at: datetime | None
+    status: PlanStatus
+    reason: str | None
+    exposure: float
+    created_at: datetime
+    updated_at: datetime
+
+
+class CompletionOut(_Wire, frozen=True, kw_only=True):
+    """A gradual completion (traffic shifting to the winner) and where it stands."""
+
+    experiment: str
+    winner: str
+    plan: list[ShiftStepIn]
+    step: int
+    step_started_at: datetime
+    next_step_at: datetime | None
+    status: PlanStatus
+    reason: str | None
+    weights: dict[str, float]
+    created_at: datetime
+    updated_at: datetime
+
+
+class EventOut(_Wire, frozen=True, kw_only=True):
+    """One audit-log entry: when, who, what, and the values before and after."""
+
+    id: int
+    time: datetime
+    actor: str
+    action: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class EventList(_Wire, frozen=True, kw_only=True):
+    """Audit-log entries, oldest first; pass `next_after` as `after` for the next page (null: no more)."""
+
+    experiment: str
+    events: list[EventOut]
+    next_after: int | None

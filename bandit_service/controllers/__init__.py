@@ -5,8 +5,27 @@ from litestar.types import ControllerRouterHandler
 from bandit_service.controllers.decisions import decide
 from bandit_service.controllers.experiments import ExperimentController
 from bandit_service.controllers.health import healthz
+from bandit_service.controllers.reports import read_report
 from bandit_service.controllers.rewards import record_reward, record_reward_batch
+from bandit_service.controllers.rollouts import RolloutController
 
-__all__ = ["ROUTES", "ExperimentController", "decide", "healthz", "record_reward", "record_reward_batch"]
+__all__ = [
+    "ROUTES",
+    "ExperimentController",
+    "RolloutController",
+    "decide",
+    "healthz",
+    "read_report",
+    "record_reward",
+    "record_reward_batch",
+]
 
-ROUTES: list[ControllerRouterHandler] = [ExperimentController, decide, record_reward, record_reward_batch, healthz]
+ROUTES: list[ControllerRouterHandler] = [
+    ExperimentController,
+    RolloutController,
+    decide,
+    record_reward,
+    record_reward_batch,
+    healthz,
+    read_report,
+]

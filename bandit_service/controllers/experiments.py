@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from bandit_service.domain.experiments import ExperimentService
+from bandit_service.domain.rollouts import RolloutService
 from bandit_service.schemas import (
     CompleteIn,
     ExperimentIn,
@@ -77,11 +78,14 @@ class ExperimentController(Controller):
     async def complete(
         self,
         key: FromPath[str],
-        experiments: NamedDependency[ExperimentService],
+        rollouts: NamedDependency[RolloutService],
         data: JSONBody[CompleteIn | None] = None,
     ) -> ExperimentOut:
-        """Active or paused -> completed, serving the winner (or the control when the winner is null)."""
-        return await experiments.complete(key, data)
+        """Active or paused -> completed, serving the winner (or the control when the winner is null).
+
+        With a `plan`, traffic shifts to the winner step by step first (see GET .../completion).
+        """
+        return await rollouts.complete(key, data)
 
     @post("/{key:str}/reweight", status_code=200)
     async def reweight(self, key: FromPath[str], experiments: NamedDependency[ExperimentService]) -> WeightsRecordOut:

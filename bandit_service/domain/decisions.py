@@ -14,12 +14,13 @@ from typing import Any
 
 import msgspec
 
-from bandit_service.assignment import choose_arm, in_exposure
+from bandit_service.assignment import choose_arm, in_exposure, namespace_uniform
 from bandit_service.cache import ExperimentCache
 from bandit_service.clock import Clock
 from bandit_service.domain.model import Assignment, Decision, Experiment
 from bandit_service.errors import NotFoundError
 from bandit_service.ids import IdFactory
+from bandit_service.rollout import in_slice
 from bandit_service.schemas import DecisionIn, DecisionOut
 from bandit_service.storage.repository import Transaction
 from bandit_service.targeting import matches
@@ -47,7 +48,7 @@ class Placement(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def place(experiment: Experiment, unit: str | None, attributes: Mapping[str, Any], decision_id: str) -> int | None:
-    """The candidate arm, or None if the unit is outside the experiment (status, targeting, exposure).
+    """The candidate arm, or None if the unit is outside the experiment (status, targeting, namespace slice, exposure).
 
     A unit-less request is an independent draw: the fresh decision id stands in for the unit.
     """
@@ -57,6 +58,9 @@ def place(experiment: Experiment, unit: str | None, attributes: Mapping[str, Any
     if config.targeting and not matches(config.targeting, attributes):
         return None
     key = unit if unit is not None else decision_id
+    space = config.namespace
+    if space is not None and not in_slice(namespace_uniform(space.name, key), space.start, space.end):
+        return None
     if not in_exposure(experiment.salt, key, config.exposure):
         return None
     return choose_arm(experiment.salt, key, experiment.arm_names, experiment.weights)

@@ -20,6 +20,7 @@ from bandit_service.clock import Clock
 from bandit_service.domain.lifecycle import next_status
 from bandit_service.domain.model import Arm, Event, Experiment, ExperimentConfig, NewExperiment, WeightsRecord
 from bandit_service.domain.reweighting import ACTOR, Reweighter
+from bandit_service.domain.rollout_rules import check_change, check_new, settle_change
 from bandit_service.domain.specs import check_config, initial_weights, is_adaptive
 from bandit_service.domain.views import experiment_out, weights_out
 from bandit_service.errors import ConflictError, DomainError, IllegalTransitionError, InvalidFieldError, NotFoundError
@@ -42,8 +43,10 @@ from policies import ArmStats, validate_weights
 
 __all__ = ["ExperimentService", "Mutated", "Mutation", "create_experiments", "mutate_experiments"]
 
-DRAFT_ONLY = ("arms", "control", "policy", "reward", "sticky", "reward_window_s", "default_reward")
-ANY_TIME = ("name", "description")
+DRAFT_ONLY = ("arms", "control", "policy", "reward", "sticky", "reward_window_s", "default_reward", "namespace")
+# Analysis settings change what the report concludes, never what units get: allowed in any status.
+ANALYSIS = ("criteria", "min_sample_size", "minimum_detectable_effect", "mde_relative")
+ANY_TIME = ("name", "description", *ANALYSIS)
 
 
 class Mutated(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,6 +70,7 @@ def create_experiments(tx: Transaction, items: Sequence[NewExperiment]) -> list[
     out: list[Any] = []
     for new in items:
         try:
+            check_new(tx, new)
             created = tx.insert_experiment(new)
         except DomainError as exc:
             out.append(exc)
@@ -95,6 +99,7 @@ def mutate_experiments(tx: Transaction, items: Sequence[Mutation]) -> list[Any]:
             continue
         try:
             result = mutation.change(current)
+            check_change(tx, current, result.experiment)
         except DomainError as exc:
             out.append(exc)
             continue
@@ -107,6 +112,7 @@ def mutate_experiments(tx: Transaction, items: Sequence[Mutation]) -> list[Any]:
         if result.weights is not None:
             tx.append_weights(result.weights)
         tx.log_event(result.event)
+        settle_change(tx, current, updated)  # may raise: the savepoint then undoes this item's writes
         out.append(updated)
     return out
 
@@ -307,6 +313,11 @@ class ExperimentService:
             sticky=data.sticky,
             reward_window_s=data.reward_window_s,
             default_reward=data.default_reward,
+            namespace=data.namespace,
+            criteria=data.criteria,
+            min_sample_size=data.min_sample_size,
+            minimum_detectable_effect=data.minimum_detectable_effect,
+            mde_relative=data.mde_relative,
         )
         check_config(arms, config)
         new = NewExperiment(
@@ -373,6 +384,13 @@ class ExperimentService:
             raise IllegalTransitionError(
                 f"cannot reweight experiment {key!r}: its status is {experiment.status!r} (allowed from active)",
                 current_status=experiment.status,
+            )
+        completion = (await asyncio.to_thread(self._repository.rollouts, experiment.id)).get("completion")
+        if completion is not None and completion.state.status == "running":
+            raise ConflictError(
+                f"weights of {key!r} are shifting to the winner {completion.winner!r}; "
+                "cancel the completion (DELETE .../completion) first",
+                field="weights",
             )
         record = await self._reweighter.reweight(experiment, "manual", self._clock.time())
         if record is None:

@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from bandit_service.schemas import ExperimentStatus, PolicySpec, RewardKind, WeightsReason
+from bandit_service.reporting.inputs import DecisionCriteria
+from bandit_service.rollout import PlanState, PlanStep
+from bandit_service.schemas import ExperimentStatus, Namespace, PolicySpec, RewardKind, WeightsReason
 from policies import ArmStats
 
 __all__ = [
@@ -20,12 +22,16 @@ __all__ = [
     "Experiment",
     "ExperimentConfig",
     "ExpiredDecision",
+    "LoggedEvent",
     "NewExperiment",
+    "Rollout",
+    "RolloutKind",
     "StoredReward",
     "WeightsRecord",
 ]
 
 DecisionStatus = Literal["pending", "rewarded", "expired"]
+RolloutKind = Literal["ramp", "completion"]
 
 
 class _Value(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,6 +58,11 @@ class ExperimentConfig(_Value, frozen=True, kw_only=True):
     sticky: bool
     reward_window_s: int
     default_reward: float
+    namespace: Namespace | None = None
+    criteria: DecisionCriteria | None = None  # the report's decision rule: primary metric and guardrails
+    min_sample_size: int | None = None  # observations per arm the report waits for
+    minimum_detectable_effect: float | None = None  # or the sample size that detects this effect
+    mde_relative: bool = False  # the effect is a share of the control's mean
 
 
 class NewExperiment(_Value, frozen=True, kw_only=True):
@@ -196,3 +207,28 @@ class Event(_Value, frozen=True, kw_only=True):
     action: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+
+
+class LoggedEvent(Event, frozen=True, kw_only=True):
+    """An audit-log entry as read back, with its id (ids grow with time: the pagination cursor)."""
+
+    id: int
+
+
+class Rollout(_Value, frozen=True, kw_only=True):
+    """A stored plan of an experiment: an exposure ramp or a gradual completion (shift to `winner`).
+
+    `base_weights` are the weights when a completion began: every step is computed from them, so a
+    step's weights do not depend on when the scheduler ran. `revision` 0 means not stored yet;
+    storage writes a plan only if its revision is still the one read (compare-and-set).
+    """
+
+    experiment_id: int
+    kind: RolloutKind
+    steps: tuple[PlanStep, ...]
+    state: PlanState
+    winner: str | None = None
+    base_weights: tuple[float, ...] = ()
+    created_at: float
+    updated_at: float
+    revision: int = 0

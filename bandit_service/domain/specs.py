@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import assert_never
 
+import msgspec
+
 from bandit_service.domain.model import Arm, ExperimentConfig
 from bandit_service.errors import InvalidFieldError
 from bandit_service.jsonlimits import free_json_problem
-from bandit_service.schemas import EpsilonGreedyPolicy, FixedPolicy, PolicySpec, ThompsonPolicy
+from bandit_service.reporting.inputs import PRIMARY
+from bandit_service.schemas import EpsilonGreedyPolicy, FixedPolicy, MetricName, PolicySpec, ThompsonPolicy
 from policies import EpsilonGreedy, FixedSplit, PolicyConfig, ThompsonSampling, validate_weights
 
-__all__ = ["check_config", "initial_weights", "is_adaptive", "policy_config"]
+__all__ = ["MAX_GUARDRAILS", "check_analysis", "check_config", "initial_weights", "is_adaptive", "policy_config"]
+
+MAX_GUARDRAILS = 20
 
 
 def check_config(arms: Sequence[Arm], config: ExperimentConfig) -> None:
@@ -48,6 +53,41 @@ def check_config(arms: Sequence[Arm], config: ExperimentConfig) -> None:
         )
     if isinstance(policy, ThompsonPolicy) and policy.method == "integration" and config.reward != "bernoulli":
         raise InvalidFieldError("method 'integration' is available for bernoulli rewards only", field="policy.method")
+    check_analysis(config)
+
+
+def _check_metric(name: str, field: str) -> None:
+    if name == PRIMARY:
+        return
+    try:
+        msgspec.convert(name, MetricName)
+    except msgspec.ValidationError as exc:
+        raise InvalidFieldError(
+            f"{name!r} is not a metric name (letters, digits, _.:- and 64 characters at most): {exc}", field=field
+        ) from exc
+
+
+def check_analysis(config: ExperimentConfig) -> None:
+    """Refuse decision criteria and sample-size settings the report could not use, naming the field."""
+    if config.minimum_detectable_effect is not None and config.minimum_detectable_effect == 0:
+        raise InvalidFieldError("minimum_detectable_effect: must be non-zero", field="minimum_detectable_effect")
+    criteria = config.criteria
+    if criteria is None:
+        return
+    _check_metric(criteria.primary.metric, "criteria.primary.metric")
+    if len(criteria.guardrails) > MAX_GUARDRAILS:
+        raise InvalidFieldError(
+            f"at most {MAX_GUARDRAILS} guardrails, got {len(criteria.guardrails)}", field="criteria.guardrails"
+        )
+    seen: set[tuple[str, str]] = set()
+    for i, guardrail in enumerate(criteria.guardrails):
+        _check_metric(guardrail.metric, f"criteria.guardrails[{i}].metric")
+        key = (guardrail.metric, guardrail.bound[0])
+        if key in seen:
+            raise InvalidFieldError(
+                f"a second {guardrail.bound[0]} guardrail on {guardrail.metric!r}", field=f"criteria.guardrails[{i}]"
+            )
+        seen.add(key)
 
 
 def initial_weights(arms: Sequence[Arm]) -> tuple[float, ...]:

@@ -63,6 +63,10 @@ def experiment_out(experiment: Experiment, counts: Sequence[ArmCounts] | None = 
         sticky=config.sticky,
         reward_window_s=config.reward_window_s,
         default_reward=config.default_reward,
+        criteria=config.criteria,
+        min_sample_size=config.min_sample_size,
+        minimum_detectable_effect=config.minimum_detectable_effect,
+        mde_relative=config.mde_relative,
         winner=experiment.winner,
         weights=dict(zip(names, experiment.weights, strict=True)) if experiment.weights else {},
         weights_version=experiment.weights_version,
@@ -72,6 +76,7 @@ def experiment_out(experiment: Experiment, counts: Sequence[ArmCounts] | None = 
         started_at=_maybe_time(experiment.started_at),
         completed_at=_maybe_time(experiment.completed_at),
         stats=stats,
+        namespace=config.namespace,
     )
 
 

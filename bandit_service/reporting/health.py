@@ -22,6 +22,18 @@ def sample_ratio(inp: ReportInput) -> SrmResult:
     not the current weights (Fabijan et al., 2019, KDD; `policies.srm`).
     """
     assigned = np.asarray(inp.period_assigned, dtype=np.float64)
+    if assigned.sum() == 0:
+        # No traffic yet (a draft): nothing to test, and srm_check needs a positive expected total.
+        zeros = (0.0,) * inp.k
+        return SrmResult(
+            statistic=0.0,
+            df=inp.k - 1,
+            p_value=1.0,
+            threshold=inp.srm_threshold,
+            flagged=False,
+            observed=zeros,
+            expected=zeros,
+        )
     expected = expected_counts(np.asarray(inp.period_weights, dtype=np.float64), assigned.sum(axis=1))
     return srm_check(assigned.sum(axis=0), expected, inp.srm_threshold)
 

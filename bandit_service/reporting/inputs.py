@@ -36,7 +36,7 @@ class PrimaryCriterion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"min_improvement: must be a finite number >= 0, got {self.min_improvement!r}")
 
 
-class Guardrail(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Guardrail(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """A limit on how far a metric may move against the control; exactly one bound is set.
 
     `{"metric": "error", "max_increase": 0.01}` or `{"metric": "latency_ms", "max_relative_increase": 0.10}`;

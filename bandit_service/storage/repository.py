@@ -20,7 +20,9 @@ from bandit_service.domain.model import (
     Event,
     Experiment,
     ExpiredDecision,
+    LoggedEvent,
     NewExperiment,
+    Rollout,
     StoredReward,
     WeightsRecord,
 )
@@ -98,6 +100,18 @@ class Transaction(Protocol):
         """Add expired decisions to the counters with their experiment's default reward."""
         ...
 
+    def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
+        """The experiment's plans by kind ("ramp", "completion"), finished ones included."""
+        ...
+
+    def save_rollout(self, rollout: Rollout) -> Rollout | None:
+        """Store a plan if its revision is still current (0: new); None if another writer moved it."""
+        ...
+
+    def namespace_members(self, name: str) -> list[Experiment]:
+        """Experiments that are not completed and declare namespace `name`."""
+        ...
+
 
 Job = Callable[[Transaction, Sequence[Any]], list[Any]]
 """A write job: one outcome per item, in order; a `DomainError` outcome refuses that item only."""
@@ -141,6 +155,18 @@ class Repository(Protocol):
 
     def expired_pending(self, now: float, limit: int) -> list[str]:
         """Ids of pending decisions whose reward window has closed."""
+        ...
+
+    def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
+        """The experiment's plans by kind, finished ones included."""
+        ...
+
+    def running_rollouts(self, limit: int) -> list[str]:
+        """Keys of active experiments with a running plan."""
+        ...
+
+    def events(self, experiment_id: int, after: int, limit: int) -> list[LoggedEvent]:
+        """Audit-log entries with id > `after`, oldest first."""
         ...
 
     def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]]) -> list[list[Any]]:

@@ -19,7 +19,9 @@ from bandit_service.domain.model import (
     Event,
     Experiment,
     ExpiredDecision,
+    LoggedEvent,
     NewExperiment,
+    Rollout,
     StoredReward,
     WeightsRecord,
 )
@@ -35,6 +37,14 @@ from bandit_service.storage.convert import (
 from bandit_service.storage.counters import CounterDeltas, CounterStatements
 from bandit_service.storage.database import Database
 from bandit_service.storage.repository import Job
+from bandit_service.storage.rollouts import (
+    load_events,
+    load_rollouts,
+    namespace_filter,
+    running_rollout_keys,
+    save_rollout,
+)
+from bandit_service.storage.sketches import SketchDeltas, SketchStatements
 from bandit_service.storage.tables import (
     ArmCounterRow,
     ArmMetricRow,
@@ -106,6 +116,7 @@ class Statements:
 
     def __init__(self, db: Database) -> None:
         self.counters = CounterStatements(db)
+        self.sketches = SketchStatements(db)
         self.assignments = select(
             ASSIGNMENTS.c.unit, ASSIGNMENTS.c.arm, ASSIGNMENTS.c.propensity, ASSIGNMENTS.c.weights_version
         ).where(
@@ -161,10 +172,12 @@ class SqlTransaction:
         self.db = db
         self.st = statements
         self.counts = CounterDeltas()
+        self.sketches = SketchDeltas()
 
     def flush(self) -> None:
-        """Write the accumulated counter increments."""
+        """Write the accumulated counter increments (and quantile-sketch additions)."""
         self.counts.flush(self.conn, self.st.counters)
+        self.sketches.flush(self.conn, self.st.sketches)
 
     def experiment(self, key: str) -> Experiment | None:
         """The experiment with this key."""
@@ -272,6 +285,7 @@ class SqlTransaction:
                     "created_at": d.created_at,
                     "expires_at": d.expires_at,
                     "status": "pending",
+                    "new_unit": d.new_unit,
                 }
                 for d in rows
             ],
@@ -345,6 +359,7 @@ class SqlTransaction:
         )
         for r in rows:
             self.counts.reward(r.experiment_id, r.weights_version, r.arm, r.value, r.metrics, expired=False)
+            self.sketches.reward(r.experiment_id, r.arm, r.metrics)
 
     def expire_decisions(self, ids: Collection[str]) -> list[ExpiredDecision]:
         """Mark still-pending decisions expired; returns those that were pending."""
@@ -363,6 +378,18 @@ class SqlTransaction:
         for r in rows:
             value = default_rewards[r.experiment_id]
             self.counts.reward(r.experiment_id, r.weights_version, r.arm, value, {}, expired=True)
+
+    def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
+        """The experiment's plans by kind."""
+        return load_rollouts(self.conn, experiment_id)
+
+    def save_rollout(self, rollout: Rollout) -> Rollout | None:
+        """Compare-and-set a plan on its revision."""
+        return save_rollout(self.conn, rollout)
+
+    def namespace_members(self, name: str) -> list[Experiment]:
+        """Experiments not completed in namespace `name`."""
+        return _load_experiments(self.conn, namespace_filter(name))
 
 
 class SqlRepository:
@@ -461,6 +488,21 @@ class SqlRepository:
                 .limit(limit)
             )
             return [r.id for r in rows]
+
+    def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
+        """The experiment's plans by kind."""
+        with self.db.read.connect() as conn:
+            return load_rollouts(conn, experiment_id)
+
+    def running_rollouts(self, limit: int) -> list[str]:
+        """Keys of active experiments with a running plan."""
+        with self.db.read.connect() as conn:
+            return running_rollout_keys(conn, limit)
+
+    def events(self, experiment_id: int, after: int, limit: int) -> list[LoggedEvent]:
+        """Audit-log entries after a cursor, oldest first."""
+        with self.db.read.connect() as conn:
+            return load_events(conn, experiment_id, after, limit)
 
     def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]]) -> list[list[Any]]:
         """One transaction; each job group in a savepoint, retried item by item if the group fails."""

@@ -15,6 +15,7 @@ __all__ = [
     "ArmCounterRow",
     "ArmMetricRow",
     "ArmRow",
+    "ArmSketchRow",
     "AssignmentRow",
     "DecisionRow",
     "EventRow",
@@ -22,6 +23,8 @@ __all__ = [
     "PeriodCounterRow",
     "PeriodMetricRow",
     "RewardRow",
+    "RolloutRow",
+    "SketchBucketRow",
     "WeightsRow",
     "metadata",
     "table_of",
@@ -97,6 +100,7 @@ class DecisionRow(SQLModel, table=True):
     created_at: float
     expires_at: float
     status: str = Field(max_length=16)
+    new_unit: bool = False  # the unit's first assignment (counts it in `units`; reports split it by segment)
 
 
 class RewardRow(SQLModel, table=True):
@@ -201,6 +205,53 @@ class EventRow(SQLModel, table=True):
     action: str = Field(max_length=32)
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class ArmSketchRow(SQLModel, table=True):
+    """Summary of one latency-like metric's quantile sketch on one arm (see `storage.sketches`)."""
+
+    __tablename__ = "arm_sketches"
+
+    experiment_id: int = Field(primary_key=True)
+    arm: int = Field(primary_key=True)
+    metric: str = Field(primary_key=True, max_length=64)
+    count: int = Field(default=0, sa_type=BigInteger)
+    zero_count: int = Field(default=0, sa_type=BigInteger)
+    total: float = 0.0
+    minimum: float
+    maximum: float
+
+
+class SketchBucketRow(SQLModel, table=True):
+    """One bucket of a quantile sketch: how many values fell in (gamma^(bucket-1), gamma^bucket]."""
+
+    __tablename__ = "sketch_buckets"
+
+    experiment_id: int = Field(primary_key=True)
+    arm: int = Field(primary_key=True)
+    metric: str = Field(primary_key=True, max_length=64)
+    bucket: int = Field(primary_key=True)
+    count: int = Field(default=0, sa_type=BigInteger)
+
+
+class RolloutRow(SQLModel, table=True):
+    """An experiment's exposure ramp or gradual completion: its steps and where it stands."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (Index("ix_rollouts_status", "status"),)
+
+    experiment_id: int = Field(primary_key=True)
+    kind: str = Field(primary_key=True, max_length=16)
+    steps: list[list[float | None]] = Field(sa_column=Column(JSON, nullable=False))  # [value, hold_s]
+    winner: str | None = Field(default=None, max_length=64)
+    base_weights: list[float] = Field(sa_column=Column(JSON, nullable=False))
+    step: int
+    step_started_at: float
+    status: str = Field(max_length=16)
+    reason: str | None = None
+    revision: int
+    created_at: float
+    updated_at: float
 
 
 metadata = SQLModel.metadata

@@ -24,6 +24,9 @@ TABLES = (
     "period_metrics",
     "weights_history",
     "events",
+    "rollouts",
+    "arm_sketches",
+    "sketch_buckets",
 )
 
 

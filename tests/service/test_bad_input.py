@@ -459,6 +459,152 @@ CASES = [
         "body",
         id="batch-text-plain",
     ),
+    # decision criteria and sample size (create and PATCH)
+    pytest.param(
+        "POST",
+        "/v1/experiments",
+        create(criteria={"guardrails": [{"metric": "error", "max_increase": 0.01, "max_decrease": 0.01}]}),
+        JSON,
+        422,
+        "criteria.guardrails[0]",
+        id="create-guardrail-two-bounds",
+    ),
+    pytest.param(
+        "POST",
+        "/v1/experiments",
+        create(criteria={"guardrails": [{"metric": "error"}]}),
+        JSON,
+        422,
+        "criteria.guardrails[0]",
+        id="create-guardrail-no-bound",
+    ),
+    pytest.param(
+        "POST",
+        "/v1/experiments",
+        create(criteria={"guardrails": [{"metric": "error", "max_increase": -0.01}]}),
+        JSON,
+        422,
+        "criteria.guardrails[0].max_increase",
+        id="create-guardrail-negative-bound",
+    ),
+    pytest.param(
+        "POST",
+        "/v1/experiments",
+        create(criteria={"guardrails": [{"metric": "error", "max_incr": 0.01}]}),
+        JSON,
+        422,
+        "criteria.guardrails[0].max_incr",
+        id="create-guardrail-unknown-field",
+    ),
+    pytest.param(
+        "POST",
+        "/v1/experiments",
+        create(criteria={"guardrails": [{"metric": "p95 latency", "max_increase": 5}]}),
+        JSON,
+        422,
+        "criteria.guardrails[0].metric",
+        id="create-guardrail-bad-metric-name",
+    ),
+    pytest.param(
+        "POST",
+        "/v1/experiments",
+        create(
+            criteria={
+                "guardrails": [{"metric": "error", "max_increase": 0.01}, {"metric": "error", "max_increase": 0.02}]
+            }
+        ),
+        JSON,
+        422,
+        "criteria.guardrails[1]",
+        id="create-guardrail-twice",
+    ),
+    pytest.param(
+        "POST",
+        "/v1/experiments",
+        create(criteria={"guardrails": [{"metric": f"m{i}", "max_increase": 1} for i in range(21)]}),
+        JSON,
+        422,
+        "criteria.guardrails",
+        id="create-too-many-guardrails",
+    ),
+    pytest.param(
+        "POST",
+        "/v1/experiments",
+        create(criteria={"primary": {"metric": ""}}),
+        JSON,
+        422,
+        "criteria.primary",
+        id="create-empty-primary-metric",
+    ),
+    pytest.param(
+        "POST",
+        "/v1/experiments",
+        create(criteria={"primary": {"min_improvement": "2%"}}),
+        JSON,
+        422,
+        "criteria.primary.min_improvement",
+        id="create-string-improvement",
+    ),
+    pytest.param("POST", "/v1/experiments", create(criteria="strict"), JSON, 422, "criteria", id="create-criteria-str"),
+    pytest.param(
+        "POST", "/v1/experiments", create(min_sample_size=0), JSON, 422, "min_sample_size", id="create-min-size-0"
+    ),
+    pytest.param(
+        "POST", "/v1/experiments", create(min_sample_size=2.5), JSON, 422, "min_sample_size", id="create-min-size-float"
+    ),
+    pytest.param(
+        "POST",
+        "/v1/experiments",
+        create(minimum_detectable_effect=0),
+        JSON,
+        422,
+        "minimum_detectable_effect",
+        id="create-mde-zero",
+    ),
+    pytest.param(
+        "POST",
+        "/v1/experiments",
+        create(minimum_detectable_effect="5%"),
+        JSON,
+        422,
+        "minimum_detectable_effect",
+        id="create-mde-string",
+    ),
+    pytest.param(
+        "POST", "/v1/experiments", create(mde_relative="yes"), JSON, 422, "mde_relative", id="create-mde-relative-str"
+    ),
+    pytest.param(
+        "PATCH",
+        "/v1/experiments/exp",
+        {"criteria": {"primary": {"min_improvement": -1}}},
+        JSON,
+        422,
+        "criteria.primary.min_improvement",
+        id="patch-negative-improvement",
+    ),
+    pytest.param(
+        "PATCH",
+        "/v1/experiments/exp",
+        {"minimum_detectable_effect": 0.0},
+        JSON,
+        422,
+        "minimum_detectable_effect",
+        id="patch-mde-zero",
+    ),
+    # GET /v1/experiments/{key}/report
+    pytest.param("GET", "/v1/experiments/nope/report", None, None, 404, "key", id="report-unknown-experiment"),
+    pytest.param("GET", "/v1/experiments/exp/report?format=xml", None, None, 422, "format", id="report-bad-format"),
+    pytest.param(
+        "GET", "/v1/experiments/exp/report?segment=a%20b", None, None, 422, "segment", id="report-segment-space"
+    ),
+    pytest.param(
+        "GET", "/v1/experiments/exp/report?segment=1st", None, None, 422, "segment", id="report-segment-digit"
+    ),
+    pytest.param(
+        "GET", "/v1/experiments/exp/report?segment=" + "s" * 65, None, None, 422, "segment", id="report-segment-long"
+    ),
+    pytest.param("GET", "/v1/experiments/exp/report?segment=", None, None, 422, "segment", id="report-segment-empty"),
+    pytest.param("POST", "/v1/experiments/exp/report", None, None, 405, None, id="report-wrong-method"),
     # routing
     pytest.param("GET", "/v1/nothing-here", None, None, 404, None, id="unknown-route"),
     pytest.param("DELETE", "/v1/experiments/exp", None, None, 405, None, id="wrong-method"),

@@ -11,9 +11,11 @@ from bandit_service.rollout import (
     Advance,
     Finish,
     Hold,
+    PlanError,
     PlanStep,
     Stop,
     advance,
+    cancel_plan,
     in_slice,
     shift_weights,
     slices_overlap,
@@ -99,3 +101,21 @@ def test_slices():
     assert in_slice(0.25, 0.0, 0.5) and not in_slice(0.5, 0.0, 0.5)
     assert not slices_overlap((0.0, 0.5), (0.5, 1.0))
     assert slices_overlap((0.0, 0.6), (0.5, 1.0))
+
+
+def test_plan_errors_name_the_field_in_the_callers_words():
+    with pytest.raises(PlanError) as info:
+        validate_plan([PlanStep(0.8, 60), PlanStep(0.5)], "plan", "share")
+    assert info.value.field == "plan[1].share"
+    with pytest.raises(PlanError) as info:
+        validate_plan([PlanStep(0.1), PlanStep(0.5)], "steps", "exposure")
+    assert info.value.field == "steps[0].hold_s"
+
+
+def test_only_a_running_plan_can_be_cancelled_and_then_it_holds():
+    state, _ = start_plan(RAMP, T0)
+    cancelled = cancel_plan(state, "by hand")
+    assert (cancelled.status, cancelled.reason, cancelled.step) == ("cancelled", "by hand", 0)
+    assert isinstance(advance(RAMP, cancelled, T0 + timedelta(days=9), None), Hold)
+    with pytest.raises(ValueError, match="status"):
+        cancel_plan(cancelled, "again")
