@@ -143,6 +143,15 @@ def setup_experiment(url: str) -> None:
     httpx.post(f"{url}/v1/experiments/{EXPERIMENT}/start", timeout=10).raise_for_status()
 
 
+def group_commit(url: str, probes: int = 20) -> dict[int, tuple[int, int]]:
+    """Per worker process: (acknowledged writes, commits) from /healthz, asked until each answers."""
+    seen: dict[int, tuple[int, int]] = {}
+    for _ in range(probes):
+        health = httpx.get(f"{url}/healthz", timeout=5).json()  # a new connection: any worker may answer
+        seen[health["process"]] = (health["writes"], health["commits"])
+    return seen
+
+
 def count_rows(db: Path, table: str) -> int:
     """Rows in a table, read with a fresh connection after the server has stopped."""
     with sqlite3.connect(db) as con:
@@ -195,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                 best = max(r[0].rps for r in ours.values())
                 open_loop = run_hey(url, args.open_fraction * best, args.duration)
                 acked_decisions += open_loop.acked
+                commits = group_commit(url)
             print(f"\n{header}")
             for c in concurrencies:
                 for i, endpoint in enumerate(("decisions", "rewards")):
@@ -208,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
                 f" {open_loop.p50_ms:>6.2f} {open_loop.p95_ms:>6.2f} {open_loop.p99_ms:>6.2f} {open_loop.errors:>6}"
                 f"   (decisions at {args.open_fraction:.0%} of max: {args.open_fraction * best:.0f}/s)"
             )
+            for pid, (writes, n_commits) in sorted(commits.items()):
+                print(
+                    f"group commit, worker {pid}: {writes} writes in {n_commits} transactions"
+                    f" ({writes / max(n_commits, 1):.1f} writes per commit)"
+                )
             stored_decisions = count_rows(db, "decisions")
             stored_rewards = count_rows(db, "rewards")
             lost = max(acked_decisions - stored_decisions, 0) + max(acked_rewards - stored_rewards, 0)

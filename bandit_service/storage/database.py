@@ -8,6 +8,13 @@ Reads use a separate engine with plain (deferred) `BEGIN`.
 
 from __future__ import annotations
 
+import fcntl
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -32,6 +39,29 @@ class Database:
         self.write = write
         self.read = read
         self.dialect = write.dialect.name
+        path = write.url.database if self.dialect == "sqlite" else None
+        self._lock_path = Path(f"{path}-writer.lock") if path and path != ":memory:" else None
+        self._thread_lock = threading.Lock()
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold the write turn for one transaction (SQLite files; a no-op elsewhere).
+
+        SQLite's own busy handler makes a waiting writer sleep in growing steps (up to 100 ms),
+        so two worker processes on one file took turns slowly: p99 latencies of hundreds of ms.
+        An exclusive flock on a side file queues the writers in the kernel, which wakes the
+        next one the moment the lock is released (after COMMIT), so each process still commits
+        a whole group per turn.
+        """
+        if self._lock_path is None:
+            yield
+            return
+        with self._thread_lock, self._lock_path.open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def upsert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
         """An INSERT that supports `.on_conflict_do_update` (SQLite and PostgreSQL share the API)."""
@@ -83,7 +113,7 @@ def _sqlite_engine(url: str, settings: Settings, begin: str, options: dict[str, 
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in pragmas:
-            cursor.execute(pragma)
+            _execute_when_free(cursor, pragma, settings.sqlite_busy_timeout_ms / 1000.0)
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -91,3 +121,21 @@ def _sqlite_engine(url: str, settings: Settings, begin: str, options: dict[str, 
         conn.exec_driver_sql(begin)
 
     return engine
+
+
+def _execute_when_free(cursor: sqlite3.Cursor, sql: str, timeout_s: float) -> None:
+    """Run a statement, retrying while another process holds the lock it needs.
+
+    Switching a new file to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY at once
+    there instead of calling the busy handler; two workers starting on a new file would
+    otherwise crash one of them.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            cursor.execute(sql)
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)

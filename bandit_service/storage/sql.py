@@ -506,7 +506,7 @@ class SqlRepository:
 
     def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]]) -> list[list[Any]]:
         """One transaction; each job group in a savepoint, retried item by item if the group fails."""
-        with self.db.write.connect() as conn, conn.begin():
+        with self.db.writer_lock(), self.db.write.connect() as conn, conn.begin():
             return [self._run_group(conn, job, items) for job, items in groups]
 
     def _run_group(self, conn: Connection, job: Job, items: Sequence[Any]) -> list[Any]:
