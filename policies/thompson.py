@@ -122,7 +122,9 @@ class ThompsonSampling(PolicyBase, frozen=True, tag="thompson"):
         mask = active_mask(active, stats)
         check_floor(self.min_weight, mask)
         n_draws = 1 if size is None else size
-        samples = _MaskedPosterior(self.posterior(stats), mask).sample(rng, n_draws)  # (size, ..., k)
+        post = self.posterior(stats)
+        # Online simulation calls this once per decision: skip the mask when nothing is held.
+        samples = post.sample(rng, n_draws) if active is None else _MaskedPosterior(post, mask).sample(rng, n_draws)
         if self._draws_can_tie:
             is_max = samples == samples.max(axis=-1, keepdims=True)
             if np.any(is_max.sum(axis=-1) > 1):
@@ -130,6 +132,8 @@ class ThompsonSampling(PolicyBase, frozen=True, tag="thompson"):
                 # arm, not to the first one in the list.
                 samples = np.where(is_max, rng.random(samples.shape), -1.0)
         arms = np.moveaxis(samples.argmax(axis=-1), 0, -1)  # (..., size)
+        if self.burn_in == 0 and self.min_weight == 0.0:
+            return arms[..., 0] if size is None else arms  # no exploration share to draw
         uniform_share = self.min_weight * mask.sum(axis=-1)
         burning = in_burn_in(stats, mask, self.burn_in)
         explore_p = np.where(burning, 1.0, uniform_share)[..., None]
