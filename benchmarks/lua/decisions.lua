@@ -13,6 +13,7 @@ end
 function init(args)
   tid = tid or 0
   acked = 0
+  outside = 0
   if record_dir then
     out = io.open(record_dir .. "/ids-" .. tid .. ".txt", "w")
   end
@@ -27,6 +28,7 @@ end
 function response(status, headers, body)
   if status >= 200 and status < 300 then
     acked = acked + 1
+    if string.find(body, '"in_experiment":false', 1, true) then outside = outside + 1 end
     if out then
       local id = string.match(body, '"decision_id":"([^"]+)"')
       if id then out:write(id, "\n") end
@@ -35,12 +37,15 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local acked_total = 0
-  for _, t in ipairs(threads) do acked_total = acked_total + (t:get("acked") or 0) end
+  local acked_total, outside_total = 0, 0
+  for _, t in ipairs(threads) do
+    acked_total = acked_total + (t:get("acked") or 0)
+    outside_total = outside_total + (t:get("outside") or 0)
+  end
   io.write(string.format(
-    '{"requests":%d,"duration_us":%d,"acked":%d,"status_errors":%d,"socket_errors":%d,' ..
+    '{"requests":%d,"duration_us":%d,"acked":%d,"outside":%d,"status_errors":%d,"socket_errors":%d,' ..
     '"p50_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d}\n',
-    summary.requests, summary.duration, acked_total, summary.errors.status,
+    summary.requests, summary.duration, acked_total, outside_total, summary.errors.status,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
     latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
 end
