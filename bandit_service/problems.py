@@ -13,6 +13,7 @@ RecursionError), then decodes strictly into the handler's `data` type.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -20,7 +21,14 @@ from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    InternalServerException,
+    ValidationException,
+)
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.types import Empty
 from litestar.utils.scope.state import ScopeState
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -159,13 +167,54 @@ def _field_of(message: str) -> str:
     return path.lstrip(".") or "body"
 
 
-def _media_type(request: Request[Any, Any, Any]) -> str:
-    # Read the raw header from the ASGI scope: building Litestar's header mapping costs more
-    # than the rest of this guard on the decision path.
+def _raw_headers(request: Request[Any, Any, Any]) -> tuple[str, bytes | None]:
+    # The media type and the raw content-length, read from the ASGI scope: building Litestar's
+    # header mapping cost more than the rest of this guard on the decision path.
+    media_type, length = "", None
     for name, value in request.scope["headers"]:
         if name == b"content-type":
-            return value.decode("latin-1").split(";", 1)[0].strip().lower()
-    return ""
+            media_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
+        elif name == b"content-length":
+            length = value
+    return media_type, length
+
+
+async def _read_body(request: Request[Any, Any, Any], length: bytes | None) -> bytes:
+    """The request body, with the checks of Litestar's `Request.body` (413, disconnect), read directly.
+
+    Litestar's reader (an async generator behind a header mapping) was a tenth of the event
+    loop's time per decision. The body is stored where Litestar looks for it, so a later
+    `request.body()` returns it without reading again.
+    """
+    state = ScopeState.from_scope(request.scope)
+    if state.body is not Empty:
+        return state.body
+    limit = request.route_handler.resolve_request_max_body_size() or math.inf
+    if length is not None:
+        try:
+            announced = int(length)
+        except ValueError:
+            raise ClientException(f"Invalid content-length: {length.decode('latin-1')!r}") from None
+        if announced > limit:
+            raise RequestEntityTooLarge
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        event = await request.receive()
+        if event["type"] == "http.request":
+            chunk = event.get("body", b"")
+            if chunk:
+                total += len(chunk)
+                if total > limit:
+                    raise RequestEntityTooLarge
+                chunks.append(chunk)
+            if not event.get("more_body", False):
+                break
+        elif event["type"] == "http.disconnect":
+            raise InternalServerException("client disconnected prematurely")
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    state.body = body
+    return body
 
 
 def body_guard(max_depth: int) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
@@ -175,12 +224,12 @@ def body_guard(max_depth: int) -> Callable[[Request[Any, Any, Any]], Awaitable[N
         data = request.route_handler.parsed_fn_signature.parameters.get("data")
         if data is None:
             return
-        body = await request.body()  # 413 beyond the app's request_max_body_size
+        media_type, length = _raw_headers(request)
+        body = await _read_body(request, length)  # 413 beyond the app's request_max_body_size
         if not body:
             if data.has_default:
                 return
             raise MalformedBodyError("a JSON body is required", field="body")
-        media_type = _media_type(request)
         if media_type != MediaType.JSON and not media_type.endswith("+json"):
             raise UnsupportedMediaTypeError(
                 f"send the body as application/json, not {media_type or 'without a content type'}", field="body"

@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.base import Executable
 
 from bandit_service.storage.database import Database
+from bandit_service.storage.driver import DriverStatement
 from bandit_service.storage.tables import ArmCounterRow, ArmMetricRow, PeriodCounterRow, PeriodMetricRow, table_of
 
 __all__ = ["CounterDeltas", "CounterStatements"]
@@ -80,7 +80,7 @@ class CounterDeltas:
                     {**dict(zip(keys, key, strict=True)), **dict(zip(columns, step, strict=True))}
                     for key, step in deltas.items()
                 ]
-                conn.execute(statement, rows)
+                statement.execute(conn, rows)
             deltas.clear()
 
 
@@ -109,10 +109,10 @@ def _add(table: dict[Any, list[float]], key: Any, step: tuple[float, ...]) -> No
 
 def _upsert(
     db: Database, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]
-) -> tuple[Executable, tuple[str, ...], tuple[str, ...]]:
+) -> tuple[DriverStatement, tuple[str, ...], tuple[str, ...]]:
     insert = db.upsert(table)
     statement = insert.on_conflict_do_update(
         index_elements=list(keys),
         set_={c: table.c[c] + insert.excluded[c] for c in columns},
     )
-    return statement, keys, columns
+    return DriverStatement(db, statement, keys + columns), keys, columns

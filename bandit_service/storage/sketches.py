@@ -22,9 +22,9 @@ from typing import Any
 
 from sqlalchemy import case, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.base import Executable
 
 from bandit_service.storage.database import Database
+from bandit_service.storage.driver import DriverStatement
 from bandit_service.storage.tables import ArmSketchRow, SketchBucketRow, table_of
 from policies.sketch import QuantileSketch
 
@@ -75,9 +75,8 @@ class SketchDeltas:
                 }
             )
             buckets.extend({**key, "bucket": b, "count": c} for b, c in zip(sketch.keys, sketch.counts, strict=True))
-        conn.execute(statements.summary, summaries)
-        if buckets:
-            conn.execute(statements.buckets, buckets)
+        statements.summary.execute(conn, summaries)
+        statements.buckets.execute(conn, buckets)
         self.values.clear()
 
 
@@ -88,7 +87,7 @@ class SketchStatements:
         insert = db.upsert(SKETCHES)
         new = insert.excluded
         # CASE rather than LEAST/GREATEST or two-argument MIN/MAX: the same SQL on SQLite and PostgreSQL.
-        self.summary: Executable = insert.on_conflict_do_update(
+        summary = insert.on_conflict_do_update(
             index_elements=["experiment_id", "arm", "metric"],
             set_={
                 "count": SKETCHES.c.count + new.count,
@@ -99,10 +98,13 @@ class SketchStatements:
             },
         )
         bucket_insert = db.upsert(BUCKETS)
-        self.buckets: Executable = bucket_insert.on_conflict_do_update(
+        buckets = bucket_insert.on_conflict_do_update(
             index_elements=["experiment_id", "arm", "metric", "bucket"],
             set_={"count": BUCKETS.c.count + bucket_insert.excluded.count},
         )
+        key = ("experiment_id", "arm", "metric")
+        self.summary = DriverStatement(db, summary, (*key, "count", "zero_count", "total", "minimum", "maximum"))
+        self.buckets = DriverStatement(db, buckets, (*key, "bucket", "count"))
 
 
 def read_sketches(conn: Connection, experiment_id: int, k: int) -> dict[str, tuple[QuantileSketch, ...]]:
