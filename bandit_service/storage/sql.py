@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, insert, select, text, update
@@ -163,7 +165,9 @@ class Statements:
                 DECISIONS.c.status,
                 DECISIONS.c.expires_at,
                 EXPERIMENTS.c.key,
-                EXPERIMENTS.c.config,
+                # Only the reward kind, extracted by the database: decoding the whole config JSON
+                # per reward cost the writer thread about 14% of its time.
+                EXPERIMENTS.c.config["reward"].as_string().label("reward_kind"),
                 ARMS.c.name,
             )
             .join(EXPERIMENTS, EXPERIMENTS.c.id == DECISIONS.c.experiment_id)
@@ -330,7 +334,7 @@ class SqlTransaction:
                 decision_id=r.id,
                 experiment_id=r.experiment_id,
                 experiment_key=r.key,
-                reward_kind=r.config["reward"],
+                reward_kind=r.reward_kind,
                 arm=r.arm,
                 arm_name=r.name,
                 weights_version=r.weights_version,
@@ -425,6 +429,8 @@ class SqlRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.statements = Statements(db)
+        self._write_conn: Connection | None = None
+        self._write_guard = threading.Lock()
 
     def create_schema(self) -> None:
         """Create missing tables, holding the database's write lock so concurrent starts do not race."""
@@ -434,6 +440,8 @@ class SqlRepository:
 
     def close(self) -> None:
         """Release connections."""
+        with self._write_guard:
+            self._drop_write_connection()
         self.db.dispose()
 
     def ping(self) -> None:
@@ -541,7 +549,7 @@ class SqlRepository:
         if len(groups) == 1:
             job, items = groups[0]
             try:
-                with self.db.writer_lock(), self.db.write.connect() as conn, conn.begin():
+                with self._write_transaction() as conn:
                     tx = SqlTransaction(conn, self.db, self.statements)
                     results = job(tx, items)
                     tx.flush()
@@ -550,8 +558,41 @@ class SqlRepository:
                 raise  # the database itself is unavailable or locked: the whole batch fails
             except Exception:
                 log.debug("write group of %d failed; running it again with savepoints", len(items))
-        with self.db.writer_lock(), self.db.write.connect() as conn, conn.begin():
+        with self._write_transaction() as conn:
             return [self._run_group(conn, job, items) for job, items in groups]
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[Connection]:
+        """One write transaction, on the connection the writer keeps open (SQLite) or a pooled one.
+
+        Taking a SQLite connection from the pool and returning it (with its reset) cost about 10%
+        of every batch, so the single writer keeps one open until `close`. PostgreSQL still takes
+        a pooled one per batch: its checkout ping finds a connection the server dropped before a
+        batch fails on it. A connection whose transaction did not end cleanly is closed, and the
+        next batch opens a fresh one.
+        """
+        if self.db.dialect != "sqlite":
+            with self.db.writer_lock(), self.db.write.connect() as conn, conn.begin():
+                yield conn
+            return
+        with self._write_guard, self.db.writer_lock():
+            if self._write_conn is None:
+                self._write_conn = self.db.write.connect()
+            conn = self._write_conn
+            try:
+                with conn.begin():
+                    yield conn
+            except OperationalError:
+                self._drop_write_connection()  # it may be broken (or its file gone): reopen next batch
+                raise
+            finally:
+                if self._write_conn is not None and (conn.invalidated or conn.in_transaction()):
+                    self._drop_write_connection()
+
+    def _drop_write_connection(self) -> None:
+        if self._write_conn is not None:
+            conn, self._write_conn = self._write_conn, None
+            conn.close()
 
     def _run_group(self, conn: Connection, job: Job, items: Sequence[Any]) -> list[Any]:
         try:
