@@ -15,7 +15,12 @@ from sqlalchemy.engine import Connection
 
 from bandit_service.storage.database import Database
 from bandit_service.storage.driver import DriverStatement
-from bandit_service.storage.tables import ArmCounterRow, ArmMetricRow, PeriodCounterRow, PeriodMetricRow, table_of
+from bandit_service.storage.tables import (
+    ARM_COUNTERS,
+    ARM_METRICS,
+    PERIOD_METRICS,
+    PERIODS,
+)
 
 __all__ = ["CounterDeltas", "CounterStatements"]
 
@@ -89,12 +94,10 @@ class CounterStatements:
 
     def __init__(self, db: Database) -> None:
         self.upserts = [
-            _upsert(db, table_of(ArmCounterRow), ("experiment_id", "arm"), COUNTER_COLUMNS),
-            _upsert(db, table_of(PeriodCounterRow), ("experiment_id", "weights_version", "arm"), COUNTER_COLUMNS),
-            _upsert(db, table_of(ArmMetricRow), ("experiment_id", "arm", "metric"), METRIC_COLUMNS),
-            _upsert(
-                db, table_of(PeriodMetricRow), ("experiment_id", "weights_version", "arm", "metric"), METRIC_COLUMNS
-            ),
+            _upsert(db, ARM_COUNTERS, ("experiment_id", "arm"), COUNTER_COLUMNS),
+            _upsert(db, PERIODS, ("experiment_id", "weights_version", "arm"), COUNTER_COLUMNS),
+            _upsert(db, ARM_METRICS, ("experiment_id", "arm", "metric"), METRIC_COLUMNS),
+            _upsert(db, PERIOD_METRICS, ("experiment_id", "weights_version", "arm", "metric"), METRIC_COLUMNS),
         ]
 
 

@@ -39,13 +39,12 @@ from bandit_service.storage.convert import weights_from_row
 from bandit_service.storage.database import Database
 from bandit_service.storage.sketches import SKETCH_ACCURACY, is_sketched, read_sketches
 from bandit_service.storage.tables import (
-    ArmMetricRow,
-    DecisionRow,
-    PeriodCounterRow,
-    PeriodMetricRow,
-    RewardRow,
-    WeightsRow,
-    table_of,
+    ARM_METRICS,
+    DECISIONS,
+    PERIOD_METRICS,
+    PERIODS,
+    REWARDS,
+    WEIGHTS,
 )
 from policies.sketch import QuantileSketch
 
@@ -53,13 +52,6 @@ __all__ = ["MISSING", "ReportStore", "SqlReportStore", "segment_label"]
 
 MISSING = "(none)"  # the segment of decisions without the attribute
 METRICS_PER_QUERY = 32  # three aggregate columns each
-
-DECISIONS = table_of(DecisionRow)
-REWARDS = table_of(RewardRow)
-PERIODS = table_of(PeriodCounterRow)
-PERIOD_METRICS = table_of(PeriodMetricRow)
-ARM_METRICS = table_of(ArmMetricRow)
-WEIGHTS = table_of(WeightsRow)
 
 
 class ReportStore(Protocol):

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from bandit_service.clock import to_datetime
 from bandit_service.domain.model import LoggedEvent, Rollout
 from bandit_service.rollout import PlanState, PlanStep
-from bandit_service.storage.tables import EventRow, ExperimentRow, RolloutRow, table_of
+from bandit_service.storage.tables import EVENTS, EXPERIMENTS, ROLLOUTS
 
 __all__ = [
     "ROLLOUTS",
@@ -21,10 +21,6 @@ __all__ = [
     "running_rollout_keys",
     "save_rollout",
 ]
-
-ROLLOUTS = table_of(RolloutRow)
-EXPERIMENTS = table_of(ExperimentRow)
-EVENTS = table_of(EventRow)
 
 
 def _values(r: Rollout) -> dict[str, Any]:

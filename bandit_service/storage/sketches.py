@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 
 from bandit_service.storage.database import Database
 from bandit_service.storage.driver import DriverStatement
-from bandit_service.storage.tables import ArmSketchRow, SketchBucketRow, table_of
+from bandit_service.storage.tables import BUCKETS, SKETCHES
 from policies.sketch import QuantileSketch
 
 __all__ = ["SKETCH_ACCURACY", "SketchDeltas", "SketchStatements", "is_sketched", "read_sketches"]
@@ -35,9 +35,6 @@ __all__ = ["SKETCH_ACCURACY", "SketchDeltas", "SketchStatements", "is_sketched",
 SKETCH_ACCURACY = 0.01  # every quantile within 1% of the exact order statistic
 
 _SKETCHED = re.compile(r"(_ms|_us|_ns|_s|_seconds|_bytes)$|latency|duration")
-
-SKETCHES = table_of(ArmSketchRow)
-BUCKETS = table_of(SketchBucketRow)
 
 
 def is_sketched(metric: str) -> bool:

@@ -49,17 +49,16 @@ from bandit_service.storage.rollouts import (
 )
 from bandit_service.storage.sketches import SketchDeltas, SketchStatements
 from bandit_service.storage.tables import (
-    ArmCounterRow,
-    ArmMetricRow,
-    ArmRow,
-    AssignmentRow,
-    DecisionRow,
-    EventRow,
-    ExperimentRow,
-    RewardRow,
-    WeightsRow,
+    ARM_COUNTERS,
+    ARM_METRICS,
+    ARMS,
+    ASSIGNMENTS,
+    DECISIONS,
+    EVENTS,
+    EXPERIMENTS,
+    REWARDS,
+    WEIGHTS,
     metadata,
-    table_of,
 )
 from policies import ArmStats
 
@@ -67,15 +66,6 @@ __all__ = ["SqlRepository", "SqlTransaction"]
 
 log = logging.getLogger(__name__)
 
-EXPERIMENTS = table_of(ExperimentRow)
-ARMS = table_of(ArmRow)
-ASSIGNMENTS = table_of(AssignmentRow)
-DECISIONS = table_of(DecisionRow)
-REWARDS = table_of(RewardRow)
-ARM_COUNTERS = table_of(ArmCounterRow)
-ARM_METRICS = table_of(ArmMetricRow)
-WEIGHTS = table_of(WeightsRow)
-EVENTS = table_of(EventRow)
 DECISION_COLUMNS = (
     "id",
     "experiment_id",

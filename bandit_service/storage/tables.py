@@ -12,6 +12,20 @@ from sqlalchemy import JSON, BigInteger, Column, Index, Table
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "ARMS",
+    "ARM_COUNTERS",
+    "ARM_METRICS",
+    "ASSIGNMENTS",
+    "BUCKETS",
+    "DECISIONS",
+    "EVENTS",
+    "EXPERIMENTS",
+    "PERIODS",
+    "PERIOD_METRICS",
+    "REWARDS",
+    "ROLLOUTS",
+    "SKETCHES",
+    "WEIGHTS",
     "ArmCounterRow",
     "ArmMetricRow",
     "ArmRow",
@@ -261,3 +275,20 @@ def table_of(model: type[SQLModel]) -> Table:
     """The SQLAlchemy table behind a SQLModel table class (for Core statements)."""
     table: Table = model.__table__  # type: ignore[attr-defined]
     return table
+
+
+# The Core tables, one handle each, for the storage modules' statements.
+ARMS = table_of(ArmRow)
+ARM_COUNTERS = table_of(ArmCounterRow)
+ARM_METRICS = table_of(ArmMetricRow)
+ASSIGNMENTS = table_of(AssignmentRow)
+BUCKETS = table_of(SketchBucketRow)
+DECISIONS = table_of(DecisionRow)
+EVENTS = table_of(EventRow)
+EXPERIMENTS = table_of(ExperimentRow)
+PERIODS = table_of(PeriodCounterRow)
+PERIOD_METRICS = table_of(PeriodMetricRow)
+REWARDS = table_of(RewardRow)
+ROLLOUTS = table_of(RolloutRow)
+SKETCHES = table_of(ArmSketchRow)
+WEIGHTS = table_of(WeightsRow)
