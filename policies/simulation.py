@@ -9,6 +9,7 @@ import msgspec
 import numpy as np
 from numpy.typing import ArrayLike
 
+from policies.beta_thompson_kernel import fits_beta_thompson_kernel, run_beta_thompson_online
 from policies.environments import Environment
 from policies.knobs import sample_arms
 from policies.stats import FloatArray, IntArray, StatsArray
@@ -138,7 +139,10 @@ def simulate(
     regret = np.empty((seeds, times.size))
     report = on_progress if on_progress is not None else _ignore
     arrays = (n, total, total_sq)
-    if batch_size is None:
+    if batch_size is None and fits_beta_thompson_kernel(policy, env):
+        # The same policy with a fused loop (see policies.beta_thompson_kernel): several times faster.
+        run_beta_thompson_online(policy, env, horizon, rng, times, arrays, regret, report)
+    elif batch_size is None:
         _run_online(policy, env, horizon, rng, times, stats, arrays, regret, report)
     else:
         _run_batches(policy, env, horizon, rng, batch_size, times, stats, arrays, regret, report)
