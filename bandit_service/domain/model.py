@@ -159,20 +159,6 @@ class Decision(_Value, frozen=True, kw_only=True):
     new_unit: bool
 
 
-class DecisionContext(_Value, frozen=True, kw_only=True):
-    """What a reward needs to know about its decision and experiment."""
-
-    decision_id: str
-    experiment_id: int
-    experiment_key: str
-    reward_kind: RewardKind
-    arm: int
-    arm_name: str
-    weights_version: int
-    status: DecisionStatus
-    expires_at: float
-
-
 class StoredReward(_Value, frozen=True, kw_only=True):
     """A recorded reward, with what is needed to answer a retry exactly as the first time."""
 
@@ -187,6 +173,21 @@ class StoredReward(_Value, frozen=True, kw_only=True):
     idempotency_key: str | None
     body_hash: str
     created_at: float
+
+
+class DecisionContext(_Value, frozen=True, kw_only=True):
+    """What a reward needs to know about its decision and experiment, and the reward it already has."""
+
+    decision_id: str
+    experiment_id: int
+    experiment_key: str
+    reward_kind: RewardKind
+    arm: int
+    arm_name: str
+    weights_version: int
+    status: DecisionStatus
+    expires_at: float
+    reward: StoredReward | None = None  # the reward it already has
 
 
 class ExpiredDecision(_Value, frozen=True, kw_only=True):

@@ -92,7 +92,7 @@ def record_rewards(tx: Transaction, items: Sequence[RewardClaim]) -> list[Any]:
     """Write job: judge every claim against the stored state, store and count the new ones."""
     decisions = tx.decision_contexts({c.decision_id for c in items})
     by_key = tx.rewards_by_key({c.idempotency_key for c in items if c.idempotency_key is not None})
-    by_decision = tx.rewards_by_decision({c.decision_id for c in items})
+    by_decision = {i: d.reward for i, d in decisions.items() if d.reward is not None}
     out: list[Any] = []
     new: list[StoredReward] = []
     for claim in items:

@@ -1,4 +1,4 @@
-"""Hot-path writes compiled once and run on the SQLite driver's cursor, skipping SQLAlchemy's per-call work.
+"""Hot-path statements compiled once and run on the SQLite driver's cursor, skipping SQLAlchemy's per-call work.
 
 The group-commit writer runs a handful of statements per batch while the event loop serves
 requests in the same process. SQLAlchemy's execution machinery (cache lookup, execution
@@ -7,7 +7,8 @@ loop waits for. A `DriverStatement` compiles its SQLAlchemy statement once, keep
 processors of its parameters (JSON, floats, booleans, exactly as SQLAlchemy would apply them),
 and calls the DBAPI `executemany` on the transaction's own connection. Driver errors are
 wrapped into SQLAlchemy's exception classes, so callers see the same errors as before. Other
-dialects use `Connection.execute` unchanged.
+dialects use `Connection.execute` unchanged. `DriverQuery` does the same for a SELECT by a list
+of keys.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.base import Executable
 
 from bandit_service.storage.database import Database
 
-__all__ = ["DriverStatement"]
+__all__ = ["DriverQuery", "DriverStatement"]
 
 
 class DriverStatement:
@@ -42,19 +44,84 @@ class DriverStatement:
                 raise ValueError(f"statement parameters {names} differ from the columns {list(columns)}")
             self.bind = [(name, compiled.binds[name].type.bind_processor(dialect)) for name in names]
 
-    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run the statement once per row, inside the connection's current transaction."""
+    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Run the statement once per row, inside the connection's current transaction; rows changed."""
         if not rows:
-            return
+            return 0
         if not self.sqlite:
-            conn.execute(self.statement, list(rows))
-            return
+            return int(conn.execute(self.statement, list(rows)).rowcount)
         bind = self.bind
         params = [tuple(row[name] if proc is None else proc(row[name]) for name, proc in bind) for row in rows]
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.executemany(self.sql, params)
+            return int(cursor.rowcount)  # summed over the rows by executemany
         except sqlite3.Error as exc:
             raise DBAPIError.instance(self.sql, params, exc, sqlite3.Error) from exc
         finally:
             cursor.close()
+
+
+class DriverQuery:
+    """A SELECT with one expanding IN list, run on the SQLite driver's cursor; rows as plain tuples.
+
+    SQLAlchemy renders an expanding IN list anew on every call. Here the SQL is rendered once per
+    power-of-two list length; a shorter list is padded by repeating its last value, which
+    leaves `IN` unchanged. Result values go through the column types' result processors (JSON
+    columns are decoded), so rows hold what `Connection.execute` would give. Other dialects use
+    `Connection.execute` unchanged.
+    """
+
+    def __init__(self, db: Database, statement: Select[Any], expanding: str) -> None:
+        self.statement = statement
+        self.expanding = expanding
+        self.sqlite = db.dialect == "sqlite"
+        self._dialect = db.write.dialect
+        self._compiled = statement.compile(dialect=self._dialect)
+        self._sql: dict[int, tuple[str, list[tuple[int, Any]]]] = {}
+        list_type = self._compiled.binds[expanding].type
+        self._list_bind = list_type.dialect_impl(self._dialect).bind_processor(self._dialect)
+        self._results = [
+            c.type.dialect_impl(self._dialect).result_processor(self._dialect, None) for c in statement.selected_columns
+        ]
+
+    def rows(self, conn: Connection, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows whose IN column matches one of `values`, in the statement's column order."""
+        if not values:
+            return []
+        if not self.sqlite:
+            return [tuple(r) for r in conn.execute(self.statement, {self.expanding: list(values)})]
+        size = 1 << (len(values) - 1).bit_length()
+        sql, template = self._sql.get(size) or self._render(size)
+        padded = list(values) + [values[-1]] * (size - len(values))
+        if self._list_bind is not None:
+            padded = [self._list_bind(v) for v in padded]
+        params = [padded[i] if i >= 0 else constant for i, constant in template]
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, params)
+            raw = cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
+        finally:
+            cursor.close()
+        procs = self._results
+        if not any(procs):
+            return raw
+        return [tuple(v if p is None else p(v) for p, v in zip(procs, row, strict=True)) for row in raw]
+
+    def _render(self, size: int) -> tuple[str, list[tuple[int, Any]]]:
+        """The SQL for `size` list values; per placeholder (index into the list, None) or (-1, processed constant)."""
+        state = self._compiled.construct_expanded_state({self.expanding: [f"v{i}" for i in range(size)]})
+        prefix = f"{self.expanding}_"
+        template: list[tuple[int, Any]] = []
+        for name in state.positiontup or []:
+            if name.startswith(prefix) and name not in self._compiled.binds:
+                template.append((int(name[len(prefix) :]) - 1, None))
+            else:
+                bind = self._compiled.binds[name]
+                proc = bind.type.dialect_impl(self._dialect).bind_processor(self._dialect)
+                value = state.parameters[name]
+                template.append((-1, value if proc is None else proc(value)))
+        self._sql[size] = (state.statement, template)
+        return self._sql[size]

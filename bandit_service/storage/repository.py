@@ -77,15 +77,11 @@ class Transaction(Protocol):
         ...
 
     def decision_contexts(self, ids: Collection[str]) -> dict[str, DecisionContext]:
-        """Decisions by id, with their experiment's key, reward kind and the arm's name."""
+        """Decisions by id, with their experiment's key, reward kind, the arm's name and their reward (if any)."""
         ...
 
     def rewards_by_key(self, keys: Collection[str]) -> dict[str, StoredReward]:
         """Rewards by idempotency key."""
-        ...
-
-    def rewards_by_decision(self, ids: Collection[str]) -> dict[str, StoredReward]:
-        """Rewards by decision id."""
         ...
 
     def insert_rewards(self, rows: Sequence[StoredReward]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,32 +59,37 @@ class SketchDeltas:
         """Add the values to the stored sketches (one upsert per table) and forget them."""
         if not self.values:
             return
+        # The rows of `QuantileSketch().add(values)` per sketch, with the same bucket formula and
+        # the same numpy log, but one numpy pass for the whole transaction: per-sketch numpy
+        # calls and validated sketch objects cost the writer thread about 12% of its time.
+        groups = list(self.values.items())
+        flat = np.fromiter((x for _, values in groups for x in values), dtype=np.float64)
+        if not np.all(np.isfinite(flat)):
+            raise ValueError("values: must be finite (no NaN or infinity)")
+        log_gamma = math.log(QuantileSketch(relative_accuracy=SKETCH_ACCURACY).gamma)
+        positive = flat > 0
+        keys = np.zeros(flat.size, dtype=np.int64)
+        keys[positive] = np.ceil(np.log(flat[positive]) / log_gamma).astype(np.int64)
         summaries: list[dict[str, Any]] = []
         buckets: list[dict[str, Any]] = []
-        log_gamma = math.log(QuantileSketch(relative_accuracy=SKETCH_ACCURACY).gamma)
-        for (experiment_id, arm, metric), values in self.values.items():
-            # The rows of `QuantileSketch().add(values)`, computed the same way (same numpy calls, same
-            # bucket formula) without building two validated sketches and merging one into an empty
-            # one: that cost the writer thread about 12% of its time on small batches.
-            v = np.asarray(values, dtype=np.float64)
-            if not np.all(np.isfinite(v)):
-                raise ValueError("values: must be finite (no NaN or infinity)")
-            positive = v[v > 0]
-            keys, counts = np.unique(np.ceil(np.log(positive) / log_gamma).astype(np.int64), return_counts=True)
+        start = 0
+        for (experiment_id, arm, metric), values in groups:
+            end = start + len(values)
             key = {"experiment_id": experiment_id, "arm": arm, "metric": metric}
+            in_sketch = zip(keys[start:end].tolist(), positive[start:end].tolist(), strict=True)
+            counts = Counter(k for k, is_positive in in_sketch if is_positive)
             summaries.append(
                 {
                     **key,
-                    "count": int(v.size),
-                    "zero_count": int(v.size - positive.size),
-                    "total": float(v.sum()),
-                    "minimum": float(v.min()),
-                    "maximum": float(v.max()),
+                    "count": len(values),
+                    "zero_count": len(values) - sum(counts.values()),
+                    "total": math.fsum(values),
+                    "minimum": min(values),
+                    "maximum": max(values),
                 }
             )
-            buckets.extend(
-                {**key, "bucket": b, "count": c} for b, c in zip(keys.tolist(), counts.tolist(), strict=True)
-            )
+            buckets.extend({**key, "bucket": b, "count": c} for b, c in sorted(counts.items()))
+            start = end
         statements.summary.execute(conn, summaries)
         statements.buckets.execute(conn, buckets)
         self.values.clear()

@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, select, text, update
+from sqlalchemy import and_, bindparam, delete, insert, literal_column, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
@@ -38,7 +38,7 @@ from bandit_service.storage.convert import (
 )
 from bandit_service.storage.counters import CounterDeltas, CounterStatements
 from bandit_service.storage.database import Database
-from bandit_service.storage.driver import DriverStatement
+from bandit_service.storage.driver import DriverQuery, DriverStatement
 from bandit_service.storage.repository import Job
 from bandit_service.storage.rollouts import (
     load_events,
@@ -90,6 +90,9 @@ REWARD_COLUMNS = (
     "body_hash",
     "created_at",
 )
+
+# The columns of a decision's existing reward in the decision_contexts query.
+_PRIOR_REWARD_COLUMNS = ("value", "metrics", "idempotency_key", "body_hash", "created_at")
 
 
 def _load_experiments(
@@ -146,7 +149,10 @@ class Statements:
             ("experiment_id", "unit", "arm", "propensity", "weights_version", "created_at"),
         )
         self.insert_decisions = DriverStatement(db, insert(DECISIONS), DECISION_COLUMNS)
-        self.decision_contexts = (
+        # A reward's decision, its experiment's key and reward kind, its arm's name and the
+        # reward it already has (if any), in one query by decision id.
+        self.decision_contexts = DriverQuery(
+            db,
             select(
                 DECISIONS.c.id,
                 DECISIONS.c.experiment_id,
@@ -159,22 +165,27 @@ class Statements:
                 # per reward cost the writer thread about 14% of its time.
                 EXPERIMENTS.c.config["reward"].as_string().label("reward_kind"),
                 ARMS.c.name,
+                *(REWARDS.c[name] for name in _PRIOR_REWARD_COLUMNS),
             )
             .join(EXPERIMENTS, EXPERIMENTS.c.id == DECISIONS.c.experiment_id)
             .join(ARMS, and_(ARMS.c.experiment_id == DECISIONS.c.experiment_id, ARMS.c.position == DECISIONS.c.arm))
-            .where(DECISIONS.c.id.in_(bindparam("ids", expanding=True)))
+            .outerjoin(REWARDS, REWARDS.c.decision_id == DECISIONS.c.id)
+            .where(DECISIONS.c.id.in_(bindparam("ids", expanding=True))),
+            "ids",
         )
-        rewards = (
+        self.rewards_by_key = (
             select(REWARDS, EXPERIMENTS.c.key.label("experiment_key"), ARMS.c.name.label("arm_name"))
             .join(EXPERIMENTS, EXPERIMENTS.c.id == REWARDS.c.experiment_id)
             .join(ARMS, and_(ARMS.c.experiment_id == REWARDS.c.experiment_id, ARMS.c.position == REWARDS.c.arm))
+            .where(REWARDS.c.idempotency_key.in_(bindparam("keys", expanding=True)))
         )
-        self.rewards_by_key = rewards.where(REWARDS.c.idempotency_key.in_(bindparam("keys", expanding=True)))
-        self.rewards_by_decision = rewards.where(REWARDS.c.decision_id.in_(bindparam("ids", expanding=True)))
-        self.mark_rewarded = (
+        # Constants as literals: a DriverStatement binds exactly its named parameters.
+        self.mark_rewarded = DriverStatement(
+            db,
             update(DECISIONS)
-            .where(DECISIONS.c.id == bindparam("decision_id"), DECISIONS.c.status == "pending")
-            .values(status="rewarded")
+            .where(DECISIONS.c.id == bindparam("decision_id"), DECISIONS.c.status == literal_column("'pending'"))
+            .values(status=literal_column("'rewarded'")),
+            ("decision_id",),
         )
         self.insert_rewards = DriverStatement(db, insert(REWARDS), REWARD_COLUMNS)
         self.expire = (
@@ -315,24 +326,39 @@ class SqlTransaction:
             self.counts.decision(d.experiment_id, d.weights_version, d.arm, d.new_unit)
 
     def decision_contexts(self, ids: Collection[str]) -> dict[str, DecisionContext]:
-        """Decisions by id, with their experiment's key and reward kind and the arm's name."""
-        if not ids:
-            return {}
-        rows = self.conn.execute(self.st.decision_contexts, {"ids": list(ids)})
-        return {
-            r.id: DecisionContext(
-                decision_id=r.id,
-                experiment_id=r.experiment_id,
-                experiment_key=r.key,
-                reward_kind=r.reward_kind,
-                arm=r.arm,
-                arm_name=r.name,
-                weights_version=r.weights_version,
-                status=r.status,
-                expires_at=r.expires_at,
+        """Decisions by id, with their experiment's key and reward kind, the arm's name and their reward."""
+        out = {}
+        for row in self.st.decision_contexts.rows(self.conn, list(ids)):
+            decision_id, experiment_id, arm, weights_version, status, expires_at, key, reward_kind, arm_name = row[:9]
+            value, metrics, idempotency_key, body_hash, created_at = row[9:]
+            reward = None
+            if body_hash is not None:  # the outer join found a reward
+                reward = StoredReward(
+                    decision_id=decision_id,
+                    experiment_id=experiment_id,
+                    experiment_key=key,
+                    arm=arm,
+                    arm_name=arm_name,
+                    weights_version=weights_version,
+                    value=value,
+                    metrics=metrics,
+                    idempotency_key=idempotency_key,
+                    body_hash=body_hash,
+                    created_at=created_at,
+                )
+            out[decision_id] = DecisionContext(
+                decision_id=decision_id,
+                experiment_id=experiment_id,
+                experiment_key=key,
+                reward_kind=reward_kind,
+                arm=arm,
+                arm_name=arm_name,
+                weights_version=weights_version,
+                status=status,
+                expires_at=expires_at,
+                reward=reward,
             )
-            for r in rows
-        }
+        return out
 
     def rewards_by_key(self, keys: Collection[str]) -> dict[str, StoredReward]:
         """Rewards by idempotency key."""
@@ -341,23 +367,16 @@ class SqlTransaction:
         rows = self.conn.execute(self.st.rewards_by_key, {"keys": list(keys)})
         return {r.idempotency_key: _stored_reward(r) for r in rows}
 
-    def rewards_by_decision(self, ids: Collection[str]) -> dict[str, StoredReward]:
-        """Rewards by decision id."""
-        if not ids:
-            return {}
-        rows = self.conn.execute(self.st.rewards_by_decision, {"ids": list(ids)})
-        return {r.decision_id: _stored_reward(r) for r in rows}
-
     def insert_rewards(self, rows: Sequence[StoredReward]) -> None:
         """Store rewards, mark their decisions rewarded (only if still pending), count them."""
         if not rows:
             return
         mark = self.st.mark_rewarded
         params = [{"decision_id": r.decision_id} for r in rows]
-        if self.db.write.dialect.supports_sane_multi_rowcount:
-            changed = self.conn.execute(mark, params).rowcount
+        if self.db.write.dialect.supports_sane_multi_rowcount:  # SQLite does
+            changed = mark.execute(self.conn, params)
         else:
-            changed = sum(self.conn.execute(mark, p).rowcount for p in params)
+            changed = sum(mark.execute(self.conn, [p]) for p in params)
         if changed != len(rows):
             # Another replica expired or rewarded one of these decisions since we read it.
             raise ConflictError("decision_id: the decision changed concurrently; retry", field="decision_id")
