@@ -15,6 +15,7 @@ it. The expected share of units that move is given by `churn_share`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Sequence
@@ -24,10 +25,17 @@ __all__ = ["choose_arm", "churn_share", "derive_seed", "in_exposure", "namespace
 _SCALE = 2.0**-53
 
 
+@functools.lru_cache(maxsize=4096)
+def _keyed(salt: str) -> hashlib.blake2b:
+    """blake2b keyed with the salt, before any message: copying it skips hashing the key block again."""
+    return hashlib.blake2b(digest_size=8, key=salt.encode())
+
+
 def _digest(salt: str, purpose: bytes, *parts: str) -> int:
     # NUL separates the parts: unit ids, arm names and purposes cannot contain it.
-    message = b"\x00".join((purpose, *(p.encode() for p in parts)))
-    return int.from_bytes(hashlib.blake2b(message, digest_size=8, key=salt.encode()).digest(), "big")
+    h = _keyed(salt).copy()
+    h.update(b"\x00".join((purpose, *(p.encode() for p in parts))))
+    return int.from_bytes(h.digest(), "big")
 
 
 def unit_uniform(salt: str, unit: str, purpose: str = "exposure") -> float:
@@ -42,6 +50,8 @@ def namespace_uniform(namespace: str, unit: str) -> float:
 
 def in_exposure(salt: str, unit: str, exposure: float) -> bool:
     """Whether the unit falls inside the exposed share of units (monotone in `exposure`)."""
+    if exposure >= 1.0:
+        return True  # u < 1 always: no need to hash
     return unit_uniform(salt, unit) < exposure
 
 
