@@ -92,3 +92,20 @@ def test_driver_query_reads_what_sqlalchemy_reads_for_any_list_length(tmp_path, 
     assert len(fast) == min(count, 25)
     assert fast[0][1] == {"country": "NZ", "tier": [1, 2]}  # JSON decoded as SQLAlchemy would
     db.dispose()
+
+
+def test_driver_insert_of_many_rows_runs_in_chunks_and_counts_what_it_inserted(tmp_path):
+    # 13 rows run as 8 + 4 + 1 multi-row statements; an upsert that skips duplicates counts only new rows.
+    db = open_database(Settings(database_url=f"sqlite:///{tmp_path / 'm.db'}"))
+    SqlRepository(db).create_schema()
+    plain = DriverStatement(db, insert(DECISIONS), DECISION_COLUMNS)
+    skip_known = DriverStatement(db, db.upsert(DECISIONS).on_conflict_do_nothing(), DECISION_COLUMNS)
+    with db.write.begin() as conn:
+        assert plain.execute(conn, [_row(f"d{i:02d}") for i in range(13)]) == 13
+        assert skip_known.execute(conn, [_row(f"d{i:02d}") for i in range(10, 20)]) == 7  # d10-d12 exist
+    with db.read.connect() as conn:
+        ids = [r.id for r in conn.execute(select(DECISIONS.c.id).order_by(DECISIONS.c.id))]
+        attributes = {r.attributes["country"] for r in conn.execute(select(DECISIONS.c.attributes))}
+    assert ids == [f"d{i:02d}" for i in range(20)]
+    assert attributes == {"NZ"}
+    db.dispose()
