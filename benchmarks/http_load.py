@@ -1,6 +1,6 @@
 """HTTP load benchmark: the real service against a storage-less Litestar ceiling, same load, same run.
 
-    python -m benchmarks.http_load --duration 10 --concurrency 8,32 --workers 1,2 --rounds 3
+    python -m benchmarks.http_load --duration 10 --concurrency 8,32,64 --workers 1,2 --rounds 3
 
 Needs `wrk` (closed loop) and `hey` (open loop at a fixed rate): `apt-get install wrk hey`.
 Every server runs with uvicorn on 127.0.0.1 in its own processes; the load generators are
@@ -191,7 +191,7 @@ def drive(url: str, concurrency: int, seconds: float, record_dir: Path) -> tuple
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.http_load", description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="whole seconds per load run (default 10)")
-    parser.add_argument("--concurrency", default="8,32", help="closed-loop connections, comma-separated")
+    parser.add_argument("--concurrency", default="8,32,64", help="closed-loop connections, comma-separated")
     parser.add_argument("--workers", default="1,2", help="uvicorn worker counts, comma-separated")
     parser.add_argument("--open-fraction", type=float, default=0.5, help="open-loop rate as a share of the max")
     parser.add_argument("--rounds", type=int, default=1, help="ceiling/service turns per worker count (medians)")
@@ -267,6 +267,14 @@ def _measure(workers: int, concurrencies: list[int], args: argparse.Namespace, r
                 ratios = [a.rps / b.rps for a, b in zip(o, p, strict=True)]
                 line += f"   {min(ratios):.2f}-{max(ratios):.2f}"
             print(line)
+    # The headline: throughput is the best rate over the concurrencies, for each side.
+    for i, endpoint in enumerate(("decisions", "rewards")):
+        o_best = max(_median([r[i].rps for r in ours[c]]) for c in concurrencies)
+        p_best = max(_median([r[i].rps for r in peer[c]]) for c in concurrencies)
+        print(
+            f"{workers:>7} {endpoint:<10} throughput {o_best:.0f}/s = {o_best / p_best:.2f} of the ceiling's"
+            f" {p_best:.0f}/s (best over concurrencies {','.join(map(str, concurrencies))})"
+        )
     print(
         f"{workers:>7} {'open loop':<10} {'':>5} {open_loop.rps:>8.0f} {'':>8} {'':>6}"
         f" {open_loop.p50_ms:>6.2f} {open_loop.p95_ms:>6.2f} {open_loop.p99_ms:>6.2f} {open_loop.errors:>6}"

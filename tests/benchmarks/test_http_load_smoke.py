@@ -34,3 +34,4 @@ def test_a_tiny_load_run_prints_its_table_and_loses_nothing():
     assert "lost: 0" in proc.stdout
     assert "writes per commit" in proc.stdout
     assert "medians of 2 rounds" in proc.stdout
+    assert "throughput" in proc.stdout and "of the ceiling" in proc.stdout
