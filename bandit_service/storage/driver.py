@@ -5,7 +5,7 @@ requests in the same process. SQLAlchemy's execution machinery (cache lookup, ex
 context, result set-up) costs tens of microseconds of GIL time per statement, time the event
 loop waits for. A `DriverStatement` compiles its SQLAlchemy statement once, keeps the bind
 processors of its parameters (JSON, floats, booleans, exactly as SQLAlchemy would apply them),
-and calls the DBAPI `executemany` on the transaction's own connection. Driver errors are
+and runs it on the transaction's own DBAPI connection. Driver errors are
 wrapped into SQLAlchemy's exception classes, so callers see the same errors as before. Other
 dialects use `Connection.execute` unchanged. `DriverQuery` does the same for a SELECT by a list
 of keys.
@@ -33,9 +33,8 @@ class DriverStatement:
 
     An INSERT (or upsert) of n rows runs as a few multi-row statements (`VALUES (...), (...)`,
     in chunks of power-of-two sizes) rather than n executions: sqlite3 releases and retakes the
-    GIL around every step, and with the event loop holding the GIL between requests each retake
-    waited, so a batch of 16 decisions spent more time waiting than working. Other statements
-    run with `executemany`.
+    GIL around every execution, and under load each retake may wait for the event loop to let
+    go of it. Other statements (UPDATE) run with `executemany`.
     """
 
     def __init__(self, db: Database, statement: Executable, columns: Sequence[str]) -> None:
