@@ -90,7 +90,7 @@ class DriverStatement:
         sql = self._multi.get(size)
         if sql is None:
             names = [name for name, _ in self.bind]
-            values = [{name: bindparam(f"{name}__{i}") for name in names} for i in range(size)]
+            values: list[dict[str, Any]] = [{name: bindparam(f"{name}__{i}") for name in names} for i in range(size)]
             compiled = self.statement.values(values).compile(dialect=self._dialect)  # type: ignore[attr-defined]
             expected = [f"{name}__{i}" for i in range(size) for name in names]
             if list(compiled.positiontup or []) != expected:
