@@ -60,6 +60,19 @@ def test_runs_the_mabwiser_peer(tmp_path: Path) -> None:
     assert "peer: MABWiser" in proc.stdout and "speed ratio" in proc.stdout
 
 
+def test_the_bit_generator_is_a_choice_and_is_named_in_the_table(tmp_path: Path) -> None:
+    args = ("--env", "two_arms", "--horizon", "100", "--seeds", "2", "--policies", "thompson", "--peer", "off")
+    first = _run(*args, "--bit-generator", "pcg64", "--no-progress", "--out", str(tmp_path))
+    again = _run(*args, "--bit-generator", "pcg64", "--no-progress", "--out", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    assert "pcg64 generator" in first.stdout
+    # Same seed, same generator: the same regret (the speed column differs from run to run).
+    regret = [line.split()[2] for line in first.stdout.splitlines() if line.startswith("thompson ")]
+    assert regret == [line.split()[2] for line in again.stdout.splitlines() if line.startswith("thompson ")]
+    refused = _run(*args, "--bit-generator", "mt", "--out", str(tmp_path))
+    assert refused.returncode == 2 and "--bit-generator" in refused.stderr
+
+
 def test_unknown_names_are_refused(tmp_path: Path) -> None:
     proc = _run("--env", "nowhere", "--out", str(tmp_path))
     assert proc.returncode == 2 and "--env: unknown environment 'nowhere'" in proc.stderr
