@@ -31,6 +31,7 @@ from typing import TypeGuard
 import numpy as np
 
 from policies.environments import BernoulliEnv, DriftingEnv, Environment
+from policies.regret_curve import record_block
 from policies.stats import FloatArray, IntArray
 from policies.thompson import ThompsonSampling
 
@@ -99,11 +100,8 @@ def run_beta_thompson_online(
             chosen = ratio.argmax(axis=1, out=arms[j])
             failed = uniforms[j] >= means[j][chosen]
             flat[success_at + chosen + failure_offset * failed] += 1.0
-        # Regret of the block: the gap of each chosen arm at its own time, summed per seed.
-        steps = np.take_along_axis(env.gaps_at(t), arms, axis=1).cumsum(axis=0) + cum  # (b, seeds)
-        inside = (times > start) & (times <= start + b)
-        regret[:, inside] = steps[times[inside] - start - 1].T
-        cum = steps[-1]
+        # The gap of each chosen arm at its own time, as (seeds, b).
+        cum = record_block(regret, times, start, np.take_along_axis(env.gaps_at(t), arms, axis=1).T, cum)
         report(b)
     # Counts are whole numbers; rounding removes the float error of a fractional prior.
     successes = np.rint(params[0] - policy.prior_alpha)

@@ -12,6 +12,7 @@ from numpy.typing import ArrayLike
 from policies.beta_thompson_kernel import fits_beta_thompson_kernel, run_beta_thompson_online
 from policies.environments import Environment
 from policies.knobs import sample_arms
+from policies.regret_curve import record_block
 from policies.stats import FloatArray, IntArray, StatsArray
 
 __all__ = ["SimulatedPolicy", "SimulationResult", "checkpoint_times", "simulate"]
@@ -226,9 +227,5 @@ def _run_batches(
         n_flat += np.bincount(idx, minlength=size)
         total_flat += np.bincount(idx, weights=r, minlength=size)
         sq_flat += np.bincount(idx, weights=r * r, minlength=size)
-        gaps = env.gaps_at(t)  # (b, k)
-        curve = cum[:, None] + np.cumsum(gaps[np.arange(b), arms], axis=1)  # (seeds, b)
-        inside = (times > start) & (times <= start + b)
-        regret[:, inside] = curve[:, times[inside] - start - 1]
-        cum = curve[:, -1]
+        cum = record_block(regret, times, start, env.gaps_at(t)[np.arange(b), arms], cum)
         report(b)
