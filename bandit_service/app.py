@@ -11,9 +11,9 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from bandit_service.clock import Clock, SystemClock
-from bandit_service.controllers import ROUTES
+from bandit_service.http.routes import ROUTES
 from bandit_service.ids import IdFactory, process_ids
-from bandit_service.problems import body_guard, exception_handlers
+from bandit_service.http.problems import body_guard, exception_handlers
 from bandit_service.runtime import Runtime
 from bandit_service.settings import Settings
 

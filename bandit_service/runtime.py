@@ -10,23 +10,23 @@ import asyncio
 
 import msgspec
 
-from bandit_service.cache import ExperimentCache
+from bandit_service.services.cache import ExperimentCache
 from bandit_service.clock import Clock
-from bandit_service.domain.audit import AuditService
-from bandit_service.domain.decisions import DecisionService
-from bandit_service.domain.experiments import ExperimentService
-from bandit_service.domain.reports import ReportService
-from bandit_service.domain.rewards import RewardService
-from bandit_service.domain.reweighting import Reweighter
-from bandit_service.domain.rollouts import RolloutService
+from bandit_service.services.audit import AuditService
+from bandit_service.services.decisions import DecisionService
+from bandit_service.services.experiments import ExperimentService
+from bandit_service.services.reports import ReportService
+from bandit_service.services.rewards import RewardService
+from bandit_service.services.reweighting import Reweighter
+from bandit_service.services.rollouts import RolloutService
 from bandit_service.ids import IdFactory
-from bandit_service.scheduler import Scheduler
+from bandit_service.services.scheduler import Scheduler
 from bandit_service.settings import Settings
 from bandit_service.storage.database import open_database
-from bandit_service.storage.reports import SqlReportStore
+from bandit_service.storage.report_reads import SqlReportStore
 from bandit_service.storage.repository import Repository
 from bandit_service.storage.sql import SqlRepository
-from bandit_service.writer import GroupCommitWriter
+from bandit_service.storage.writer import GroupCommitWriter
 
 __all__ = ["Runtime", "Services"]
 

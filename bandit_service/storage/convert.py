@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Row
 
-from bandit_service.domain.model import Arm, Experiment, ExperimentConfig, NewExperiment, WeightsRecord
+from bandit_service.core.model import Arm, Experiment, ExperimentConfig, NewExperiment, WeightsRecord
 from policies import ArmStats
 
 __all__ = ["arm_rows", "experiment_from_rows", "experiment_values", "weights_from_row", "weights_values"]

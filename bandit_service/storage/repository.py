@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from bandit_service.domain.model import (
+from bandit_service.core.model import (
     Arm,
     ArmCounts,
     Assignment,
@@ -26,7 +26,7 @@ from bandit_service.domain.model import (
     StoredReward,
     WeightsRecord,
 )
-from bandit_service.schemas import ExperimentStatus
+from bandit_service.http.schemas import ExperimentStatus
 
 __all__ = ["Job", "Repository", "Transaction"]
 

@@ -12,7 +12,7 @@ from sqlalchemy import and_, bindparam, delete, insert, literal_column, select, 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
-from bandit_service.domain.model import (
+from bandit_service.core.model import (
     Arm,
     ArmCounts,
     Assignment,
@@ -27,8 +27,8 @@ from bandit_service.domain.model import (
     StoredReward,
     WeightsRecord,
 )
-from bandit_service.errors import AlreadyExistsError, ConflictError
-from bandit_service.schemas import ExperimentStatus
+from bandit_service.core.errors import AlreadyExistsError, ConflictError
+from bandit_service.http.schemas import ExperimentStatus
 from bandit_service.storage.convert import (
     arm_rows,
     experiment_from_rows,
@@ -40,7 +40,7 @@ from bandit_service.storage.counters import CounterDeltas, CounterStatements
 from bandit_service.storage.database import Database
 from bandit_service.storage.driver import DriverQuery, DriverStatement
 from bandit_service.storage.repository import Job
-from bandit_service.storage.rollouts import (
+from bandit_service.storage.plans import (
     load_events,
     load_rollouts,
     namespace_filter,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from bandit_service.assignment import choose_arm, churn_share, derive_seed, in_exposure, unit_uniform
+from bandit_service.core.assignment import choose_arm, churn_share, derive_seed, in_exposure, unit_uniform
 
 SALT = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 ARMS = ("a", "b", "c")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bandit_service.jsonlimits import body_depth, deep_path, free_json_problem
+from bandit_service.core.json_limits import body_depth, deep_path, free_json_problem
 
 FREE = frozenset({"payload", "metrics"})
 

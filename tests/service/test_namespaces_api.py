@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import chi2_contingency
 
 from bandit_service.app import runtime_of
-from bandit_service.domain.decisions import place
+from bandit_service.services.decisions import place
 from tests.service.api import decide, decide_all, experiment_body, snapshot, started
 
 LEFT = {"name": "checkout", "start": 0.0, "end": 0.5}

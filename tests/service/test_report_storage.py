@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from bandit_service.app import runtime_of
-from bandit_service.domain.report_data import period_counters
+from bandit_service.core.report_data import period_counters
 from bandit_service.storage.database import open_database
-from bandit_service.storage.reports import MISSING, SqlReportStore, segment_label
+from bandit_service.storage.report_reads import MISSING, SqlReportStore, segment_label
 from bandit_service.storage.sketches import SKETCH_ACCURACY, is_sketched
 from policies.sketch import QuantileSketch
 from tests.service.api import decide, read_db, reward, started

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from bandit_service.rollout import (
+from bandit_service.core.plans import (
     Advance,
     Finish,
     Hold,

@@ -15,7 +15,7 @@ import pytest
 from litestar.testing import TestClient
 
 from bandit_service.app import runtime_of
-from bandit_service.domain.rollouts import RolloutService
+from bandit_service.services.rollouts import RolloutService
 from tests.service.api import call, decide, decide_all, experiment_body, snapshot, started
 
 DAY = 86_400

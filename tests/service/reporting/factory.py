@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from bandit_service.reporting import ReportInput
+from bandit_service.core.reporting import ReportInput
 from policies.stats import StatsArray
 
 __all__ = ["ARMS", "bernoulli_input", "continuous_input", "total"]

@@ -17,7 +17,7 @@ from statsmodels.stats.proportion import (
     samplesize_proportions_2indep_onetail,
 )
 
-from bandit_service.reporting import build_report
+from bandit_service.core.reporting import build_report
 from policies.sketch import QuantileSketch
 from policies.stats import StatsArray
 from tests.service.reporting.factory import bernoulli_input, continuous_input

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from bandit_service.reporting import DecisionCriteria, Guardrail, PrimaryCriterion
+from bandit_service.core.reporting import DecisionCriteria, Guardrail, PrimaryCriterion
 from policies.sketch import QuantileSketch
 from policies.stats import StatsArray
 from tests.service.reporting.factory import bernoulli_input

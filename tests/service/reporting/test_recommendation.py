@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 from statsmodels.stats import proportion as smp
 
-from bandit_service.reporting import DecisionCriteria, Guardrail, PrimaryCriterion, Report, build_report
+from bandit_service.core.reporting import DecisionCriteria, Guardrail, PrimaryCriterion, Report, build_report
 from policies.stats import StatsArray
 from tests.service.reporting.factory import bernoulli_input, continuous_input
 

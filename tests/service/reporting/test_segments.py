@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from bandit_service.reporting import build_report, build_segment_reports, render_segments_text
+from bandit_service.core.reporting import build_report, build_segment_reports, render_segments_text
 from tests.service.reporting.factory import bernoulli_input
 
 

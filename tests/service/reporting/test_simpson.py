@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bandit_service.reporting import build_report
+from bandit_service.core.reporting import build_report
 from tests.service.reporting.factory import bernoulli_input
 
 # Period 1 is a good period for everyone and the bandit favours B; in period 2 rates fall and

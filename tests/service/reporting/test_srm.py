@@ -7,7 +7,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from bandit_service.reporting import build_report
+from bandit_service.core.reporting import build_report
 from policies.srm import srm_check
 from tests.service.reporting.factory import bernoulli_input
 

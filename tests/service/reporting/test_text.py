@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bandit_service.reporting import DecisionCriteria, Guardrail, build_report, render_text
+from bandit_service.core.reporting import DecisionCriteria, Guardrail, build_report, render_text
 from policies.sketch import QuantileSketch
 from policies.stats import StatsArray
 from tests.service.reporting.factory import bernoulli_input

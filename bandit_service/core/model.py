@@ -1,0 +1,235 @@
+"""Domain values: what storage hands to the domain and back (never database rows)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from bandit_service.core.reporting.inputs import DecisionCriteria
+from bandit_service.core.plans import PlanState, PlanStep
+from bandit_service.http.schemas import ExperimentStatus, Namespace, PolicySpec, RewardKind, WeightsReason
+from policies import ArmStats
+
+__all__ = [
+    "Arm",
+    "ArmCounts",
+    "Assignment",
+    "Decision",
+    "DecisionContext",
+    "DecisionStatus",
+    "Event",
+    "Experiment",
+    "ExperimentConfig",
+    "ExpiredDecision",
+    "LoggedEvent",
+    "NewExperiment",
+    "Rollout",
+    "RolloutKind",
+    "StoredReward",
+    "WeightsRecord",
+]
+
+DecisionStatus = Literal["pending", "rewarded", "expired"]
+RolloutKind = Literal["ramp", "completion"]
+
+
+class _Value(msgspec.Struct, frozen=True, kw_only=True):
+    """Immutable domain value."""
+
+
+class Arm(_Value, frozen=True, kw_only=True):
+    """An arm as configured: name, configured weight (None: not given) and the app's payload."""
+
+    name: str
+    weight: float | None = None
+    payload: Any = None
+
+
+class ExperimentConfig(_Value, frozen=True, kw_only=True):
+    """The settings of an experiment that are stored as one JSON document."""
+
+    control: str
+    policy: PolicySpec
+    reward: RewardKind
+    reweight_every_s: int
+    exposure: float
+    targeting: dict[str, Any]
+    sticky: bool
+    reward_window_s: int
+    default_reward: float
+    namespace: Namespace | None = None
+    criteria: DecisionCriteria | None = None  # the report's decision rule: primary metric and guardrails
+    min_sample_size: int | None = None  # observations per arm the report waits for
+    minimum_detectable_effect: float | None = None  # or the sample size that detects this effect
+    mde_relative: bool = False  # the effect is a share of the control's mean
+
+
+class NewExperiment(_Value, frozen=True, kw_only=True):
+    """An experiment before storage has given it an id."""
+
+    key: str
+    name: str
+    description: str
+    status: ExperimentStatus
+    arms: tuple[Arm, ...]
+    config: ExperimentConfig
+    salt: str
+    winner: str | None = None
+    weights: tuple[float, ...] = ()
+    weights_version: int = 0
+    next_reweight_at: float | None = None
+    reweighted_at: float | None = None
+    created_at: float
+    updated_at: float
+    started_at: float | None = None
+    completed_at: float | None = None
+
+
+class Experiment(NewExperiment, frozen=True, kw_only=True):
+    """A stored experiment; `revision` grows with every change (compare-and-set guard)."""
+
+    id: int
+    revision: int
+
+    @property
+    def arm_names(self) -> tuple[str, ...]:
+        """Arm names in configured order (the order of `weights`)."""
+        return tuple(arm.name for arm in self.arms)
+
+    @property
+    def control_index(self) -> int:
+        """Position of the control arm."""
+        return self.arm_names.index(self.config.control)
+
+    def arm_index(self, name: str) -> int:
+        """Position of an arm by name (ValueError if absent)."""
+        return self.arm_names.index(name)
+
+
+class ArmCounts(_Value, frozen=True, kw_only=True):
+    """Incremental counters of one arm: traffic, reward status and sufficient statistics."""
+
+    units: int = 0
+    decisions: int = 0
+    rewarded: int = 0
+    expired: int = 0
+    stats: ArmStats = ArmStats()
+    metrics: dict[str, ArmStats] = msgspec.field(default_factory=dict)
+
+    @property
+    def pending(self) -> int:
+        """Decisions still waiting for their reward (neither rewarded nor expired)."""
+        return self.decisions - self.rewarded - self.expired
+
+
+class WeightsRecord(_Value, frozen=True, kw_only=True):
+    """One row of the weights history."""
+
+    experiment_id: int
+    version: int
+    created_at: float
+    weights: tuple[float, ...]
+    stats: tuple[ArmStats, ...]
+    reason: WeightsReason
+    seed: int | None
+    churn: float | None
+
+
+class Assignment(_Value, frozen=True, kw_only=True):
+    """A unit's sticky arm and the probability it had of getting it."""
+
+    arm: int
+    propensity: float
+    weights_version: int
+
+
+class Decision(_Value, frozen=True, kw_only=True):
+    """One logged decision (only decisions made inside the experiment are logged)."""
+
+    id: str
+    experiment_id: int
+    unit: str | None
+    arm: int
+    propensity: float
+    weights_version: int
+    attributes: dict[str, Any]
+    created_at: float
+    expires_at: float
+    new_unit: bool
+
+
+class StoredReward(_Value, frozen=True, kw_only=True):
+    """A recorded reward, with what is needed to answer a retry exactly as the first time."""
+
+    decision_id: str
+    experiment_id: int
+    experiment_key: str
+    arm: int
+    arm_name: str
+    weights_version: int
+    value: float
+    metrics: dict[str, float]
+    idempotency_key: str | None
+    body_hash: str
+    created_at: float
+
+
+class DecisionContext(_Value, frozen=True, kw_only=True):
+    """What a reward needs to know about its decision and experiment, and the reward it already has."""
+
+    decision_id: str
+    experiment_id: int
+    experiment_key: str
+    reward_kind: RewardKind
+    arm: int
+    arm_name: str
+    weights_version: int
+    status: DecisionStatus
+    expires_at: float
+    reward: StoredReward | None = None  # the reward it already has
+
+
+class ExpiredDecision(_Value, frozen=True, kw_only=True):
+    """A decision whose reward window closed; it counts with its experiment's default reward."""
+
+    decision_id: str
+    experiment_id: int
+    arm: int
+    weights_version: int
+
+
+class Event(_Value, frozen=True, kw_only=True):
+    """An audit-log entry: who changed what, and the values before and after."""
+
+    experiment_id: int
+    created_at: float
+    actor: str
+    action: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class LoggedEvent(Event, frozen=True, kw_only=True):
+    """An audit-log entry as read back, with its id (ids grow with time: the pagination cursor)."""
+
+    id: int
+
+
+class Rollout(_Value, frozen=True, kw_only=True):
+    """A stored plan of an experiment: an exposure ramp or a gradual completion (shift to `winner`).
+
+    `base_weights` are the weights when a completion began: every step is computed from them, so a
+    step's weights do not depend on when the scheduler ran. `revision` 0 means not stored yet;
+    storage writes a plan only if its revision is still the one read (compare-and-set).
+    """
+
+    experiment_id: int
+    kind: RolloutKind
+    steps: tuple[PlanStep, ...]
+    state: PlanState
+    winner: str | None = None
+    base_weights: tuple[float, ...] = ()
+    created_at: float
+    updated_at: float
+    revision: int = 0

@@ -1,0 +1,84 @@
+"""What storage reads for a report: counters per weights period and arm, metric statistics and sketches.
+
+One `PeriodCounters` describes the whole experiment (read from the incremental counters) or one
+segment of it (aggregated from the decisions at report time); the report builder input is made
+from it in `domain.reports`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import msgspec
+import numpy as np
+
+from bandit_service.core.model import WeightsRecord
+from policies.sketch import QuantileSketch
+from policies.stats import FloatArray, StatsArray
+
+__all__ = ["CounterRow", "MetricRow", "PeriodCounters", "ReportData", "SegmentData", "period_counters"]
+
+CounterRow = tuple[int, int, float, float, float, float, float, float, float]
+"""(weights_version, arm, units, decisions, rewarded, expired, n, total, total_sq) of the primary reward."""
+
+MetricRow = tuple[int, int, str, float, float, float]
+"""(weights_version, arm, metric, n, total, total_sq) of one extra metric."""
+
+
+class PeriodCounters(msgspec.Struct, frozen=True, kw_only=True):
+    """Counters per weights period (rows, by version) and arm (columns); arrays of shape (P, k), P >= 0."""
+
+    versions: tuple[int, ...]
+    units: FloatArray
+    decisions: FloatArray
+    rewarded: FloatArray
+    expired: FloatArray
+    reward: StatsArray
+    metrics: dict[str, StatsArray]
+    sketches: dict[str, tuple[QuantileSketch, ...]]  # one sketch per arm (over all periods)
+
+
+class ReportData(msgspec.Struct, frozen=True, kw_only=True):
+    """One consistent read of an experiment for its report: counters and the weights history."""
+
+    counters: PeriodCounters
+    history: tuple[WeightsRecord, ...]  # every weights version, oldest first
+
+
+class SegmentData(msgspec.Struct, frozen=True, kw_only=True):
+    """The counters of each value of one decision attribute, and the weights history."""
+
+    attribute: str
+    segments: dict[str, PeriodCounters]  # attribute value as text -> its counters
+    history: tuple[WeightsRecord, ...]
+
+
+def period_counters(
+    k: int,
+    rows: Iterable[CounterRow],
+    metric_rows: Iterable[MetricRow] = (),
+    sketches: Mapping[str, tuple[QuantileSketch, ...]] | None = None,
+) -> PeriodCounters:
+    """Arrange counter rows by (version, arm); versions without any row are left out; rows for one cell add up."""
+    rows = list(rows)
+    metric_rows = list(metric_rows)
+    versions = sorted({int(r[0]) for r in rows} | {int(r[0]) for r in metric_rows})
+    where = {v: i for i, v in enumerate(versions)}
+    shape = (len(versions), k)
+    cells = np.zeros((7, *shape))
+    for version, arm, *values in rows:
+        cells[:, where[int(version)], int(arm)] += np.asarray(values, dtype=np.float64)
+    metrics: dict[str, FloatArray] = {}
+    for version, arm, name, *sums in metric_rows:
+        cell = metrics.setdefault(name, np.zeros((3, *shape)))
+        cell[:, where[int(version)], int(arm)] += np.asarray(sums, dtype=np.float64)
+    return PeriodCounters(
+        versions=tuple(versions),
+        units=cells[0],
+        decisions=cells[1],
+        rewarded=cells[2],
+        expired=cells[3],
+        reward=StatsArray(cells[4], cells[5], cells[6]),
+        metrics={name: StatsArray(*cell) for name, cell in sorted(metrics.items())},
+        sketches=dict(sketches or {}),
+    )

@@ -1,0 +1,220 @@
+"""A fixed-width text rendering of a report (`?format=text`), for terminals and chat messages."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Sequence
+
+from bandit_service.core.reporting.schema import MetricReport, Report, SegmentReport
+
+__all__ = ["render_segments_text", "render_text"]
+
+WIDTH = 100
+
+
+def _num(x: float | None, spec: str = ".4g") -> str:
+    if x is None or math.isnan(x):
+        return "-"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return format(x, spec)
+
+
+def _pct(x: float) -> str:
+    return _num(x * 100.0 if math.isfinite(x) else x, ".3g") + ("%" if math.isfinite(x) else "")
+
+
+def _interval(pair: tuple[float, float], spec: str = ".4g") -> str:
+    return f"[{_num(pair[0], spec)}, {_num(pair[1], spec)}]"
+
+
+def _estimate(mean: float, se: float) -> str:
+    return "-" if math.isnan(mean) else f"{_num(mean)} +- {_num(se, '.2g')}"
+
+
+def _pcts(pair: tuple[float, float]) -> str:
+    return f"[{_pct(pair[0])}, {_pct(pair[1])}]"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns padded to their widest cell; the first (arm names) left-aligned, numbers right-aligned."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        out = [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join(out).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def _metric(m: MetricReport, control: str, level: float) -> list[str]:
+    lv = f"{level:.0%}"
+    test = "z-test" if m.kind == "binary" else "Welch t-test"
+    lines = [f"== {m.name} ({m.kind}; {test}) =="]
+    lines += _table(
+        ["arm", "weight", "n", "mean", "sd", f"{lv} CI", f"{lv} CrI", "corrected mean"],
+        [
+            [
+                a.arm,
+                _num(a.weight, ".3f"),
+                str(a.n),
+                _num(a.mean),
+                _num(a.sd),
+                _interval(a.confidence_interval),
+                _interval(a.credible_interval),
+                _estimate(a.corrected_mean, a.corrected_std_error),
+            ]
+            for a in m.arms
+        ],
+    )
+    lines += ["", f"against control {control} (fixed horizon):"]
+    lines += _table(
+        ["arm", "difference", f"{lv} CI", "relative", f"{lv} CI", "p", "p Holm"],
+        [
+            [
+                c.arm,
+                _num(c.difference),
+                _interval(c.difference_interval),
+                _pct(c.relative),
+                _pcts(c.relative_interval),
+                _num(c.p_value, ".3g"),
+                _num(c.p_value_holm, ".3g"),
+            ]
+            for c in m.comparisons
+        ],
+    )
+    lines += ["", f"against control {control} (always valid, and drift-corrected):"]
+    lines += _table(
+        ["arm", "p always-valid", "p Holm", "confidence sequence", "corrected difference", f"{lv} CI"],
+        [
+            [
+                c.arm,
+                _num(c.always_valid_p_value, ".3g"),
+                _num(c.always_valid_p_holm, ".3g"),
+                _interval(c.confidence_sequence),
+                _num(c.corrected_difference),
+                _interval(c.corrected_interval),
+            ]
+            for c in m.comparisons
+        ],
+    )
+    beats = {c.arm: c for c in m.comparisons}
+    lines += ["", "Bayesian:"]
+    lines += _table(
+        ["arm", "P(best)", f"P(> {control})", f"lift {lv} CrI", "expected loss"],
+        [
+            [
+                a.arm,
+                _num(a.prob_best, ".3f"),
+                _num(beats[a.arm].prob_beats_control, ".3f") if a.arm in beats else "-",
+                _pcts(beats[a.arm].lift_credible_interval) if a.arm in beats else "-",
+                _num(a.expected_loss, ".3g"),
+            ]
+            for a in m.arms
+        ],
+    )
+    return lines
+
+
+def render_text(report: Report) -> str:
+    """The report as fixed-width tables: metrics, operations, guardrails, health and the recommendation."""
+    lines = [
+        f"Experiment report: {len(report.arms)} arms, control {report.control}, reward {report.reward}, "
+        f"level {report.level:.0%}, seed {report.seed}",
+        "",
+    ]
+    for m in (report.primary, *report.metrics):
+        lines += [*_metric(m, report.control, report.level), ""]
+
+    sketched = sorted({name for o in report.operational for name in o.quantiles})
+    lines.append("== operational ==")
+    lines += _table(
+        [
+            "arm",
+            "weight",
+            "units",
+            "decisions",
+            "rewarded",
+            "pending",
+            "error rate",
+            *(f"{s} p50/p95/p99" for s in sketched),
+        ],
+        [
+            [
+                o.arm,
+                _num(o.weight, ".3f"),
+                str(o.units),
+                str(o.decisions),
+                str(o.rewarded),
+                str(o.pending),
+                _num(o.error_rate),
+                *(
+                    "/".join(_num(q, ".4g") for q in (o.quantiles[s].p50, o.quantiles[s].p95, o.quantiles[s].p99))
+                    for s in sketched
+                ),
+            ]
+            for o in report.operational
+        ],
+    )
+    lines.append("")
+    if report.guardrails:
+        lines.append("== guardrails ==")
+        lines += _table(
+            ["metric", "arm", "limit", "estimate", "one-sided bound", "breached"],
+            [
+                [
+                    g.metric,
+                    g.arm,
+                    f"{g.bound} {g.limit:g}",
+                    _num(g.estimate),
+                    _num(g.one_sided_bound),
+                    "BREACHED" if g.breached else ("no" if g.note is None else g.note),
+                ]
+                for g in report.guardrails
+            ],
+        )
+        lines.append("")
+
+    srm, size = report.health.srm, report.health.sample_size
+    lines.append("== health ==")
+    lines.append(
+        f"sample ratio: chi-square {_num(srm.statistic)} (df {srm.df}), p = {_num(srm.p_value, '.3g')}, "
+        f"threshold {srm.threshold:g}: {'MISMATCH' if srm.flagged else 'ok'}"
+    )
+    lines.append(
+        "  observed "
+        + " / ".join(_num(x, ".0f") for x in srm.observed)
+        + "; expected "
+        + " / ".join(_num(x, ".1f") for x in srm.expected)
+    )
+    if not size.configured:
+        lines.append("minimum sample size: not configured")
+    elif size.reached:
+        lines.append("minimum sample size: reached (" + " / ".join(map(str, size.required)) + " per arm)")
+    else:
+        missing = ", ".join(f"{a} {m}" for a, m in zip(report.arms, size.missing, strict=False) if m > 0)
+        more = "" if size.more_units is None else f"; about {size.more_units} more units at the current weights"
+        lines.append(f"minimum sample size: not reached (missing {missing or '-'}{more})")
+    if size.note:
+        lines.append(f"  {size.note}")
+    lines.append("")
+
+    rec = report.recommendation
+    target = f" {rec.arm}" if rec.action == "ship" else ""
+    lines.append(f"== recommendation: {rec.action.upper().replace('_', ' ')}{target} ==")
+    lines += textwrap.wrap(rec.reason, WIDTH)
+    for note in report.notes:
+        lines += ["", *textwrap.wrap(f"note: {note}", WIDTH)]
+    return "\n".join(lines) + "\n"
+
+
+def render_segments_text(segments: SegmentReport) -> str:
+    """Each segment's report under a heading, with the too-small notes."""
+    parts = [*textwrap.wrap(f"Segments by {segments.attribute}: {segments.note}", WIDTH), ""]
+    for entry in segments.segments:
+        parts.append(f"######## {segments.attribute} = {entry.value} ########")
+        if entry.note:
+            parts += textwrap.wrap(entry.note, WIDTH)
+        parts.append(render_text(entry.report))
+    return "\n".join(parts)

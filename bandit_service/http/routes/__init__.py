@@ -1,0 +1,31 @@
+"""HTTP handlers: thin functions from wire Structs to one domain service call."""
+
+from litestar.types import ControllerRouterHandler
+
+from bandit_service.http.routes.decisions import decide
+from bandit_service.http.routes.experiments import ExperimentController
+from bandit_service.http.routes.health import healthz
+from bandit_service.http.routes.reports import read_report
+from bandit_service.http.routes.rewards import record_reward, record_reward_batch
+from bandit_service.http.routes.rollouts import RolloutController
+
+__all__ = [
+    "ROUTES",
+    "ExperimentController",
+    "RolloutController",
+    "decide",
+    "healthz",
+    "read_report",
+    "record_reward",
+    "record_reward_batch",
+]
+
+ROUTES: list[ControllerRouterHandler] = [
+    ExperimentController,
+    RolloutController,
+    decide,
+    record_reward,
+    record_reward_batch,
+    healthz,
+    read_report,
+]

@@ -1,0 +1,18 @@
+"""POST /v1/decisions."""
+
+from __future__ import annotations
+
+from litestar import post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from bandit_service.services.decisions import DecisionService
+from bandit_service.http.schemas import DecisionIn, DecisionOut
+
+__all__ = ["decide"]
+
+
+@post("/v1/decisions", status_code=200, tags=["decisions"])
+async def decide(data: JSONBody[DecisionIn], decisions: NamedDependency[DecisionService]) -> DecisionOut:
+    """Choose the arm for a unit (sticky) or for one request (no unit: an independent draw)."""
+    return await decisions.decide(data)

@@ -1,0 +1,107 @@
+"""/v1/experiments: create, read, change, lifecycle, weights."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get, patch, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from bandit_service.services.experiments import ExperimentService
+from bandit_service.services.rollouts import RolloutService
+from bandit_service.http.schemas import (
+    CompleteIn,
+    ExperimentIn,
+    ExperimentList,
+    ExperimentOut,
+    ExperimentPatch,
+    ExperimentStatus,
+    WeightsHistoryOut,
+    WeightsIn,
+    WeightsRecordOut,
+)
+
+__all__ = ["ExperimentController"]
+
+Limit = Annotated[int, QueryParameter(ge=1, le=1_000)]
+Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000)]
+
+
+class ExperimentController(Controller):
+    """Operator endpoints for experiments."""
+
+    path = "/v1/experiments"
+    tags = ["experiments"]  # noqa: RUF012 (Litestar reads a class attribute)
+
+    @post("/", status_code=201)
+    async def create(
+        self, data: JSONBody[ExperimentIn], experiments: NamedDependency[ExperimentService]
+    ) -> ExperimentOut:
+        """Create a draft experiment."""
+        return await experiments.create(data)
+
+    @get("/")
+    async def list_experiments(
+        self,
+        experiments: NamedDependency[ExperimentService],
+        status: FromQuery[ExperimentStatus | None] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> ExperimentList:
+        """List experiments, newest first, optionally of one status."""
+        return await experiments.list(status, limit, offset)
+
+    @get("/{key:str}")
+    async def read(self, key: FromPath[str], experiments: NamedDependency[ExperimentService]) -> ExperimentOut:
+        """Configuration, status, current weights, and per-arm counts and means."""
+        return await experiments.get(key)
+
+    @patch("/{key:str}")
+    async def update(
+        self, key: FromPath[str], data: JSONBody[ExperimentPatch], experiments: NamedDependency[ExperimentService]
+    ) -> ExperimentOut:
+        """Change description, exposure, targeting or schedule (arms, policy and reward settings while draft)."""
+        return await experiments.update(key, data)
+
+    @post("/{key:str}/start", status_code=200)
+    async def start(self, key: FromPath[str], experiments: NamedDependency[ExperimentService]) -> ExperimentOut:
+        """Draft or paused -> active."""
+        return await experiments.start(key)
+
+    @post("/{key:str}/pause", status_code=200)
+    async def pause(self, key: FromPath[str], experiments: NamedDependency[ExperimentService]) -> ExperimentOut:
+        """Active -> paused (everyone gets the control arm)."""
+        return await experiments.pause(key)
+
+    @post("/{key:str}/complete", status_code=200)
+    async def complete(
+        self,
+        key: FromPath[str],
+        rollouts: NamedDependency[RolloutService],
+        data: JSONBody[CompleteIn | None] = None,
+    ) -> ExperimentOut:
+        """Active or paused -> completed, serving the winner (or the control when the winner is null).
+
+        With a `plan`, traffic shifts to the winner step by step first (see GET .../completion).
+        """
+        return await rollouts.complete(key, data)
+
+    @post("/{key:str}/reweight", status_code=200)
+    async def reweight(self, key: FromPath[str], experiments: NamedDependency[ExperimentService]) -> WeightsRecordOut:
+        """Recompute the weights now through the experiment's policy."""
+        return await experiments.reweight(key)
+
+    @get("/{key:str}/weights")
+    async def weights_history(
+        self, key: FromPath[str], experiments: NamedDependency[ExperimentService], limit: Limit = 1_000
+    ) -> WeightsHistoryOut:
+        """The weights history, oldest first: version, time, weights, per-arm stats, reason, seed, churn."""
+        return await experiments.history(key, limit)
+
+    @put("/{key:str}/weights")
+    async def set_weights(
+        self, key: FromPath[str], data: JSONBody[WeightsIn], experiments: NamedDependency[ExperimentService]
+    ) -> WeightsRecordOut:
+        """Set the weights of a fixed split by hand (validated like FixedSplit)."""
+        return await experiments.set_weights(key, data)

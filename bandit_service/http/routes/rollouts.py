@@ -1,0 +1,66 @@
+"""/v1/experiments/{key}: exposure, exposure ramps, gradual completion and the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, delete, get, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from bandit_service.services.audit import AuditService
+from bandit_service.services.rollouts import RolloutService
+from bandit_service.http.schemas import CompletionOut, EventList, ExperimentOut, ExposureIn, RampIn, RampOut
+
+__all__ = ["RolloutController"]
+
+Limit = Annotated[int, QueryParameter(ge=1, le=1_000)]
+After = Annotated[int, QueryParameter(ge=0, le=2**62, description="Return entries with a larger id (a cursor).")]
+
+
+class RolloutController(Controller):
+    """Operator rollout controls and the audit log of an experiment."""
+
+    path = "/v1/experiments"
+    tags = ["rollouts"]  # noqa: RUF012 (Litestar reads a class attribute)
+
+    @put("/{key:str}/exposure")
+    async def set_exposure(
+        self, key: FromPath[str], data: JSONBody[ExposureIn], rollouts: NamedDependency[RolloutService]
+    ) -> ExperimentOut:
+        """Set the share of units that enter the experiment (409 while a ramp drives it)."""
+        return await rollouts.set_exposure(key, data)
+
+    @put("/{key:str}/ramp")
+    async def set_ramp(
+        self, key: FromPath[str], data: JSONBody[RampIn], rollouts: NamedDependency[RolloutService]
+    ) -> RampOut:
+        """Start or replace an exposure ramp; the scheduler advances it while every guardrail holds."""
+        return await rollouts.set_ramp(key, data)
+
+    @get("/{key:str}/ramp")
+    async def ramp(self, key: FromPath[str], rollouts: NamedDependency[RolloutService]) -> RampOut:
+        """The exposure ramp: steps, current step, since when, status and reason."""
+        return await rollouts.ramp(key)
+
+    @delete("/{key:str}/ramp", status_code=200)
+    async def cancel_ramp(self, key: FromPath[str], rollouts: NamedDependency[RolloutService]) -> RampOut:
+        """Cancel the running ramp; the exposure stays where it is."""
+        return await rollouts.cancel_ramp(key)
+
+    @get("/{key:str}/completion")
+    async def completion(self, key: FromPath[str], rollouts: NamedDependency[RolloutService]) -> CompletionOut:
+        """The gradual completion (POST .../complete with a plan): winner, steps, current step, status."""
+        return await rollouts.completion(key)
+
+    @delete("/{key:str}/completion", status_code=200)
+    async def cancel_completion(self, key: FromPath[str], rollouts: NamedDependency[RolloutService]) -> CompletionOut:
+        """Cancel the running gradual completion; weights stay, scheduled reweights resume."""
+        return await rollouts.cancel_completion(key)
+
+    @get("/{key:str}/events")
+    async def events(
+        self, key: FromPath[str], audit: NamedDependency[AuditService], limit: Limit = 100, after: After = 0
+    ) -> EventList:
+        """The audit log, oldest first: time, actor, action, values before and after."""
+        return await audit.events(key, after, limit)

@@ -1,0 +1,164 @@
+"""Decisions: which arm a unit gets, from the cached experiment, a hash and its sticky assignment.
+
+The request path does no database read of its own and no policy computation: the experiment
+and its weights come from the cache, exposure and the candidate arm from blake2b hashes, and
+the one write job (batched with concurrent requests by the group-commit writer) looks up the
+unit's stored assignment by primary key, keeps it if there is one, stores the candidate if
+there is not, and logs the decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from bandit_service.core.assignment import choose_arm, in_exposure, namespace_uniform
+from bandit_service.services.cache import ExperimentCache
+from bandit_service.clock import Clock
+from bandit_service.core.model import Assignment, Decision, Experiment
+from bandit_service.core.errors import NotFoundError
+from bandit_service.ids import IdFactory
+from bandit_service.core.plans import in_slice
+from bandit_service.http.schemas import DecisionIn, DecisionOut
+from bandit_service.storage.repository import Transaction
+from bandit_service.core.targeting import matches
+from bandit_service.storage.writer import GroupCommitWriter
+
+__all__ = ["OUTSIDE_PREFIX", "DecisionService", "Placement", "log_decisions", "place"]
+
+OUTSIDE_PREFIX = "out_"
+"""Decision ids served outside the experiment start with this; they are not stored."""
+
+
+class Placement(msgspec.Struct, frozen=True, kw_only=True):
+    """A decision to log, with the candidate arm the hash chose under the cached weights."""
+
+    decision_id: str
+    experiment_id: int
+    unit: str | None
+    sticky: bool
+    arm: int
+    propensity: float
+    weights_version: int
+    attributes: dict[str, Any]
+    created_at: float
+    expires_at: float
+
+
+def place(experiment: Experiment, unit: str | None, attributes: Mapping[str, Any], decision_id: str) -> int | None:
+    """The candidate arm, or None if the unit is outside the experiment (status, targeting, namespace slice, exposure).
+
+    A unit-less request is an independent draw: the fresh decision id stands in for the unit.
+    """
+    config = experiment.config
+    if experiment.status != "active":
+        return None
+    if config.targeting and not matches(config.targeting, attributes):
+        return None
+    key = unit if unit is not None else decision_id
+    space = config.namespace
+    if space is not None and not in_slice(namespace_uniform(space.name, key), space.start, space.end):
+        return None
+    if not in_exposure(experiment.salt, key, config.exposure):
+        return None
+    return choose_arm(experiment.salt, key, experiment.arm_names, experiment.weights)
+
+
+def log_decisions(tx: Transaction, items: Sequence[Placement]) -> list[Assignment]:
+    """Write job: resolve sticky assignments (the stored arm wins), log the decisions, count them."""
+    final = [Assignment(arm=p.arm, propensity=p.propensity, weights_version=p.weights_version) for p in items]
+    new_unit = [False] * len(items)
+    by_experiment: dict[int, dict[str, list[int]]] = {}  # experiment -> unit -> positions in the batch
+    for i, p in enumerate(items):
+        if p.sticky and p.unit is not None:
+            by_experiment.setdefault(p.experiment_id, {}).setdefault(p.unit, []).append(i)
+    for experiment_id, positions in by_experiment.items():
+        stored = tx.assignments(experiment_id, positions.keys())
+        new_units = [unit for unit in positions if unit not in stored]
+        for unit, where in positions.items():
+            if unit in stored:
+                for i in where:
+                    final[i] = stored[unit]
+            else:
+                new_unit[where[0]] = True  # the unit's first decision in this batch creates its assignment
+        if new_units:
+            first = [(unit, final[positions[unit][0]]) for unit in new_units]
+            kept = tx.insert_assignments(experiment_id, first, items[positions[new_units[0]][0]].created_at)
+            for unit in new_units:
+                where = positions[unit]
+                if kept[unit] != final[where[0]]:  # a concurrent replica assigned this unit first
+                    new_unit[where[0]] = False
+                for i in where:
+                    final[i] = kept[unit]
+    tx.insert_decisions(
+        [
+            Decision(
+                id=p.decision_id,
+                experiment_id=p.experiment_id,
+                unit=p.unit,
+                arm=a.arm,
+                propensity=a.propensity,
+                weights_version=p.weights_version,
+                attributes=p.attributes,
+                created_at=p.created_at,
+                expires_at=p.expires_at,
+                new_unit=new,
+            )
+            for p, a, new in zip(items, final, new_unit, strict=True)
+        ]
+    )
+    return final
+
+
+class DecisionService:
+    """POST /v1/decisions."""
+
+    def __init__(self, writer: GroupCommitWriter, cache: ExperimentCache, clock: Clock, ids: IdFactory) -> None:
+        self._writer = writer
+        self._cache = cache
+        self._clock = clock
+        self._ids = ids
+
+    async def decide(self, data: DecisionIn) -> DecisionOut:
+        """The arm for this unit: sticky inside the experiment, the control (or winner) outside it."""
+        experiment = await self._cache.get(data.experiment)
+        if experiment is None:
+            raise NotFoundError(f"no experiment with key {data.experiment!r}", field="experiment")
+        decision_id = self._ids()
+        arm = place(experiment, data.unit, data.attributes, decision_id)
+        if arm is None:
+            served = experiment.control_index
+            if experiment.status == "completed" and experiment.winner is not None:
+                served = experiment.arm_index(experiment.winner)
+            return self._out(experiment, OUTSIDE_PREFIX + decision_id, served, 1.0, in_experiment=False)
+        now = self._clock.time()
+        placement = Placement(
+            decision_id=decision_id,
+            experiment_id=experiment.id,
+            unit=data.unit,
+            sticky=experiment.config.sticky,
+            arm=arm,
+            propensity=experiment.weights[arm],
+            weights_version=experiment.weights_version,
+            attributes=data.attributes,
+            created_at=now,
+            expires_at=now + experiment.config.reward_window_s,
+        )
+        assigned: Assignment = await self._writer.submit(log_decisions, placement)
+        return self._out(experiment, decision_id, assigned.arm, assigned.propensity, in_experiment=True)
+
+    @staticmethod
+    def _out(
+        experiment: Experiment, decision_id: str, arm: int, propensity: float, *, in_experiment: bool
+    ) -> DecisionOut:
+        return DecisionOut(
+            decision_id=decision_id,
+            experiment=experiment.key,
+            arm=experiment.arms[arm].name,
+            payload=experiment.arms[arm].payload,
+            propensity=propensity,
+            weights_version=experiment.weights_version,
+            in_experiment=in_experiment,
+        )

@@ -1,0 +1,415 @@
+"""Experiments: create, read, change, and move through the lifecycle; manual weights and reweights.
+
+Every change is a pure function of the current experiment (`Mutation.change`), applied by one
+write job that re-reads the experiment inside the transaction, so checks and writes see the
+same state; each change is written to the audit log with its before and after values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+from msgspec import UNSET
+
+from bandit_service.core.assignment import churn_share
+from bandit_service.services.cache import ExperimentCache
+from bandit_service.clock import Clock
+from bandit_service.core.lifecycle import next_status
+from bandit_service.core.model import Arm, Event, Experiment, ExperimentConfig, NewExperiment, WeightsRecord
+from bandit_service.services.reweighting import ACTOR, Reweighter
+from bandit_service.services.namespaces import check_change, check_new, settle_change
+from bandit_service.core.experiment_rules import check_config, initial_weights, is_adaptive
+from bandit_service.http.views import experiment_out, weights_out
+from bandit_service.core.errors import ConflictError, DomainError, IllegalTransitionError, InvalidFieldError, NotFoundError
+from bandit_service.ids import IdFactory
+from bandit_service.http.schemas import (
+    CompleteIn,
+    ExperimentIn,
+    ExperimentList,
+    ExperimentOut,
+    ExperimentPatch,
+    ExperimentStatus,
+    FixedPolicy,
+    WeightsHistoryOut,
+    WeightsIn,
+    WeightsRecordOut,
+)
+from bandit_service.storage.repository import Repository, Transaction
+from bandit_service.storage.writer import GroupCommitWriter
+from policies import ArmStats, validate_weights
+
+__all__ = ["ExperimentService", "Mutated", "Mutation", "create_experiments", "mutate_experiments"]
+
+DRAFT_ONLY = ("arms", "control", "policy", "reward", "sticky", "reward_window_s", "default_reward", "namespace")
+# Analysis settings change what the report concludes, never what units get: allowed in any status.
+ANALYSIS = ("criteria", "min_sample_size", "minimum_detectable_effect", "mde_relative")
+ANY_TIME = ("name", "description", *ANALYSIS)
+
+
+class Mutated(msgspec.Struct, frozen=True, kw_only=True):
+    """The result of a change: the new experiment and what else to write with it."""
+
+    experiment: Experiment
+    event: Event
+    weights: WeightsRecord | None = None
+    arms_changed: bool = False
+
+
+class Mutation(msgspec.Struct, frozen=True):
+    """A change to the experiment `key`, as a pure function of its current state."""
+
+    key: str
+    change: Callable[[Experiment], Mutated]
+
+
+def create_experiments(tx: Transaction, items: Sequence[NewExperiment]) -> list[Any]:
+    """Write job: store new experiments (AlreadyExistsError for a taken key) and log their creation."""
+    out: list[Any] = []
+    for new in items:
+        try:
+            check_new(tx, new)
+            created = tx.insert_experiment(new)
+        except DomainError as exc:
+            out.append(exc)
+            continue
+        tx.log_event(
+            Event(
+                experiment_id=created.id,
+                created_at=created.created_at,
+                actor=ACTOR,
+                action="create",
+                before=None,
+                after=msgspec.to_builtins(experiment_out(created)),
+            )
+        )
+        out.append(created)
+    return out
+
+
+def mutate_experiments(tx: Transaction, items: Sequence[Mutation]) -> list[Any]:
+    """Write job: apply each change to the current experiment, compare-and-set, log it."""
+    out: list[Any] = []
+    for mutation in items:
+        current = tx.experiment(mutation.key)
+        if current is None:
+            out.append(NotFoundError(f"no experiment with key {mutation.key!r}", field="key"))
+            continue
+        try:
+            result = mutation.change(current)
+            check_change(tx, current, result.experiment)
+        except DomainError as exc:
+            out.append(exc)
+            continue
+        updated = tx.update_experiment(result.experiment)
+        if updated is None:
+            out.append(ConflictError(f"experiment {mutation.key!r} changed concurrently; retry", field="key"))
+            continue
+        if result.arms_changed:
+            tx.replace_arms(updated.id, updated.arms)
+        if result.weights is not None:
+            tx.append_weights(result.weights)
+        tx.log_event(result.event)
+        settle_change(tx, current, updated)  # may raise: the savepoint then undoes this item's writes
+        out.append(updated)
+    return out
+
+
+def _event(experiment: Experiment, action: str, before: dict[str, Any], after: dict[str, Any], now: float) -> Event:
+    return Event(experiment_id=experiment.id, created_at=now, actor=ACTOR, action=action, before=before, after=after)
+
+
+def _arms(arms: Sequence[Any]) -> tuple[Arm, ...]:
+    return tuple(Arm(name=a.name, weight=a.weight, payload=a.payload) for a in arms)
+
+
+def _start(experiment: Experiment, now: float) -> Mutated:
+    status = next_status("start", experiment.key, experiment.status)
+    if experiment.status == "draft":
+        weights = initial_weights(experiment.arms)
+        adaptive = is_adaptive(experiment.config.policy)
+        started = msgspec.structs.replace(
+            experiment,
+            status=status,
+            weights=weights,
+            weights_version=1,
+            reweighted_at=now,
+            next_reweight_at=now + experiment.config.reweight_every_s if adaptive else None,
+            started_at=now,
+            updated_at=now,
+        )
+        record = WeightsRecord(
+            experiment_id=experiment.id,
+            version=1,
+            created_at=now,
+            weights=weights,
+            stats=tuple(ArmStats() for _ in experiment.arms),
+            reason="start",
+            seed=None,
+            churn=None,
+        )
+        event = _event(experiment, "start", {"status": "draft"}, {"status": status, "weights": list(weights)}, now)
+        return Mutated(experiment=started, event=event, weights=record)
+    resumed = msgspec.structs.replace(experiment, status=status, updated_at=now)
+    return Mutated(
+        experiment=resumed, event=_event(experiment, "resume", {"status": experiment.status}, {"status": status}, now)
+    )
+
+
+def _pause(experiment: Experiment, now: float) -> Mutated:
+    status = next_status("pause", experiment.key, experiment.status)
+    paused = msgspec.structs.replace(experiment, status=status, updated_at=now)
+    return Mutated(
+        experiment=paused, event=_event(experiment, "pause", {"status": experiment.status}, {"status": status}, now)
+    )
+
+
+def _complete(experiment: Experiment, winner: str | None, now: float) -> Mutated:
+    status = next_status("complete", experiment.key, experiment.status)
+    if winner is not None and winner not in experiment.arm_names:
+        raise InvalidFieldError(
+            f"winner {winner!r} is not one of the arms {list(experiment.arm_names)}", field="winner"
+        )
+    completed = msgspec.structs.replace(
+        experiment, status=status, winner=winner, next_reweight_at=None, completed_at=now, updated_at=now
+    )
+    event = _event(experiment, "complete", {"status": experiment.status}, {"status": status, "winner": winner}, now)
+    return Mutated(experiment=completed, event=event)
+
+
+def _patch(experiment: Experiment, patch: ExperimentPatch, now: float) -> Mutated:
+    given = {f: getattr(patch, f) for f in patch.__struct_fields__ if getattr(patch, f) is not UNSET}
+    if not given:
+        raise InvalidFieldError("the body changes nothing; give at least one field", field="body")
+    allowed: tuple[str, ...] = ANY_TIME
+    if experiment.status == "draft":
+        allowed = tuple(given)
+    elif experiment.status != "completed":
+        allowed = (*ANY_TIME, "exposure", "targeting", "reweight_every_s")
+    for name in given:
+        if name not in allowed:
+            when = "while the experiment is a draft" if name in DRAFT_ONLY else "before the experiment is completed"
+            raise IllegalTransitionError(
+                f"{name} can only change {when}; experiment {experiment.key!r} is {experiment.status!r}",
+                current_status=experiment.status,
+                field=name,
+            )
+    arms = _arms(given["arms"]) if "arms" in given else experiment.arms
+    config_changes = {k: v for k, v in given.items() if k in ExperimentConfig.__struct_fields__}
+    if "control" in given and given["control"] is None:
+        config_changes["control"] = arms[0].name
+    config = msgspec.structs.replace(experiment.config, **config_changes)
+    check_config(arms, config)
+    next_at = experiment.next_reweight_at
+    if "reweight_every_s" in given and experiment.status in ("active", "paused") and next_at is not None:
+        next_at = (experiment.reweighted_at or now) + config.reweight_every_s
+    changed = msgspec.structs.replace(
+        experiment,
+        name=given.get("name", experiment.name),
+        description=given.get("description", experiment.description),
+        arms=arms,
+        config=config,
+        next_reweight_at=next_at,
+        updated_at=now,
+    )
+    before = {k: _builtin(experiment, k) for k in given}
+    after = {k: _builtin(changed, k) for k in given}
+    return Mutated(
+        experiment=changed, event=_event(experiment, "update", before, after, now), arms_changed="arms" in given
+    )
+
+
+def _builtin(experiment: Experiment, field: str) -> Any:
+    if field in ("name", "description"):
+        return getattr(experiment, field)
+    if field == "arms":
+        return msgspec.to_builtins(experiment.arms)
+    return msgspec.to_builtins(getattr(experiment.config, field))
+
+
+def _set_weights(experiment: Experiment, data: WeightsIn, stats: tuple[ArmStats, ...], now: float) -> Mutated:
+    policy = experiment.config.policy
+    if not isinstance(policy, FixedPolicy):
+        raise ConflictError(
+            f"manual weights are for fixed-split experiments; {experiment.key!r} uses policy "
+            f"{type(policy).__struct_config__.tag!r}",
+            field="policy",
+        )
+    if experiment.status not in ("active", "paused"):
+        raise IllegalTransitionError(
+            f"manual weights need an active or paused experiment; {experiment.key!r} is {experiment.status!r}"
+            + (" (set arms[].weight with PATCH while draft)" if experiment.status == "draft" else ""),
+            current_status=experiment.status,
+        )
+    names = experiment.arm_names
+    for name in data.weights:
+        if name not in names:
+            raise InvalidFieldError(f"{name!r} is not one of the arms {list(names)}", field=f"weights.{name}")
+    for name in names:
+        if name not in data.weights:
+            raise InvalidFieldError(
+                f"missing the weight of arm {name!r}; give one weight per arm", field=f"weights.{name}"
+            )
+    try:
+        weights = tuple(float(w) for w in validate_weights([data.weights[n] for n in names], name="weights"))
+    except ValueError as exc:
+        raise InvalidFieldError(str(exc), field="weights") from exc
+    version = experiment.weights_version + 1
+    changed = msgspec.structs.replace(
+        experiment, weights=weights, weights_version=version, reweighted_at=now, updated_at=now
+    )
+    record = WeightsRecord(
+        experiment_id=experiment.id,
+        version=version,
+        created_at=now,
+        weights=weights,
+        stats=stats,
+        reason="manual",
+        seed=None,
+        churn=churn_share(experiment.weights, weights),
+    )
+    event = _event(
+        experiment,
+        "set_weights",
+        {"weights": list(experiment.weights), "weights_version": experiment.weights_version},
+        {"weights": list(weights), "weights_version": version},
+        now,
+    )
+    return Mutated(experiment=changed, event=event, weights=record)
+
+
+class ExperimentService:
+    """Operator actions on experiments."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        writer: GroupCommitWriter,
+        cache: ExperimentCache,
+        reweighter: Reweighter,
+        clock: Clock,
+        ids: IdFactory,
+    ) -> None:
+        self._repository = repository
+        self._writer = writer
+        self._cache = cache
+        self._reweighter = reweighter
+        self._clock = clock
+        self._ids = ids
+
+    async def create(self, data: ExperimentIn) -> ExperimentOut:
+        """Create a draft experiment."""
+        now = self._clock.time()
+        arms = _arms(data.arms)
+        config = ExperimentConfig(
+            control=data.control if data.control is not None else arms[0].name,
+            policy=data.policy,
+            reward=data.reward,
+            reweight_every_s=data.reweight_every_s,
+            exposure=data.exposure,
+            targeting=data.targeting,
+            sticky=data.sticky,
+            reward_window_s=data.reward_window_s,
+            default_reward=data.default_reward,
+            namespace=data.namespace,
+            criteria=data.criteria,
+            min_sample_size=data.min_sample_size,
+            minimum_detectable_effect=data.minimum_detectable_effect,
+            mde_relative=data.mde_relative,
+        )
+        check_config(arms, config)
+        new = NewExperiment(
+            key=data.key,
+            name=data.name,
+            description=data.description,
+            status="draft",
+            arms=arms,
+            config=config,
+            salt=self._ids(),
+            created_at=now,
+            updated_at=now,
+        )
+        created = await self._writer.submit(create_experiments, new)
+        self._cache.put(created)
+        return experiment_out(created)
+
+    async def get(self, key: str) -> ExperimentOut:
+        """An experiment with its per-arm statistics, read from the database (not the cache)."""
+        experiment = await self._load(key)
+        counts = await asyncio.to_thread(self._repository.arm_counts, experiment)
+        return experiment_out(experiment, counts)
+
+    async def list(self, status: ExperimentStatus | None, limit: int, offset: int) -> ExperimentList:
+        """Experiments, newest first."""
+        found = await asyncio.to_thread(self._repository.experiments, status, limit, offset)
+        return ExperimentList(experiments=[experiment_out(e) for e in found])
+
+    async def update(self, key: str, patch: ExperimentPatch) -> ExperimentOut:
+        """Change settings (arms, control, policy and reward settings only while draft)."""
+        now = self._clock.time()
+        return experiment_out(await self._mutate(Mutation(key, lambda e: _patch(e, patch, now))))
+
+    async def start(self, key: str) -> ExperimentOut:
+        """Draft or paused -> active (a first start sets weights version 1)."""
+        now = self._clock.time()
+        return experiment_out(await self._mutate(Mutation(key, lambda e: _start(e, now))))
+
+    async def pause(self, key: str) -> ExperimentOut:
+        """Active -> paused: every unit gets the control arm until the next start."""
+        now = self._clock.time()
+        return experiment_out(await self._mutate(Mutation(key, lambda e: _pause(e, now))))
+
+    async def complete(self, key: str, data: CompleteIn | None) -> ExperimentOut:
+        """Active or paused -> completed: every unit gets the winner (or the control)."""
+        now = self._clock.time()
+        winner = data.winner if data is not None else None
+        return experiment_out(await self._mutate(Mutation(key, lambda e: _complete(e, winner, now))))
+
+    async def set_weights(self, key: str, data: WeightsIn) -> WeightsRecordOut:
+        """Manual weights of a fixed split (an operator ramping 90/10 -> 50/50)."""
+        experiment = await self._load(key)
+        counts = await asyncio.to_thread(self._repository.arm_counts, experiment)
+        stats = tuple(c.stats for c in counts)
+        now = self._clock.time()
+        updated = await self._mutate(Mutation(key, lambda e: _set_weights(e, data, stats, now)))
+        history = await asyncio.to_thread(self._repository.weights_history, updated.id, 1)
+        return weights_out(updated.arm_names, history[-1])
+
+    async def reweight(self, key: str) -> WeightsRecordOut:
+        """Recompute the weights now, from the counters, through the experiment's policy."""
+        experiment = await self._load(key)
+        if experiment.status != "active":
+            raise IllegalTransitionError(
+                f"cannot reweight experiment {key!r}: its status is {experiment.status!r} (allowed from active)",
+                current_status=experiment.status,
+            )
+        completion = (await asyncio.to_thread(self._repository.rollouts, experiment.id)).get("completion")
+        if completion is not None and completion.state.status == "running":
+            raise ConflictError(
+                f"weights of {key!r} are shifting to the winner {completion.winner!r}; "
+                "cancel the completion (DELETE .../completion) first",
+                field="weights",
+            )
+        record = await self._reweighter.reweight(experiment, "manual", self._clock.time())
+        if record is None:
+            raise ConflictError(f"experiment {key!r} changed while reweighting; retry", field="key")
+        return weights_out(experiment.arm_names, record)
+
+    async def history(self, key: str, limit: int) -> WeightsHistoryOut:
+        """The weights history, oldest first (the most recent `limit` versions)."""
+        experiment = await self._load(key)
+        records = await asyncio.to_thread(self._repository.weights_history, experiment.id, limit)
+        return WeightsHistoryOut(experiment=key, history=[weights_out(experiment.arm_names, r) for r in records])
+
+    async def _load(self, key: str) -> Experiment:
+        experiment = await asyncio.to_thread(self._repository.experiment, key)
+        if experiment is None:
+            raise NotFoundError(f"no experiment with key {key!r}", field="key")
+        return experiment
+
+    async def _mutate(self, mutation: Mutation) -> Experiment:
+        updated: Experiment = await self._writer.submit(mutate_experiments, mutation)
+        self._cache.put(updated)
+        return updated

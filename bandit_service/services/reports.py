@@ -1,0 +1,210 @@
+"""Reports: gather an experiment's counters from storage and hand them to the pure report builder.
+
+`GET /v1/experiments/{key}/report` and the guarded rollouts (`guardrail_breach`) both go
+through `ReportService`. The figures are computed by `bandit_service.core.reporting`; this module
+only turns stored counters into a `ReportInput`:
+
+- per-period rows are the weights versions that saw traffic, with the weights each version
+  had (from the weights history); the arm totals are their sums, so every figure in one
+  report comes from the same snapshot;
+- the arm choices that test the allocation (sample-ratio check, period weights of the
+  drift-corrected estimate) are first assignments of new units in a sticky experiment
+  (a returning unit keeps its old arm) and all decisions otherwise;
+- the Monte Carlo seed is blake2b keyed by the experiment's salt over the weights version
+  (and the segment), so the same data give the same report, and it is echoed in the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from collections.abc import Sequence
+
+import msgspec
+import numpy as np
+
+from bandit_service.core.model import Experiment, WeightsRecord
+from bandit_service.core.report_data import PeriodCounters
+from bandit_service.core.experiment_rules import initial_weights
+from bandit_service.core.errors import NotFoundError
+from bandit_service.core.reporting import (
+    PRIMARY,
+    DecisionCriteria,
+    GuardrailCheck,
+    Report,
+    ReportInput,
+    SegmentReport,
+    build_report,
+    build_segment_reports,
+)
+from bandit_service.storage.report_reads import ReportStore
+from bandit_service.storage.repository import Repository
+from policies.stats import StatsArray
+
+__all__ = ["DRAWS", "MAX_SEGMENTS", "ReportService", "breach_reason", "report_input", "report_seed"]
+
+DRAWS = 20_000  # Monte Carlo draws per metric: P(best) within about +-0.004 (2 standard errors at 0.5)
+MAX_SEGMENTS = 50  # more values than this is an id, not a segment
+
+
+def report_seed(salt: str, version: int, scope: str = "") -> int:
+    """A 63-bit seed: blake2b keyed by the experiment's salt over ("report", weights version, scope)."""
+    message = b"\x00".join((b"report", str(version).encode(), scope.encode()))
+    digest = hashlib.blake2b(message, digest_size=8, key=salt.encode()).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def _rows(a: np.ndarray) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(float(x) for x in row) for row in a)
+
+
+def _total(stats: StatsArray) -> StatsArray:
+    return StatsArray(stats.n.sum(axis=0), stats.total.sum(axis=0), stats.total_sq.sum(axis=0))
+
+
+def _ints(a: np.ndarray) -> tuple[int, ...]:
+    return tuple(round(float(x)) for x in a.sum(axis=0))  # (0, k) sums to zeros
+
+
+def report_input(
+    experiment: Experiment,
+    counters: PeriodCounters,
+    history: Sequence[WeightsRecord],
+    seed: int,
+    draws: int = DRAWS,
+) -> ReportInput:
+    """The builder's input from an experiment's (or a segment's) counters and its weights history."""
+    k = len(experiment.arms)
+    current = experiment.weights or initial_weights(experiment.arms)
+    weights_of = {r.version: r.weights for r in history}
+    if counters.versions:
+        missing = [v for v in counters.versions if v not in weights_of]
+        if missing:
+            raise RuntimeError(f"experiment {experiment.key!r}: no weights-history row for versions {missing}")
+        period_weights = tuple(tuple(float(w) for w in weights_of[v]) for v in counters.versions)
+        period_stats = counters.reward
+        assigned = counters.units if experiment.config.sticky else counters.decisions
+        period_metrics = dict(counters.metrics)
+    else:  # nothing logged yet (a draft, or no traffic so far): one empty period at today's weights
+        period_weights = (tuple(float(w) for w in current),)
+        period_stats = StatsArray.zeros(k, (1,))
+        assigned = np.zeros((1, k))
+        period_metrics = {}
+    # "reward" names the primary reward in the criteria; a metric sent under that name cannot be reported.
+    period_metrics.pop(PRIMARY, None)
+    config = experiment.config
+    return ReportInput(
+        arms=experiment.arm_names,
+        control=experiment.control_index,
+        reward=config.reward,
+        weights=tuple(float(w) for w in current),
+        units=_ints(counters.units),
+        decisions=_ints(counters.decisions),
+        rewarded=_ints(counters.rewarded),
+        expired=_ints(counters.expired),
+        stats=_total(period_stats),
+        period_stats=period_stats,
+        period_assigned=_rows(assigned),
+        period_weights=period_weights,
+        metrics={name: _total(stats) for name, stats in period_metrics.items()},
+        period_metrics=period_metrics,
+        sketches={name: s for name, s in counters.sketches.items() if name != PRIMARY},
+        criteria=config.criteria or DecisionCriteria(),
+        min_sample_size=config.min_sample_size,
+        minimum_detectable_effect=config.minimum_detectable_effect,
+        mde_relative=config.mde_relative,
+        seed=seed,
+        draws=draws,
+    )
+
+
+def _figure(x: float, relative: bool) -> str:
+    if not math.isfinite(x):
+        return "n/a"
+    return f"{x * 100:+.3g}%" if relative else f"{x:+.4g}"
+
+
+def breach_reason(checks: Sequence[GuardrailCheck], control: str, level: float) -> str | None:
+    """A sentence per breached guardrail (metric, arm, limit, observed change, one-sided bound); None if none."""
+    parts = []
+    for g in checks:
+        if not g.breached:
+            continue
+        relative = "relative" in g.bound
+        limit = f"{g.limit * 100:g}%" if relative else f"{g.limit:g}"
+        parts.append(
+            f"guardrail on {g.metric} breached by arm {g.arm}: {g.bound.replace('_', ' ')} {limit} against "
+            f"{control}, observed change {_figure(g.estimate, relative)}, one-sided {level:.0%} "
+            f"confidence bound {_figure(g.one_sided_bound, relative)}"
+        )
+    return "; ".join(parts) or None
+
+
+class ReportService:
+    """Experiment reports, whole or split by a decision attribute, and the guardrail check of guarded rollouts."""
+
+    def __init__(
+        self, repository: Repository, store: ReportStore, *, draws: int = DRAWS, max_segments: int = MAX_SEGMENTS
+    ) -> None:
+        self._repository = repository
+        self._store = store
+        self._draws = draws
+        self._max_segments = max_segments
+
+    async def build(self, key: str, *, segment: str | None = None) -> Report | SegmentReport:
+        """The report of experiment `key`, or one report per value of the decision attribute `segment`."""
+        experiment = await self._load(key)
+        if segment is None:
+            return await asyncio.to_thread(self._whole, experiment)
+        return await asyncio.to_thread(self._segments, experiment, segment)
+
+    async def guardrail_breach(self, key: str) -> str | None:
+        """None when every guardrail holds (or none is configured); else why, naming metric, arm and figures."""
+        experiment = await self._load(key)
+        criteria = experiment.config.criteria
+        if criteria is None or not criteria.guardrails:
+            return None
+        report = await asyncio.to_thread(self._whole, experiment)
+        return breach_reason(report.guardrails, report.control, report.level)
+
+    def _whole(self, experiment: Experiment) -> Report:
+        data = self._store.report_data(experiment)
+        seed = report_seed(experiment.salt, experiment.weights_version)
+        inp = report_input(experiment, data.counters, data.history, seed, self._draws)
+        report = build_report(inp)
+        return _with_notes(report, data.counters)
+
+    def _segments(self, experiment: Experiment, attribute: str) -> SegmentReport:
+        data = self._store.segment_data(experiment, attribute, self._max_segments)
+        inputs = {
+            value: report_input(
+                experiment,
+                counters,
+                data.history,
+                report_seed(experiment.salt, experiment.weights_version, f"{attribute}={value}"),
+                self._draws,
+            )
+            for value, counters in data.segments.items()
+        }
+        segments = build_segment_reports(attribute, inputs)
+        entries = tuple(
+            msgspec.structs.replace(entry, report=_with_notes(entry.report, data.segments[entry.value]))
+            for entry in segments.segments
+        )
+        return msgspec.structs.replace(segments, segments=entries)
+
+    async def _load(self, key: str) -> Experiment:
+        experiment = await asyncio.to_thread(self._repository.experiment, key)
+        if experiment is None:
+            raise NotFoundError(f"no experiment with key {key!r}", field="key")
+        return experiment
+
+
+def _with_notes(report: Report, counters: PeriodCounters) -> Report:
+    notes = list(report.notes)
+    if PRIMARY in counters.metrics:
+        notes.append(f"a metric named {PRIMARY!r} is left out: that name is the primary reward's")
+    if not counters.versions:
+        notes.append("no decisions logged yet: every figure is empty")
+    return msgspec.structs.replace(report, notes=tuple(notes)) if len(notes) > len(report.notes) else report

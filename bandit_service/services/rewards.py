@@ -1,0 +1,194 @@
+"""Rewards: attribution to decisions, idempotent retries, and the reward window.
+
+A decision takes at most one reward. Sending the same body again (same decision, reward and
+metrics) is a retry: it is counted once and answered exactly as the first time, whatever the
+idempotency key. Reusing an idempotency key with a different body is 409, and so is a second,
+different reward for a decision that already has one.
+
+A decision is pending until its reward arrives or its window (`reward_window_s`) closes; then
+the scheduler counts it with the experiment's `default_reward`. Pending decisions are not in the
+policy's statistics, so an arm that got recent traffic does not look worse for it. A reward
+that arrives after the window is refused (422): the decision was (or is about to be) counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from bandit_service.clock import Clock, to_datetime
+from bandit_service.services.decisions import OUTSIDE_PREFIX
+from bandit_service.core.model import DecisionContext, StoredReward
+from bandit_service.http.views import reward_out
+from bandit_service.core.errors import ConflictError, DomainError, InvalidFieldError, NotFoundError, RewardWindowClosedError
+from bandit_service.http.schemas import RewardIn, RewardOut
+from bandit_service.storage.repository import Repository, Transaction
+from bandit_service.storage.writer import GroupCommitWriter
+
+__all__ = ["MAX_BATCH", "RewardClaim", "RewardService", "body_hash", "expire_decisions", "record_rewards"]
+
+MAX_BATCH = 1_000
+
+
+class RewardClaim(msgspec.Struct, frozen=True, kw_only=True):
+    """A reward as received, with the hash that recognises a retry."""
+
+    decision_id: str
+    value: float
+    metrics: dict[str, float]
+    idempotency_key: str | None
+    body_hash: str
+    received_at: float
+
+
+def body_hash(data: RewardIn) -> str:
+    """blake2b of the canonical (decision_id, reward, sorted metrics): what makes two bodies 'the same'."""
+    canonical = msgspec.json.encode([data.decision_id, float(data.reward), sorted(data.metrics.items())])
+    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
+
+
+def _judge(
+    claim: RewardClaim,
+    decision: DecisionContext | None,
+    prior_by_key: StoredReward | None,
+    prior: StoredReward | None,
+) -> StoredReward | None:
+    """The earlier reward this claim repeats, None if it is new, or a DomainError if it is refused."""
+    if prior_by_key is not None:
+        if prior_by_key.body_hash == claim.body_hash:
+            return prior_by_key
+        raise ConflictError(
+            f"idempotency_key {claim.idempotency_key!r} was already used with a different body",
+            field="idempotency_key",
+        )
+    if decision is None:
+        raise NotFoundError(f"no decision with id {claim.decision_id!r}", field="decision_id")
+    if prior is not None:
+        if prior.body_hash == claim.body_hash:
+            return prior
+        raise ConflictError(
+            f"decision {claim.decision_id!r} already has a reward ({prior.value}); a decision takes one reward",
+            field="decision_id",
+        )
+    if decision.status == "expired" or claim.received_at >= decision.expires_at:
+        closed = to_datetime(decision.expires_at).isoformat()
+        raise RewardWindowClosedError(
+            f"the reward window of decision {claim.decision_id!r} closed at {closed}; "
+            "the decision counts with the experiment's default_reward",
+            field="decision_id",
+        )
+    if decision.reward_kind == "bernoulli" and claim.value not in (0.0, 1.0):
+        raise InvalidFieldError(
+            f"experiment {decision.experiment_key!r} has bernoulli rewards: 0 or 1, got {claim.value}", field="reward"
+        )
+    return None
+
+
+def record_rewards(tx: Transaction, items: Sequence[RewardClaim]) -> list[Any]:
+    """Write job: judge every claim against the stored state, store and count the new ones."""
+    decisions = tx.decision_contexts({c.decision_id for c in items})
+    by_key = tx.rewards_by_key({c.idempotency_key for c in items if c.idempotency_key is not None})
+    by_decision = {i: d.reward for i, d in decisions.items() if d.reward is not None}
+    out: list[Any] = []
+    new: list[StoredReward] = []
+    for claim in items:
+        decision = decisions.get(claim.decision_id)
+        key = claim.idempotency_key
+        try:
+            prior = _judge(claim, decision, by_key.get(key) if key else None, by_decision.get(claim.decision_id))
+        except DomainError as exc:
+            out.append(exc)
+            continue
+        if prior is not None:
+            out.append(prior)
+            continue
+        assert decision is not None  # _judge refuses a claim without a decision
+        stored = StoredReward(
+            decision_id=claim.decision_id,
+            experiment_id=decision.experiment_id,
+            experiment_key=decision.experiment_key,
+            arm=decision.arm,
+            arm_name=decision.arm_name,
+            weights_version=decision.weights_version,
+            value=claim.value,
+            metrics=dict(claim.metrics),
+            idempotency_key=key,
+            body_hash=claim.body_hash,
+            created_at=claim.received_at,
+        )
+        # Later claims in this batch must see this one (a retry racing its original).
+        by_decision[claim.decision_id] = stored
+        if key is not None:
+            by_key[key] = stored
+        new.append(stored)
+        out.append(stored)
+    tx.insert_rewards(new)
+    return out
+
+
+def expire_decisions(tx: Transaction, items: Sequence[Sequence[str]]) -> list[int]:
+    """Write job: expire still-pending decisions and count them with their default reward."""
+    out = []
+    for ids in items:
+        expired = tx.expire_decisions(ids)
+        experiments = tx.experiments_by_id({e.experiment_id for e in expired})
+        tx.count_expired(expired, {i: e.config.default_reward for i, e in experiments.items()})
+        out.append(len(expired))
+    return out
+
+
+class RewardService:
+    """POST /v1/rewards, POST /v1/rewards/batch, and the expiry of closed reward windows."""
+
+    def __init__(self, repository: Repository, writer: GroupCommitWriter, clock: Clock, expire_chunk: int) -> None:
+        self._repository = repository
+        self._writer = writer
+        self._clock = clock
+        self._expire_chunk = expire_chunk
+
+    async def record(self, data: RewardIn) -> RewardOut:
+        """Record one reward (or answer a retry exactly as the first time)."""
+        if data.decision_id.startswith(OUTSIDE_PREFIX):
+            raise InvalidFieldError(
+                f"decision {data.decision_id!r} was served outside the experiment (in_experiment false); "
+                "its reward is not counted",
+                field="decision_id",
+            )
+        claim = RewardClaim(
+            decision_id=data.decision_id,
+            value=float(data.reward),
+            metrics=dict(data.metrics),
+            idempotency_key=data.idempotency_key,
+            body_hash=body_hash(data),
+            received_at=self._clock.time(),
+        )
+        stored: StoredReward = await self._writer.submit(record_rewards, claim)
+        return reward_out(stored)
+
+    async def record_batch(self, items: list[RewardIn]) -> list[RewardOut | DomainError]:
+        """Record up to 1,000 rewards; each gets its own outcome (one refusal does not stop the rest)."""
+        if not 1 <= len(items) <= MAX_BATCH:
+            raise InvalidFieldError(f"a batch holds 1 to {MAX_BATCH} rewards, got {len(items)}", field="body")
+        return list(await asyncio.gather(*(self._one(item) for item in items)))
+
+    async def _one(self, data: RewardIn) -> RewardOut | DomainError:
+        try:
+            return await self.record(data)
+        except DomainError as exc:
+            return exc
+
+    async def expire_pending(self, now: float) -> int:
+        """Close the windows that have passed: count those decisions with the default reward."""
+        total = 0
+        while True:
+            ids = await asyncio.to_thread(self._repository.expired_pending, now, self._expire_chunk)
+            if not ids:
+                return total
+            expired: int = await self._writer.submit(expire_decisions, ids)
+            total += expired
+            if expired == 0 or len(ids) < self._expire_chunk:
+                return total

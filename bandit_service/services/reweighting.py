@@ -1,0 +1,121 @@
+"""Reweighting: new weights from the policy and the counters, applied with a compare-and-set.
+
+Several replicas may run the scheduler. Each computes from the experiment revision it read and
+writes only if that revision is still current (`update_experiment` is a conditional UPDATE),
+so exactly one reweight per interval lands and the others are dropped without effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import msgspec
+import numpy as np
+
+from bandit_service.core.assignment import churn_share, derive_seed
+from bandit_service.services.cache import ExperimentCache
+from bandit_service.core.model import ArmCounts, Event, Experiment, WeightsRecord
+from bandit_service.core.experiment_rules import is_adaptive, policy_config
+from bandit_service.http.schemas import WeightsReason
+from bandit_service.storage.repository import Repository, Transaction
+from bandit_service.storage.writer import GroupCommitWriter
+from policies import StatsArray
+
+__all__ = ["ACTOR", "Reweighter", "WeightsChange", "apply_weights", "compute_weights"]
+
+ACTOR = "anonymous"  # until the API has keys
+
+
+class WeightsChange(msgspec.Struct, frozen=True, kw_only=True):
+    """New weights for an experiment, valid only if its revision has not moved since it was read."""
+
+    experiment: Experiment
+    record: WeightsRecord
+    event: Event | None
+
+
+def compute_weights(experiment: Experiment, counts: Sequence[ArmCounts], seed: int) -> tuple[float, ...]:
+    """The policy's allocation from the per-arm statistics (pending decisions are not in them)."""
+    stats = StatsArray.from_arms([c.stats for c in counts])
+    config = policy_config(experiment.config, experiment.weights)
+    weights = config.allocate(stats, np.random.default_rng(seed))
+    return tuple(float(w) for w in weights)
+
+
+def apply_weights(tx: Transaction, items: Sequence[WeightsChange]) -> list[Experiment | None]:
+    """Write job: store new weights and their history row; None where another writer got there first."""
+    out: list[Experiment | None] = []
+    for change in items:
+        updated = tx.update_experiment(change.experiment)
+        if updated is not None:
+            tx.append_weights(change.record)
+            if change.event is not None:
+                tx.log_event(change.event)
+        out.append(updated)
+    return out
+
+
+class Reweighter:
+    """Computes and applies new weights, on demand or when an experiment's schedule says so."""
+
+    def __init__(self, repository: Repository, writer: GroupCommitWriter, cache: ExperimentCache) -> None:
+        self._repository = repository
+        self._writer = writer
+        self._cache = cache
+
+    async def reweight(self, experiment: Experiment, reason: WeightsReason, now: float) -> WeightsRecord | None:
+        """New weights for an active experiment; None if a concurrent change won the compare-and-set."""
+        counts = await asyncio.to_thread(self._repository.arm_counts, experiment)
+        version = experiment.weights_version + 1
+        seed = derive_seed(experiment.salt, version)
+        weights = await asyncio.to_thread(compute_weights, experiment, counts, seed)
+        record = WeightsRecord(
+            experiment_id=experiment.id,
+            version=version,
+            created_at=now,
+            weights=weights,
+            stats=tuple(c.stats for c in counts),
+            reason=reason,
+            seed=seed,
+            churn=churn_share(experiment.weights, weights),
+        )
+        every = experiment.config.reweight_every_s
+        changed = msgspec.structs.replace(
+            experiment,
+            weights=weights,
+            weights_version=version,
+            reweighted_at=now,
+            next_reweight_at=now + every if is_adaptive(experiment.config.policy) else None,
+            updated_at=now,
+        )
+        event = None
+        if reason == "manual":
+            event = Event(
+                experiment_id=experiment.id,
+                created_at=now,
+                actor=ACTOR,
+                action="reweight",
+                before={"weights": list(experiment.weights), "weights_version": experiment.weights_version},
+                after={"weights": list(weights), "weights_version": version},
+            )
+        updated = await self._writer.submit(
+            apply_weights, WeightsChange(experiment=changed, record=record, event=event)
+        )
+        if updated is None:
+            return None
+        self._cache.put(updated)
+        return record
+
+    async def reweight_due(self, now: float, limit: int = 100) -> int:
+        """Reweight every active experiment whose `reweight_every_s` has elapsed; returns how many."""
+        done = 0
+        for key in await asyncio.to_thread(self._repository.due_for_reweight, now, limit):
+            experiment = await asyncio.to_thread(self._repository.experiment, key)
+            if experiment is None or experiment.status != "active":
+                continue  # changed since the due list was read
+            if experiment.next_reweight_at is None or experiment.next_reweight_at > now:
+                continue
+            if await self.reweight(experiment, "schedule", now) is not None:
+                done += 1
+        return done

@@ -1,0 +1,74 @@
+"""The scheduler: APScheduler (3.x) calls one tick: expire closed reward windows, advance rollouts, reweight.
+
+The tick runs every `tick_s` seconds with `max_instances=1` and `coalesce=True`, so a slow
+tick is never run twice at once nor replayed in a burst. Which experiments are due is decided
+by the database (`next_reweight_at`), and each reweight is a compare-and-set, so several
+replicas ticking at once still produce one reweight per interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bandit_service.clock import Clock
+from bandit_service.services.rewards import RewardService
+from bandit_service.services.reweighting import Reweighter
+from bandit_service.services.rollouts import RolloutService
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """Runs `tick` on an interval inside the app's event loop."""
+
+    def __init__(
+        self,
+        reweighter: Reweighter,
+        rewards: RewardService,
+        clock: Clock,
+        tick_s: float,
+        rollouts: RolloutService | None = None,
+    ) -> None:
+        self._reweighter = reweighter
+        self._rewards = rewards
+        self._rollouts = rollouts
+        self._clock = clock
+        self._tick_s = tick_s
+        self._running = asyncio.Lock()
+        self._scheduler: AsyncIOScheduler | None = None
+
+    async def tick(self) -> None:
+        """Expire closed reward windows (they count in guardrails and weights), advance rollouts, reweight."""
+        async with self._running:
+            now = self._clock.time()
+            expired = await self._rewards.expire_pending(now)
+            moved = await self._rollouts.advance_rollouts(now) if self._rollouts is not None else 0
+            reweighted = await self._reweighter.reweight_due(now)
+            if expired or moved or reweighted:
+                log.info(
+                    "scheduler tick: %d decisions expired, %d rollout steps, %d experiments reweighted",
+                    expired,
+                    moved,
+                    reweighted,
+                )
+
+    def start(self) -> None:
+        """Start ticking (call inside the running event loop)."""
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
+        scheduler.add_job(self.tick, "interval", seconds=self._tick_s, id="bandit-tick", max_instances=1, coalesce=True)
+        scheduler.start()
+        self._scheduler = scheduler
+
+    async def stop(self) -> None:
+        """Stop ticking and wait for a tick in progress to finish."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        async with self._running:
+            pass

@@ -1,0 +1,263 @@
+"""The reads behind a report: incremental counters for the whole experiment, a GROUP BY for segments.
+
+Whole experiment: the per-period counters and metric statistics, the quantile sketches and the
+weights history, all read in one read transaction (one snapshot), so the counts agree with
+each other.
+
+Segments (`?segment=language`): aggregated at report time, in SQL, by the JSON value of the
+attribute on the experiment's decisions joined with their rewards: GROUP BY (value, weights
+version, arm). Incremental counters per attribute value would put a write per attribute (up
+to 64 per decision) on the decision path, explode on high-cardinality attributes (a user id),
+and need the attribute chosen in advance; a report is a rare read, and the GROUP BY gives
+exact counts for any attribute with the same SQL on SQLite and PostgreSQL (SQLAlchemy renders
+the JSON access for each). Segment quantiles are the one figure SQL cannot aggregate portably,
+so the latency values of the segmented metrics are streamed once and sketched in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import msgspec
+import numpy as np
+from sqlalchemy import Text, case, cast, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from bandit_service.core.model import Experiment, WeightsRecord
+from bandit_service.core.report_data import (
+    CounterRow,
+    MetricRow,
+    PeriodCounters,
+    ReportData,
+    SegmentData,
+    period_counters,
+)
+from bandit_service.core.errors import InvalidFieldError
+from bandit_service.storage.convert import weights_from_row
+from bandit_service.storage.database import Database
+from bandit_service.storage.sketches import SKETCH_ACCURACY, is_sketched, read_sketches
+from bandit_service.storage.tables import (
+    ARM_METRICS,
+    DECISIONS,
+    PERIOD_METRICS,
+    PERIODS,
+    REWARDS,
+    WEIGHTS,
+)
+from policies.sketch import QuantileSketch
+
+__all__ = ["MISSING", "ReportStore", "SqlReportStore", "segment_label"]
+
+MISSING = "(none)"  # the segment of decisions without the attribute
+METRICS_PER_QUERY = 32  # three aggregate columns each
+
+
+class ReportStore(Protocol):
+    """What a report reads from storage."""
+
+    def report_data(self, experiment: Experiment) -> ReportData:
+        """Counters per weights period and arm, metric statistics, sketches and the weights history."""
+        ...
+
+    def segment_data(self, experiment: Experiment, attribute: str, max_segments: int) -> SegmentData:
+        """The same per value of a decision attribute (InvalidFieldError beyond `max_segments` values)."""
+        ...
+
+
+def segment_label(json_text: str | None) -> str:
+    """The name of a segment from the attribute's JSON text: strings as they are, other values as JSON."""
+    if json_text is None:
+        return MISSING
+    value = msgspec.json.decode(json_text)
+    if value is None:
+        return MISSING
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+
+
+class SqlReportStore:
+    """Report reads on the read engine, one snapshot per report."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _connect(self) -> Any:
+        conn = self.db.read.connect()
+        if self.db.dialect == "postgresql":
+            # One snapshot for all the statements of a report (SQLite's read transaction already is one).
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        return conn
+
+    def report_data(self, experiment: Experiment) -> ReportData:
+        """Counters per weights period and arm, metric statistics, sketches and the weights history."""
+        k = len(experiment.arms)
+        with self._connect() as conn, conn.begin():
+            rows: list[CounterRow] = [
+                (r.weights_version, r.arm, r.units, r.decisions, r.rewarded, r.expired, r.n, r.total, r.total_sq)
+                for r in conn.execute(select(PERIODS).where(PERIODS.c.experiment_id == experiment.id))
+            ]
+            metric_rows: list[MetricRow] = [
+                (r.weights_version, r.arm, r.metric, r.n, r.total, r.total_sq)
+                for r in conn.execute(select(PERIOD_METRICS).where(PERIOD_METRICS.c.experiment_id == experiment.id))
+            ]
+            sketches = read_sketches(conn, experiment.id, k)
+            history = _history(conn, experiment.id)
+        return ReportData(counters=period_counters(k, rows, metric_rows, sketches), history=history)
+
+    def segment_data(self, experiment: Experiment, attribute: str, max_segments: int) -> SegmentData:
+        """Counters per value of a decision attribute, aggregated with GROUP BY in one snapshot."""
+        k = len(experiment.arms)
+        default = experiment.config.default_reward
+        value = _attribute_json(self.db.dialect, attribute)
+        with self._connect() as conn, conn.begin():
+            values = conn.execute(
+                select(value).distinct().where(DECISIONS.c.experiment_id == experiment.id).limit(max_segments + 1)
+            ).all()
+            if len(values) > max_segments:
+                raise InvalidFieldError(
+                    f"attribute {attribute!r} has more than {max_segments} values; segment by an attribute "
+                    "with fewer values",
+                    field="segment",
+                )
+            rows = _traffic(conn, experiment.id, value, default)
+            names = [
+                r.metric
+                for r in conn.execute(
+                    select(ARM_METRICS.c.metric)
+                    .distinct()
+                    .where(ARM_METRICS.c.experiment_id == experiment.id)
+                    .order_by(ARM_METRICS.c.metric)
+                )
+            ]
+            metric_rows: dict[str, list[MetricRow]] = {}
+            for start in range(0, len(names), METRICS_PER_QUERY):
+                for label, row in _metrics(conn, experiment.id, value, names[start : start + METRICS_PER_QUERY]):
+                    metric_rows.setdefault(label, []).append(row)
+            sketches = _sketches(conn, experiment.id, value, [n for n in names if is_sketched(n)], k)
+            history = _history(conn, experiment.id)
+        segments: dict[str, PeriodCounters] = {}
+        for label in sorted(set(rows) | set(metric_rows)):
+            segments[label] = period_counters(k, rows.get(label, []), metric_rows.get(label, []), sketches.get(label))
+        return SegmentData(attribute=attribute, segments=segments, history=history)
+
+
+def _attribute_json(dialect: str, attribute: str) -> ColumnElement[Any]:
+    """The JSON text of a decision attribute (NULL or 'null' when absent), in SQL."""
+    if dialect == "sqlite":
+        # SQLite's json_extract turns true into 1, so a true and a 1 would share a segment; json_type
+        # tells them apart. Attribute names cannot hold a double quote, so the quoted path is safe.
+        path = f'$."{attribute}"'
+        kind = func.json_type(DECISIONS.c.attributes, path)
+        return case(
+            (kind == "true", "true"),
+            (kind == "false", "false"),
+            else_=func.json_quote(func.json_extract(DECISIONS.c.attributes, path)),
+        )
+    return cast(DECISIONS.c.attributes[attribute], Text)  # PostgreSQL: (attributes -> 'name')::text
+
+
+def _history(conn: Connection, experiment_id: int) -> tuple[WeightsRecord, ...]:
+    rows = conn.execute(select(WEIGHTS).where(WEIGHTS.c.experiment_id == experiment_id).order_by(WEIGHTS.c.version))
+    return tuple(weights_from_row(r._mapping) for r in rows)
+
+
+def _traffic(
+    conn: Connection, experiment_id: int, value: ColumnElement[Any], default: float
+) -> dict[str, list[CounterRow]]:
+    """Decisions, new units, reward status and reward sums per (segment, version, arm)."""
+    # The grouping key is computed in a subquery and grouped by name: PostgreSQL refuses to match
+    # a SELECT expression against a GROUP BY expression whose bound parameters differ.
+    sub = (
+        select(
+            value.label("segment"),
+            DECISIONS.c.weights_version,
+            DECISIONS.c.arm,
+            DECISIONS.c.new_unit,
+            DECISIONS.c.status,
+            REWARDS.c.value,
+        )
+        .select_from(DECISIONS.outerjoin(REWARDS, REWARDS.c.decision_id == DECISIONS.c.id))
+        .where(DECISIONS.c.experiment_id == experiment_id)
+        .subquery()
+    )
+    query = select(
+        sub.c.segment,
+        sub.c.weights_version,
+        sub.c.arm,
+        func.sum(case((sub.c.new_unit, 1), else_=0)),
+        func.count(),
+        func.sum(case((sub.c.status == "rewarded", 1), else_=0)),
+        func.sum(case((sub.c.status == "expired", 1), else_=0)),
+        func.coalesce(func.sum(sub.c.value), 0.0),
+        func.coalesce(func.sum(sub.c.value * sub.c.value), 0.0),
+    ).group_by(sub.c.segment, sub.c.weights_version, sub.c.arm)
+    out: dict[str, list[CounterRow]] = {}
+    for segment, version, arm, units, decisions, rewarded, expired, total, total_sq in conn.execute(query):
+        # An expired decision counts with the default reward, as in the incremental counters.
+        row: CounterRow = (
+            version,
+            arm,
+            units,
+            decisions,
+            rewarded,
+            expired,
+            rewarded + expired,
+            total + expired * default,
+            total_sq + expired * default * default,
+        )
+        out.setdefault(segment_label(segment), []).append(row)
+    return out
+
+
+def _metrics(
+    conn: Connection, experiment_id: int, value: ColumnElement[Any], names: Sequence[str]
+) -> list[tuple[str, MetricRow]]:
+    """Count, sum and sum of squares of each metric per (segment, version, arm)."""
+    if not names:
+        return []
+    columns = [REWARDS.c.metrics[name].as_float().label(f"m{i}") for i, name in enumerate(names)]
+    sub = (
+        select(value.label("segment"), REWARDS.c.weights_version, REWARDS.c.arm, *columns)
+        .select_from(REWARDS.join(DECISIONS, DECISIONS.c.id == REWARDS.c.decision_id))
+        .where(REWARDS.c.experiment_id == experiment_id)
+        .subquery()
+    )
+    aggregates = []
+    for i in range(len(names)):
+        x = sub.c[f"m{i}"]
+        aggregates += [func.count(x), func.coalesce(func.sum(x), 0.0), func.coalesce(func.sum(x * x), 0.0)]
+    query = select(sub.c.segment, sub.c.weights_version, sub.c.arm, *aggregates).group_by(
+        sub.c.segment, sub.c.weights_version, sub.c.arm
+    )
+    out: list[tuple[str, MetricRow]] = []
+    for segment, version, arm, *sums in conn.execute(query):
+        label = segment_label(segment)
+        for i, name in enumerate(names):
+            n, total, total_sq = sums[3 * i : 3 * i + 3]
+            if n:
+                out.append((label, (version, arm, name, n, total, total_sq)))
+    return out
+
+
+def _sketches(
+    conn: Connection, experiment_id: int, value: ColumnElement[Any], names: Sequence[str], k: int
+) -> dict[str, dict[str, tuple[QuantileSketch, ...]]]:
+    """Per segment, metric and arm, a sketch of the latency-like values (negative ones left out, as stored)."""
+    out: dict[str, dict[str, tuple[QuantileSketch, ...]]] = {}
+    empty = QuantileSketch(relative_accuracy=SKETCH_ACCURACY)
+    for name in names:
+        x = REWARDS.c.metrics[name].as_float()
+        query = (
+            select(value, REWARDS.c.arm, x)
+            .select_from(REWARDS.join(DECISIONS, DECISIONS.c.id == REWARDS.c.decision_id))
+            .where(REWARDS.c.experiment_id == experiment_id, x >= 0)
+        )
+        values: dict[tuple[str, int], list[float]] = {}
+        for segment, arm, v in conn.execute(query):
+            values.setdefault((segment_label(segment), arm), []).append(v)
+        for label in {label for label, _ in values}:
+            out.setdefault(label, {})[name] = tuple(
+                empty.add(np.asarray(values[(label, i)])) if (label, i) in values else empty for i in range(k)
+            )
+    return out
