@@ -10,10 +10,11 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from bandit_service.clock import Clock, SystemClock
+from bandit_service.clock import SystemClock
+from bandit_service.http.problems import body_guard, exception_handlers
 from bandit_service.http.routes import ROUTES
 from bandit_service.ids import IdFactory, process_ids
-from bandit_service.http.problems import body_guard, exception_handlers
+from bandit_service.ports import Clock
 from bandit_service.runtime import Runtime
 from bandit_service.settings import Settings
 

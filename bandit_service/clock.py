@@ -1,24 +1,10 @@
-"""The clock seam: wall time for timestamps and windows, monotonic time for cache ages."""
+"""Clocks for the `ports.Clock` seam: the real one, and a fake one that tests move by hand."""
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
-from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "SystemClock", "to_datetime"]
-
-
-class Clock(Protocol):
-    """Where the service gets the time; injected so tests can move it by hand."""
-
-    def time(self) -> float:
-        """Wall-clock time in seconds since the Unix epoch (timestamps, reward windows, schedules)."""
-        ...
-
-    def monotonic(self) -> float:
-        """Seconds on a clock that never goes backwards (cache ages)."""
-        ...
+__all__ = ["FakeClock", "SystemClock"]
 
 
 class SystemClock:
@@ -54,8 +40,3 @@ class FakeClock:
             raise ValueError(f"seconds: a clock cannot go backwards, got {seconds}")
         self._now += seconds
         self._mono += seconds
-
-
-def to_datetime(timestamp: float) -> datetime:
-    """A Unix timestamp as an aware UTC datetime (the wire format)."""
-    return datetime.fromtimestamp(timestamp, UTC)

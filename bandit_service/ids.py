@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import secrets
-from collections.abc import Callable
 
-__all__ = ["IdFactory", "process_ids", "random_id", "sequential_ids"]
+from bandit_service.ports import IdFactory
 
-IdFactory = Callable[[], str]
+__all__ = ["process_ids", "random_id", "sequential_ids"]
+
 
 
 def random_id() -> str:

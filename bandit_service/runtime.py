@@ -10,16 +10,15 @@ import asyncio
 
 import msgspec
 
-from bandit_service.services.cache import ExperimentCache
-from bandit_service.clock import Clock
+from bandit_service.ports import Clock, IdFactory
 from bandit_service.services.audit import AuditService
+from bandit_service.services.cache import ExperimentCache
 from bandit_service.services.decisions import DecisionService
 from bandit_service.services.experiments import ExperimentService
 from bandit_service.services.reports import ReportService
 from bandit_service.services.rewards import RewardService
 from bandit_service.services.reweighting import Reweighter
 from bandit_service.services.rollouts import RolloutService
-from bandit_service.ids import IdFactory
 from bandit_service.services.scheduler import Scheduler
 from bandit_service.settings import Settings
 from bandit_service.storage.database import open_database

@@ -7,11 +7,18 @@ from typing import assert_never
 
 import msgspec
 
-from bandit_service.core.model import Arm, ExperimentConfig
 from bandit_service.core.errors import InvalidFieldError
+from bandit_service.core.fields import MetricName
 from bandit_service.core.json_limits import free_json_problem
+from bandit_service.core.model import (
+    Arm,
+    EpsilonGreedyPolicy,
+    ExperimentConfig,
+    FixedPolicy,
+    PolicySpec,
+    ThompsonPolicy,
+)
 from bandit_service.core.reporting.inputs import PRIMARY
-from bandit_service.http.schemas import EpsilonGreedyPolicy, FixedPolicy, MetricName, PolicySpec, ThompsonPolicy
 from policies import EpsilonGreedy, FixedSplit, PolicyConfig, ThompsonSampling, validate_weights
 
 __all__ = ["MAX_GUARDRAILS", "check_analysis", "check_config", "initial_weights", "is_adaptive", "policy_config"]

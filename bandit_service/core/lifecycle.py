@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from bandit_service.core.errors import IllegalTransitionError
-from bandit_service.http.schemas import ExperimentStatus
+from bandit_service.core.model import ExperimentStatus
 
 __all__ = ["TRANSITIONS", "Action", "next_status"]
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 
-from bandit_service.core.reporting.inputs import DecisionCriteria
+from bandit_service.core.fields import Count, Finite, Key, Probability
 from bandit_service.core.plans import PlanState, PlanStep
-from bandit_service.http.schemas import ExperimentStatus, Namespace, PolicySpec, RewardKind, WeightsReason
+from bandit_service.core.reporting.inputs import DecisionCriteria
 from policies import ArmStats
 
 __all__ = [
@@ -30,8 +31,59 @@ __all__ = [
     "WeightsRecord",
 ]
 
+ExperimentStatus = Literal["draft", "active", "paused", "completed"]
+RewardKind = Literal["bernoulli", "continuous"]
+WeightsReason = Literal["start", "schedule", "manual", "shift"]
+PlanStatus = Literal["running", "done", "stopped", "cancelled"]
 DecisionStatus = Literal["pending", "rewarded", "expired"]
 RolloutKind = Literal["ramp", "completion"]
+
+
+class Namespace(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A mutually exclusive group: the experiment takes units whose namespace hash is in [start, end)."""
+
+    name: Key
+    start: Probability = 0.0
+    end: Probability = 1.0
+
+    def __post_init__(self) -> None:
+        # Checked while decoding, so the problem names `namespace` like any other bad value.
+        if self.start >= self.end:
+            raise ValueError(f"start ({self.start}) must be below end ({self.end})")
+
+
+class _PolicyBase(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, tag_field="kind"):
+    """A policy on the wire, tagged by `kind`."""
+
+
+class FixedPolicy(_PolicyBase, frozen=True, kw_only=True, tag="fixed"):
+    """Fixed split: the arms' `weight`s (equal if none is given), changed only by PUT .../weights."""
+
+
+class EpsilonGreedyPolicy(_PolicyBase, frozen=True, kw_only=True, tag="epsilon_greedy"):
+    """Epsilon-greedy: 1 - eps + eps/k to the best observed mean, eps/k to every other arm."""
+
+    epsilon: Probability = 0.1
+    burn_in: Count = 0
+    min_weight: Probability = 0.0
+
+
+class ThompsonPolicy(_PolicyBase, frozen=True, kw_only=True, tag="thompson"):
+    """Thompson sampling: each arm's weight is P(arm is best); the reward kind is the experiment's."""
+
+    burn_in: Count = 0
+    min_weight: Probability = 0.0
+    method: Literal["monte_carlo", "integration"] = "monte_carlo"
+    draws: Annotated[int, Meta(ge=100, le=1_000_000)] = 10_000
+    prior_alpha: Annotated[float, Meta(gt=0, le=1e9)] = 1.0
+    prior_beta: Annotated[float, Meta(gt=0, le=1e9)] = 1.0
+    prior_mean: Finite = 0.0
+    prior_kappa: Annotated[float, Meta(gt=0, le=1e9)] = 1e-3
+    prior_shape: Annotated[float, Meta(gt=0, le=1e9)] = 1.0
+    prior_scale: Annotated[float, Meta(gt=0, le=1e15)] = 1.0
+
+
+PolicySpec = FixedPolicy | EpsilonGreedyPolicy | ThompsonPolicy
 
 
 class _Value(msgspec.Struct, frozen=True, kw_only=True):

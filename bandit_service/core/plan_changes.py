@@ -15,12 +15,16 @@ from typing import Any, assert_never
 import msgspec
 
 from bandit_service.core.assignment import churn_share
-from bandit_service.clock import to_datetime
-from bandit_service.services.audit import SCHEDULER, event
+from bandit_service.core.errors import (
+    ConflictError,
+    DomainError,
+    IllegalTransitionError,
+    InvalidFieldError,
+    NotFoundError,
+)
+from bandit_service.core.experiment_rules import is_adaptive
 from bandit_service.core.lifecycle import next_status
 from bandit_service.core.model import Event, Experiment, Rollout, RolloutKind, WeightsRecord
-from bandit_service.core.experiment_rules import is_adaptive
-from bandit_service.core.errors import ConflictError, DomainError, IllegalTransitionError, InvalidFieldError, NotFoundError
 from bandit_service.core.plans import (
     Advance,
     Finish,
@@ -32,6 +36,8 @@ from bandit_service.core.plans import (
     shift_weights,
     start_plan,
 )
+from bandit_service.core.timestamps import to_datetime
+from bandit_service.services.audit import SCHEDULER, event
 from bandit_service.storage.repository import Transaction
 from policies import ArmStats
 

@@ -1,236 +1,25 @@
-"""Wire schemas: the frozen msgspec Structs that requests decode into and responses encode from.
+"""Wire schemas of the answers: the frozen msgspec Structs that responses encode from.
 
-Constraints live in the types (`Meta`), so a body is validated once, while it is decoded, and
-every struct forbids unknown fields. Cross-field rules (duplicate arm names, weights that sum
-to 1, a control that is one of the arms) are checked by the domain, which names the field.
+Requests decode into the commands of `core.commands` (re-exported here, so this module is the
+whole wire); the policy configs are the library's own union (`policies.PolicyConfig`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import msgspec
-from msgspec import UNSET, Meta, UnsetType
 
+from bandit_service.core.commands import *  # noqa: F403  (the request half of the wire)
+from bandit_service.core.commands import RampStepIn, ShiftStepIn
+from bandit_service.core.model import ExperimentStatus, Namespace, PlanStatus, PolicySpec, RewardKind, WeightsReason
 from bandit_service.core.reporting.inputs import DecisionCriteria
-
-__all__ = [
-    "ArmIn",
-    "ArmOut",
-    "ArmStatsOut",
-    "AttributeValue",
-    "Attributes",
-    "CompleteIn",
-    "CompletionOut",
-    "DecisionCriteria",
-    "DecisionIn",
-    "DecisionOut",
-    "EpsilonGreedyPolicy",
-    "EventList",
-    "EventOut",
-    "ExperimentIn",
-    "ExperimentList",
-    "ExperimentOut",
-    "ExperimentPatch",
-    "ExperimentStatus",
-    "ExposureIn",
-    "FixedPolicy",
-    "HealthOut",
-    "MetricStatsOut",
-    "Namespace",
-    "PlanStatus",
-    "PolicySpec",
-    "Problem",
-    "RampIn",
-    "RampOut",
-    "RampStepIn",
-    "RewardBatchOut",
-    "RewardIn",
-    "RewardKind",
-    "RewardOut",
-    "RewardResult",
-    "ShiftStepIn",
-    "StatsOut",
-    "Targeting",
-    "ThompsonPolicy",
-    "WeightsHistoryOut",
-    "WeightsIn",
-    "WeightsReason",
-    "WeightsRecordOut",
-]
-
-NO_NUL = r"^[^\x00]*$"
-
-Key = Annotated[
-    str,
-    Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Slug: lowercase letters, digits, '-' and '_'."),
-]
-ArmName = Annotated[
-    str,
-    Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,63}$", description="1-64 characters: letters, digits, _.:@/+-"),
-]
-Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
-Description = Annotated[str, Meta(max_length=4_000, pattern=NO_NUL)]
-UnitId = Annotated[str, Meta(min_length=1, max_length=256, pattern=NO_NUL, description="User, tenant or request id.")]
-DecisionId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
-AttributeKey = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")]
-MetricName = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")]
-Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
-# JSON cannot carry NaN or infinity; the bound also keeps sums of squares finite for 1e9 events.
-Finite = Annotated[float, Meta(ge=-1e15, le=1e15, description="A finite number, |x| <= 1e15.")]
-Count = Annotated[int, Meta(ge=0, le=1_000_000_000)]
-Seconds = Annotated[int, Meta(ge=1, le=366 * 86_400)]
-SampleSize = Annotated[int, Meta(ge=1, le=1_000_000_000, description="Observations per arm.")]
-AttributeValue = (
-    Annotated[str, Meta(max_length=256, pattern=NO_NUL)] | bool | Annotated[int, Meta(ge=-(2**53), le=2**53)] | Finite
-)
-Attributes = Annotated[dict[AttributeKey, AttributeValue], Meta(max_length=64)]
-Targeting = Annotated[
-    dict[AttributeKey, AttributeValue | Annotated[list[AttributeValue], Meta(min_length=1, max_length=100)]],
-    Meta(max_length=32, description="attribute -> allowed value or list of allowed values; all must match"),
-]
-Metrics = Annotated[dict[MetricName, Finite], Meta(max_length=32)]
-
-ExperimentStatus = Literal["draft", "active", "paused", "completed"]
-RewardKind = Literal["bernoulli", "continuous"]
-WeightsReason = Literal["start", "schedule", "manual", "shift"]
-PlanStatus = Literal["running", "done", "stopped", "cancelled"]
-HoldSeconds = Annotated[int, Meta(ge=1, le=10 * 365 * 86_400, description="Seconds to hold a step.")]
 
 
 class _Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Common options: immutable, unknown fields refused."""
 
-
-class _PolicyBase(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, tag_field="kind"):
-    """A policy on the wire, tagged by `kind`."""
-
-
-class FixedPolicy(_PolicyBase, frozen=True, kw_only=True, tag="fixed"):
-    """Fixed split: the arms' `weight`s (equal if none is given), changed only by PUT .../weights."""
-
-
-class EpsilonGreedyPolicy(_PolicyBase, frozen=True, kw_only=True, tag="epsilon_greedy"):
-    """Epsilon-greedy: 1 - eps + eps/k to the best observed mean, eps/k to every other arm."""
-
-    epsilon: Probability = 0.1
-    burn_in: Count = 0
-    min_weight: Probability = 0.0
-
-
-class ThompsonPolicy(_PolicyBase, frozen=True, kw_only=True, tag="thompson"):
-    """Thompson sampling: each arm's weight is P(arm is best); the reward kind is the experiment's."""
-
-    burn_in: Count = 0
-    min_weight: Probability = 0.0
-    method: Literal["monte_carlo", "integration"] = "monte_carlo"
-    draws: Annotated[int, Meta(ge=100, le=1_000_000)] = 10_000
-    prior_alpha: Annotated[float, Meta(gt=0, le=1e9)] = 1.0
-    prior_beta: Annotated[float, Meta(gt=0, le=1e9)] = 1.0
-    prior_mean: Finite = 0.0
-    prior_kappa: Annotated[float, Meta(gt=0, le=1e9)] = 1e-3
-    prior_shape: Annotated[float, Meta(gt=0, le=1e9)] = 1.0
-    prior_scale: Annotated[float, Meta(gt=0, le=1e15)] = 1.0
-
-
-PolicySpec = FixedPolicy | EpsilonGreedyPolicy | ThompsonPolicy
-
-
-class Namespace(_Wire, frozen=True, kw_only=True):
-    """A mutually exclusive group: the experiment takes units whose namespace hash is in [start, end)."""
-
-    name: Key
-    start: Probability = 0.0
-    end: Probability = 1.0
-
-    def __post_init__(self) -> None:
-        # Checked while decoding, so the problem names `namespace` like any other bad value.
-        if self.start >= self.end:
-            raise ValueError(f"start ({self.start}) must be below end ({self.end})")
-
-
-class ArmIn(_Wire, frozen=True, kw_only=True):
-    """An arm: its name, an optional starting (or fixed) weight, and any JSON the app needs."""
-
-    name: ArmName
-    weight: Probability | None = None
-    payload: Any = None
-
-
-class ExperimentIn(_Wire, frozen=True, kw_only=True):
-    """Body of POST /v1/experiments."""
-
-    key: Key
-    name: Name
-    description: Description = ""
-    arms: Annotated[tuple[ArmIn, ...], Meta(min_length=2, max_length=50)]
-    control: ArmName | None = None
-    policy: PolicySpec = ThompsonPolicy()
-    reward: RewardKind = "bernoulli"
-    reweight_every_s: Seconds = 3_600
-    exposure: Probability = 1.0
-    targeting: Targeting = msgspec.field(default_factory=dict)
-    sticky: bool = True
-    reward_window_s: Seconds = 86_400
-    default_reward: Finite = 0.0
-    namespace: Namespace | None = None
-    # Analysis: the report's decision rule and the sample size it plans for (changeable at any time).
-    criteria: DecisionCriteria | None = None
-    min_sample_size: SampleSize | None = None
-    minimum_detectable_effect: Finite | None = None  # absolute, or a share of the control's mean with mde_relative
-    mde_relative: bool = False
-
-
-class ExperimentPatch(_Wire, frozen=True, kw_only=True):
-    """Body of PATCH /v1/experiments/{key}; arms, control, policy and reward settings only while draft."""
-
-    name: Name | UnsetType = UNSET
-    description: Description | UnsetType = UNSET
-    exposure: Probability | UnsetType = UNSET
-    targeting: Targeting | UnsetType = UNSET
-    reweight_every_s: Seconds | UnsetType = UNSET
-    arms: Annotated[tuple[ArmIn, ...], Meta(min_length=2, max_length=50)] | UnsetType = UNSET
-    control: ArmName | UnsetType | None = UNSET
-    policy: PolicySpec | UnsetType = UNSET
-    reward: RewardKind | UnsetType = UNSET
-    sticky: bool | UnsetType = UNSET
-    reward_window_s: Seconds | UnsetType = UNSET
-    default_reward: Finite | UnsetType = UNSET
-    namespace: Namespace | UnsetType | None = UNSET
-    criteria: DecisionCriteria | UnsetType | None = UNSET
-    min_sample_size: SampleSize | UnsetType | None = UNSET
-    minimum_detectable_effect: Finite | UnsetType | None = UNSET
-    mde_relative: bool | UnsetType = UNSET
-
-
-class ShiftStepIn(_Wire, frozen=True, kw_only=True):
-    """One step of a gradual completion: the winner's share of traffic, held `hold_s` seconds."""
-
-    share: Probability
-    hold_s: HoldSeconds | None = None
-
-
-class CompleteIn(_Wire, frozen=True, kw_only=True):
-    """Body of POST .../complete: the winning arm (or null: the control), and optionally a plan to shift to it."""
-
-    winner: ArmName | None = None
-    plan: Annotated[tuple[ShiftStepIn, ...], Meta(min_length=1, max_length=100)] | None = None
-
-
-class WeightsIn(_Wire, frozen=True, kw_only=True):
-    """Body of PUT .../weights: manual weights of a fixed split, one per arm, summing to 1."""
-
-    weights: Annotated[dict[ArmName, Finite], Meta(min_length=1, max_length=50)]
-
-
-class DecisionIn(_Wire, frozen=True, kw_only=True):
-    """Body of POST /v1/decisions."""
-
-    experiment: Key
-    unit: UnitId | None = None
-    attributes: Attributes = msgspec.field(default_factory=dict)
 
 
 class DecisionOut(_Wire, frozen=True, kw_only=True):
@@ -243,15 +32,6 @@ class DecisionOut(_Wire, frozen=True, kw_only=True):
     propensity: float
     weights_version: int
     in_experiment: bool
-
-
-class RewardIn(_Wire, frozen=True, kw_only=True):
-    """Body of POST /v1/rewards (and one item of POST /v1/rewards/batch)."""
-
-    decision_id: DecisionId
-    reward: Finite
-    metrics: Metrics = msgspec.field(default_factory=dict)
-    idempotency_key: IdempotencyKey | None = None
 
 
 class RewardOut(_Wire, frozen=True, kw_only=True):
@@ -400,25 +180,6 @@ class HealthOut(_Wire, frozen=True, kw_only=True):
     process: int  # the worker's pid: with several workers each answers for itself
     commits: int  # transactions committed by this worker's group-commit writer
     writes: int  # acknowledged writes in those transactions (writes / commits = batch size)
-
-
-class ExposureIn(_Wire, frozen=True, kw_only=True):
-    """Body of PUT .../exposure: the share of units (by hash) that enter the experiment."""
-
-    exposure: Probability
-
-
-class RampStepIn(_Wire, frozen=True, kw_only=True):
-    """One step of an exposure ramp: the exposure, held `hold_s` seconds (none on the last step)."""
-
-    exposure: Probability
-    hold_s: HoldSeconds | None = None
-
-
-class RampIn(_Wire, frozen=True, kw_only=True):
-    """Body of PUT .../ramp: exposure steps, advanced by the scheduler while every guardrail holds."""
-
-    steps: Annotated[tuple[RampStepIn, ...], Meta(min_length=1, max_length=100)]
 
 
 class RampOut(_Wire, frozen=True, kw_only=True):

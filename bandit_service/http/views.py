@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from bandit_service.clock import to_datetime
 from bandit_service.core.model import ArmCounts, Experiment, StoredReward, WeightsRecord
+from bandit_service.core.timestamps import to_datetime
 from bandit_service.http.schemas import (
     ArmOut,
     ArmStatsOut,

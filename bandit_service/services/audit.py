@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bandit_service.clock import to_datetime
-from bandit_service.core.model import Event, LoggedEvent
-from bandit_service.services.reweighting import ACTOR
 from bandit_service.core.errors import NotFoundError
+from bandit_service.core.model import Event, LoggedEvent
+from bandit_service.core.timestamps import to_datetime
 from bandit_service.http.schemas import EventList, EventOut
+from bandit_service.services.reweighting import ACTOR
 from bandit_service.storage.repository import Repository
 
 __all__ = ["ACTOR", "SCHEDULER", "AuditService", "event", "event_out"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bandit_service.clock import Clock
 from bandit_service.core.model import Experiment
+from bandit_service.ports import Clock
 from bandit_service.storage.repository import Repository
 
 __all__ = ["ExperimentCache"]

@@ -15,15 +15,15 @@ from typing import Any
 import msgspec
 
 from bandit_service.core.assignment import choose_arm, in_exposure, namespace_uniform
-from bandit_service.services.cache import ExperimentCache
-from bandit_service.clock import Clock
-from bandit_service.core.model import Assignment, Decision, Experiment
+from bandit_service.core.commands import DecisionIn
 from bandit_service.core.errors import NotFoundError
-from bandit_service.ids import IdFactory
+from bandit_service.core.model import Assignment, Decision, Experiment
 from bandit_service.core.plans import in_slice
-from bandit_service.http.schemas import DecisionIn, DecisionOut
-from bandit_service.storage.repository import Transaction
 from bandit_service.core.targeting import matches
+from bandit_service.http.schemas import DecisionOut
+from bandit_service.ports import Clock, IdFactory
+from bandit_service.services.cache import ExperimentCache
+from bandit_service.storage.repository import Transaction
 from bandit_service.storage.writer import GroupCommitWriter
 
 __all__ = ["OUTSIDE_PREFIX", "DecisionService", "Placement", "log_decisions", "place"]

@@ -15,28 +15,32 @@ import msgspec
 from msgspec import UNSET
 
 from bandit_service.core.assignment import churn_share
-from bandit_service.services.cache import ExperimentCache
-from bandit_service.clock import Clock
-from bandit_service.core.lifecycle import next_status
-from bandit_service.core.model import Arm, Event, Experiment, ExperimentConfig, NewExperiment, WeightsRecord
-from bandit_service.services.reweighting import ACTOR, Reweighter
-from bandit_service.services.namespaces import check_change, check_new, settle_change
+from bandit_service.core.commands import CompleteIn, ExperimentIn, ExperimentPatch, WeightsIn
+from bandit_service.core.errors import (
+    ConflictError,
+    DomainError,
+    IllegalTransitionError,
+    InvalidFieldError,
+    NotFoundError,
+)
 from bandit_service.core.experiment_rules import check_config, initial_weights, is_adaptive
-from bandit_service.http.views import experiment_out, weights_out
-from bandit_service.core.errors import ConflictError, DomainError, IllegalTransitionError, InvalidFieldError, NotFoundError
-from bandit_service.ids import IdFactory
-from bandit_service.http.schemas import (
-    CompleteIn,
-    ExperimentIn,
-    ExperimentList,
-    ExperimentOut,
-    ExperimentPatch,
+from bandit_service.core.lifecycle import next_status
+from bandit_service.core.model import (
+    Arm,
+    Event,
+    Experiment,
+    ExperimentConfig,
     ExperimentStatus,
     FixedPolicy,
-    WeightsHistoryOut,
-    WeightsIn,
-    WeightsRecordOut,
+    NewExperiment,
+    WeightsRecord,
 )
+from bandit_service.http.schemas import ExperimentList, ExperimentOut, WeightsHistoryOut, WeightsRecordOut
+from bandit_service.http.views import experiment_out, weights_out
+from bandit_service.ports import Clock, IdFactory
+from bandit_service.services.cache import ExperimentCache
+from bandit_service.services.namespaces import check_change, check_new, settle_change
+from bandit_service.services.reweighting import ACTOR, Reweighter
 from bandit_service.storage.repository import Repository, Transaction
 from bandit_service.storage.writer import GroupCommitWriter
 from policies import ArmStats, validate_weights

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import msgspec
 
-from bandit_service.clock import to_datetime
-from bandit_service.services.audit import event
-from bandit_service.core.model import Experiment, NewExperiment
 from bandit_service.core.errors import ConflictError
+from bandit_service.core.model import Experiment, Namespace, NewExperiment
 from bandit_service.core.plans import cancel_plan, slices_overlap
-from bandit_service.http.schemas import Namespace
+from bandit_service.core.timestamps import to_datetime
+from bandit_service.services.audit import event
 from bandit_service.storage.repository import Transaction
 
 __all__ = ["check_change", "check_namespace", "check_new", "settle_change"]

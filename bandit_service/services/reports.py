@@ -24,10 +24,10 @@ from collections.abc import Sequence
 import msgspec
 import numpy as np
 
+from bandit_service.core.errors import NotFoundError
+from bandit_service.core.experiment_rules import initial_weights
 from bandit_service.core.model import Experiment, WeightsRecord
 from bandit_service.core.report_data import PeriodCounters
-from bandit_service.core.experiment_rules import initial_weights
-from bandit_service.core.errors import NotFoundError
 from bandit_service.core.reporting import (
     PRIMARY,
     DecisionCriteria,

@@ -20,12 +20,20 @@ from typing import Any
 
 import msgspec
 
-from bandit_service.clock import Clock, to_datetime
-from bandit_service.services.decisions import OUTSIDE_PREFIX
+from bandit_service.core.commands import RewardIn
+from bandit_service.core.errors import (
+    ConflictError,
+    DomainError,
+    InvalidFieldError,
+    NotFoundError,
+    RewardWindowClosedError,
+)
 from bandit_service.core.model import DecisionContext, StoredReward
+from bandit_service.core.timestamps import to_datetime
+from bandit_service.http.schemas import RewardOut
 from bandit_service.http.views import reward_out
-from bandit_service.core.errors import ConflictError, DomainError, InvalidFieldError, NotFoundError, RewardWindowClosedError
-from bandit_service.http.schemas import RewardIn, RewardOut
+from bandit_service.ports import Clock
+from bandit_service.services.decisions import OUTSIDE_PREFIX
 from bandit_service.storage.repository import Repository, Transaction
 from bandit_service.storage.writer import GroupCommitWriter
 

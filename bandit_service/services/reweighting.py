@@ -14,10 +14,9 @@ import msgspec
 import numpy as np
 
 from bandit_service.core.assignment import churn_share, derive_seed
-from bandit_service.services.cache import ExperimentCache
-from bandit_service.core.model import ArmCounts, Event, Experiment, WeightsRecord
 from bandit_service.core.experiment_rules import is_adaptive, policy_config
-from bandit_service.http.schemas import WeightsReason
+from bandit_service.core.model import ArmCounts, Event, Experiment, WeightsReason, WeightsRecord
+from bandit_service.services.cache import ExperimentCache
 from bandit_service.storage.repository import Repository, Transaction
 from bandit_service.storage.writer import GroupCommitWriter
 from policies import StatsArray

@@ -25,10 +25,8 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from bandit_service.services.cache import ExperimentCache
-from bandit_service.clock import Clock, to_datetime
-from bandit_service.services.audit import event
-from bandit_service.services.experiments import ExperimentService, Mutated, Mutation, mutate_experiments
+from bandit_service.core.commands import CompleteIn, ExposureIn, RampIn, RampStepIn, ShiftStepIn
+from bandit_service.core.errors import ConflictError, IllegalTransitionError, InvalidFieldError, NotFoundError
 from bandit_service.core.model import Experiment, Rollout, RolloutKind
 from bandit_service.core.plan_changes import (
     PlanEdit,
@@ -40,19 +38,14 @@ from bandit_service.core.plan_changes import (
     set_ramp,
     start_completion,
 )
-from bandit_service.http.views import experiment_out
-from bandit_service.core.errors import ConflictError, IllegalTransitionError, InvalidFieldError, NotFoundError
 from bandit_service.core.plans import Hold, PlanError, PlanState, PlanStep, Stop, advance, validate_plan
-from bandit_service.http.schemas import (
-    CompleteIn,
-    CompletionOut,
-    ExperimentOut,
-    ExposureIn,
-    RampIn,
-    RampOut,
-    RampStepIn,
-    ShiftStepIn,
-)
+from bandit_service.core.timestamps import to_datetime
+from bandit_service.http.schemas import CompletionOut, ExperimentOut, RampOut
+from bandit_service.http.views import experiment_out
+from bandit_service.ports import Clock
+from bandit_service.services.audit import event
+from bandit_service.services.cache import ExperimentCache
+from bandit_service.services.experiments import ExperimentService, Mutated, Mutation, mutate_experiments
 from bandit_service.storage.repository import Repository
 from bandit_service.storage.writer import GroupCommitWriter
 from policies import ArmStats

@@ -14,7 +14,7 @@ from datetime import UTC
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bandit_service.clock import Clock
+from bandit_service.ports import Clock
 from bandit_service.services.rewards import RewardService
 from bandit_service.services.reweighting import Reweighter
 from bandit_service.services.rollouts import RolloutService

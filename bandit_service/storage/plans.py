@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection
 
-from bandit_service.clock import to_datetime
 from bandit_service.core.model import LoggedEvent, Rollout
 from bandit_service.core.plans import PlanState, PlanStep
+from bandit_service.core.timestamps import to_datetime
 from bandit_service.storage.tables import EVENTS, EXPERIMENTS, ROLLOUTS
 
 __all__ = [

@@ -25,6 +25,7 @@ from sqlalchemy import Text, case, cast, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from bandit_service.core.errors import InvalidFieldError
 from bandit_service.core.model import Experiment, WeightsRecord
 from bandit_service.core.report_data import (
     CounterRow,
@@ -34,7 +35,6 @@ from bandit_service.core.report_data import (
     SegmentData,
     period_counters,
 )
-from bandit_service.core.errors import InvalidFieldError
 from bandit_service.storage.convert import weights_from_row
 from bandit_service.storage.database import Database
 from bandit_service.storage.sketches import SKETCH_ACCURACY, is_sketched, read_sketches

@@ -19,6 +19,7 @@ from bandit_service.core.model import (
     DecisionContext,
     Event,
     Experiment,
+    ExperimentStatus,
     ExpiredDecision,
     LoggedEvent,
     NewExperiment,
@@ -26,7 +27,6 @@ from bandit_service.core.model import (
     StoredReward,
     WeightsRecord,
 )
-from bandit_service.http.schemas import ExperimentStatus
 
 __all__ = ["Job", "Repository", "Transaction"]
 

@@ -12,6 +12,7 @@ from sqlalchemy import and_, bindparam, delete, insert, literal_column, select, 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
+from bandit_service.core.errors import AlreadyExistsError, ConflictError
 from bandit_service.core.model import (
     Arm,
     ArmCounts,
@@ -20,6 +21,7 @@ from bandit_service.core.model import (
     DecisionContext,
     Event,
     Experiment,
+    ExperimentStatus,
     ExpiredDecision,
     LoggedEvent,
     NewExperiment,
@@ -27,8 +29,6 @@ from bandit_service.core.model import (
     StoredReward,
     WeightsRecord,
 )
-from bandit_service.core.errors import AlreadyExistsError, ConflictError
-from bandit_service.http.schemas import ExperimentStatus
 from bandit_service.storage.convert import (
     arm_rows,
     experiment_from_rows,
@@ -39,7 +39,6 @@ from bandit_service.storage.convert import (
 from bandit_service.storage.counters import CounterDeltas, CounterStatements
 from bandit_service.storage.database import Database
 from bandit_service.storage.driver import DriverQuery, DriverStatement
-from bandit_service.storage.repository import Job
 from bandit_service.storage.plans import (
     load_events,
     load_rollouts,
@@ -47,6 +46,7 @@ from bandit_service.storage.plans import (
     running_rollout_keys,
     save_rollout,
 )
+from bandit_service.storage.repository import Job
 from bandit_service.storage.sketches import SketchDeltas, SketchStatements
 from bandit_service.storage.tables import (
     ARM_COUNTERS,

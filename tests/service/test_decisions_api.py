@@ -7,8 +7,8 @@ import pytest
 from litestar.testing import TestClient
 from scipy import stats
 
-from bandit_service.services.decisions import Placement, log_decisions
 from bandit_service.core.model import Assignment, Decision
+from bandit_service.services.decisions import Placement, log_decisions
 from tests.service.api import decide, decide_all, experiment_body, read_db, started
 
 

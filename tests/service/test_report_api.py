@@ -14,8 +14,8 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportions
 
 from bandit_service.app import create_app, runtime_of
 from bandit_service.clock import FakeClock
-from bandit_service.services.reports import report_seed
 from bandit_service.ids import sequential_ids
+from bandit_service.services.reports import report_seed
 from bandit_service.settings import Settings
 from tests.service.api import call, read_db, started
 from tests.service.traffic import by_arm, drive

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from bandit_service.core.model import Event
 from bandit_service.core.errors import InvalidFieldError, UnavailableError
+from bandit_service.core.model import Event
 from bandit_service.settings import Settings
 from bandit_service.storage.database import open_database
 from bandit_service.storage.repository import Job

@@ -6,8 +6,9 @@ from litestar import post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
+from bandit_service.core.commands import DecisionIn
+from bandit_service.http.schemas import DecisionOut
 from bandit_service.services.decisions import DecisionService
-from bandit_service.http.schemas import DecisionIn, DecisionOut
 
 __all__ = ["decide"]
 

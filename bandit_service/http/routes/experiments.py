@@ -8,19 +8,11 @@ from litestar import Controller, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from bandit_service.core.commands import CompleteIn, ExperimentIn, ExperimentPatch, WeightsIn
+from bandit_service.core.model import ExperimentStatus
+from bandit_service.http.schemas import ExperimentList, ExperimentOut, WeightsHistoryOut, WeightsRecordOut
 from bandit_service.services.experiments import ExperimentService
 from bandit_service.services.rollouts import RolloutService
-from bandit_service.http.schemas import (
-    CompleteIn,
-    ExperimentIn,
-    ExperimentList,
-    ExperimentOut,
-    ExperimentPatch,
-    ExperimentStatus,
-    WeightsHistoryOut,
-    WeightsIn,
-    WeightsRecordOut,
-)
 
 __all__ = ["ExperimentController"]
 

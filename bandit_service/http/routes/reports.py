@@ -8,8 +8,8 @@ from litestar import MediaType, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from bandit_service.services.reports import ReportService
 from bandit_service.core.reporting import Report, SegmentReport, render_segments_text, render_text
+from bandit_service.services.reports import ReportService
 
 __all__ = ["read_report"]
 

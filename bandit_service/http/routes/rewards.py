@@ -7,10 +7,11 @@ from litestar import post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from bandit_service.services.rewards import RewardService
+from bandit_service.core.commands import RewardIn
 from bandit_service.core.errors import DomainError
 from bandit_service.http.problems import problem_for
-from bandit_service.http.schemas import RewardBatchOut, RewardIn, RewardOut, RewardResult
+from bandit_service.http.schemas import RewardBatchOut, RewardOut, RewardResult
+from bandit_service.services.rewards import RewardService
 
 __all__ = ["batch_out", "record_reward", "record_reward_batch"]
 

@@ -8,9 +8,10 @@ from litestar import Controller, delete, get, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from bandit_service.core.commands import ExposureIn, RampIn
+from bandit_service.http.schemas import CompletionOut, EventList, ExperimentOut, RampOut
 from bandit_service.services.audit import AuditService
 from bandit_service.services.rollouts import RolloutService
-from bandit_service.http.schemas import CompletionOut, EventList, ExperimentOut, ExposureIn, RampIn, RampOut
 
 __all__ = ["RolloutController"]
 

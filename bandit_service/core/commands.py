@@ -1,0 +1,150 @@
+"""Commands: the requests of the use cases, as frozen msgspec Structs validated once, at decode.
+
+The HTTP layer decodes request bodies straight into these; the services take them as they are.
+Constraints live in the types (`Meta`) and every struct forbids unknown fields. Cross-field rules
+(duplicate arm names, weights that sum to 1, a control that is one of the arms) are checked by
+`core.experiment_rules`, which names the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from bandit_service.core.fields import (
+    ArmName,
+    Attributes,
+    DecisionId,
+    Description,
+    Finite,
+    HoldSeconds,
+    IdempotencyKey,
+    Key,
+    Metrics,
+    Name,
+    Probability,
+    SampleSize,
+    Seconds,
+    Targeting,
+    UnitId,
+)
+from bandit_service.core.model import Namespace, PolicySpec, RewardKind, ThompsonPolicy
+from bandit_service.core.reporting.inputs import DecisionCriteria
+
+
+class _Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Common options: immutable, unknown fields refused."""
+
+
+class ArmIn(_Wire, frozen=True, kw_only=True):
+    """An arm: its name, an optional starting (or fixed) weight, and any JSON the app needs."""
+
+    name: ArmName
+    weight: Probability | None = None
+    payload: Any = None
+
+
+class ExperimentIn(_Wire, frozen=True, kw_only=True):
+    """Body of POST /v1/experiments."""
+
+    key: Key
+    name: Name
+    description: Description = ""
+    arms: Annotated[tuple[ArmIn, ...], Meta(min_length=2, max_length=50)]
+    control: ArmName | None = None
+    policy: PolicySpec = ThompsonPolicy()
+    reward: RewardKind = "bernoulli"
+    reweight_every_s: Seconds = 3_600
+    exposure: Probability = 1.0
+    targeting: Targeting = msgspec.field(default_factory=dict)
+    sticky: bool = True
+    reward_window_s: Seconds = 86_400
+    default_reward: Finite = 0.0
+    namespace: Namespace | None = None
+    # Analysis: the report's decision rule and the sample size it plans for (changeable at any time).
+    criteria: DecisionCriteria | None = None
+    min_sample_size: SampleSize | None = None
+    minimum_detectable_effect: Finite | None = None  # absolute, or a share of the control's mean with mde_relative
+    mde_relative: bool = False
+
+
+class ExperimentPatch(_Wire, frozen=True, kw_only=True):
+    """Body of PATCH /v1/experiments/{key}; arms, control, policy and reward settings only while draft."""
+
+    name: Name | UnsetType = UNSET
+    description: Description | UnsetType = UNSET
+    exposure: Probability | UnsetType = UNSET
+    targeting: Targeting | UnsetType = UNSET
+    reweight_every_s: Seconds | UnsetType = UNSET
+    arms: Annotated[tuple[ArmIn, ...], Meta(min_length=2, max_length=50)] | UnsetType = UNSET
+    control: ArmName | UnsetType | None = UNSET
+    policy: PolicySpec | UnsetType = UNSET
+    reward: RewardKind | UnsetType = UNSET
+    sticky: bool | UnsetType = UNSET
+    reward_window_s: Seconds | UnsetType = UNSET
+    default_reward: Finite | UnsetType = UNSET
+    namespace: Namespace | UnsetType | None = UNSET
+    criteria: DecisionCriteria | UnsetType | None = UNSET
+    min_sample_size: SampleSize | UnsetType | None = UNSET
+    minimum_detectable_effect: Finite | UnsetType | None = UNSET
+    mde_relative: bool | UnsetType = UNSET
+
+
+class ShiftStepIn(_Wire, frozen=True, kw_only=True):
+    """One step of a gradual completion: the winner's share of traffic, held `hold_s` seconds."""
+
+    share: Probability
+    hold_s: HoldSeconds | None = None
+
+
+class CompleteIn(_Wire, frozen=True, kw_only=True):
+    """Body of POST .../complete: the winning arm (or null: the control), and optionally a plan to shift to it."""
+
+    winner: ArmName | None = None
+    plan: Annotated[tuple[ShiftStepIn, ...], Meta(min_length=1, max_length=100)] | None = None
+
+
+class WeightsIn(_Wire, frozen=True, kw_only=True):
+    """Body of PUT .../weights: manual weights of a fixed split, one per arm, summing to 1."""
+
+    weights: Annotated[dict[ArmName, Finite], Meta(min_length=1, max_length=50)]
+
+
+class DecisionIn(_Wire, frozen=True, kw_only=True):
+    """Body of POST /v1/decisions."""
+
+    experiment: Key
+    unit: UnitId | None = None
+    attributes: Attributes = msgspec.field(default_factory=dict)
+
+
+class RewardIn(_Wire, frozen=True, kw_only=True):
+    """Body of POST /v1/rewards (and one item of POST /v1/rewards/batch)."""
+
+    decision_id: DecisionId
+    reward: Finite
+    metrics: Metrics = msgspec.field(default_factory=dict)
+    idempotency_key: IdempotencyKey | None = None
+
+
+class ExposureIn(_Wire, frozen=True, kw_only=True):
+    """Body of PUT .../exposure: the share of units (by hash) that enter the experiment."""
+
+    exposure: Probability
+
+
+class RampStepIn(_Wire, frozen=True, kw_only=True):
+    """One step of an exposure ramp: the exposure, held `hold_s` seconds (none on the last step)."""
+
+    exposure: Probability
+    hold_s: HoldSeconds | None = None
+
+
+class RampIn(_Wire, frozen=True, kw_only=True):
+    """Body of PUT .../ramp: exposure steps, advanced by the scheduler while every guardrail holds."""
+
+    steps: Annotated[tuple[RampStepIn, ...], Meta(min_length=1, max_length=100)]
+
+

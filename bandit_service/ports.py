@@ -1,0 +1,199 @@
+"""The ports: what the services need from the outside world, as small protocols.
+
+`Storage` is the whole database as the services see it: a dozen async reads and one `write`.
+A write is a *job* (a plain function over a `WriteTx`, in `core`) and one item; the storage
+runs it in a transaction and returns the item's outcome only once it is committed. The SQL
+storage groups the jobs of concurrent requests into one transaction (group commit); the
+in-memory twin runs each at once. Both pass the same contract suite (`tests/storage`).
+
+`Clock` and `IdFactory` are the other two seams; all three are injected through `create_app`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+from bandit_service.core.model import (
+    Arm,
+    ArmCounts,
+    Assignment,
+    Decision,
+    DecisionContext,
+    Event,
+    Experiment,
+    ExperimentStatus,
+    ExpiredDecision,
+    LoggedEvent,
+    NewExperiment,
+    Rollout,
+    StoredReward,
+    WeightsRecord,
+)
+from bandit_service.core.report_data import ReportData, SegmentData
+
+__all__ = ["Clock", "DueKind", "IdFactory", "Job", "Storage", "WriteStats", "WriteTx"]
+
+IdFactory = Callable[[], str]
+"""Makes decision ids and experiment salts: unique strings."""
+
+DueKind = Literal["reweight", "expired", "rollouts"]
+"""What the scheduler asks for: experiments due a reweight, decisions whose reward window closed,
+experiments with a running rollout plan."""
+
+
+class Clock(Protocol):
+    """Where the service gets the time; injected so tests can move it by hand."""
+
+    def time(self) -> float:
+        """Wall-clock time in seconds since the Unix epoch (timestamps, reward windows, schedules)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards (cache ages)."""
+        ...
+
+
+class WriteTx(Protocol):
+    """Reads and writes inside one write transaction (what a job may do)."""
+
+    def experiment(self, key: str) -> Experiment | None:
+        """The experiment with this key, as the transaction sees it."""
+        ...
+
+    def experiments_by_id(self, ids: Collection[int]) -> dict[int, Experiment]:
+        """Experiments by id."""
+        ...
+
+    def namespace_members(self, name: str) -> list[Experiment]:
+        """Experiments that are not completed and declare namespace `name`."""
+        ...
+
+    def insert_experiment(self, new: NewExperiment) -> Experiment:
+        """Store a new experiment and its arms; its id and revision 1 (AlreadyExistsError on a used key)."""
+        ...
+
+    def update_experiment(self, experiment: Experiment, arms: Sequence[Arm] | None = None) -> Experiment | None:
+        """Compare-and-set on `revision`: write every mutable field (and the arms, if given); None if it moved."""
+        ...
+
+    def append_weights(self, record: WeightsRecord) -> None:
+        """Add a row to the weights history."""
+        ...
+
+    def log_event(self, event: Event) -> None:
+        """Add an audit-log entry."""
+        ...
+
+    def assignments(self, experiment_id: int, units: Collection[str]) -> dict[str, Assignment]:
+        """Sticky assignments of these units."""
+        ...
+
+    def insert_assignments(
+        self, experiment_id: int, rows: Sequence[tuple[str, Assignment]], now: float
+    ) -> dict[str, Assignment]:
+        """Store first assignments of (unit, assignment); returns what is stored (another replica may win)."""
+        ...
+
+    def insert_decisions(self, rows: Sequence[Decision]) -> None:
+        """Log decisions as pending and count them per arm and per weights period."""
+        ...
+
+    def decision_contexts(self, ids: Collection[str]) -> dict[str, DecisionContext]:
+        """Decisions by id, with their experiment's key, reward kind, the arm's name and their reward (if any)."""
+        ...
+
+    def rewards_by_key(self, keys: Collection[str]) -> dict[str, StoredReward]:
+        """Rewards by idempotency key."""
+        ...
+
+    def insert_rewards(self, rows: Sequence[StoredReward]) -> None:
+        """Store rewards, mark their pending decisions rewarded (ConflictError if one is not), count them."""
+        ...
+
+    def expire_decisions(self, ids: Collection[str]) -> list[ExpiredDecision]:
+        """Mark still-pending decisions expired and count them with their experiment's default reward."""
+        ...
+
+    def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
+        """The experiment's plans by kind ("ramp", "completion"), finished ones included."""
+        ...
+
+    def save_rollout(self, rollout: Rollout) -> Rollout | None:
+        """Store a plan if its revision is still current (0: new); None if another writer moved it."""
+        ...
+
+
+Job = Callable[[WriteTx, Sequence[Any]], list[Any]]
+"""A write job: one outcome per item, in order; an exception *instance* as an outcome refuses
+that item only (its writes must not have happened), a raised exception refuses the whole call."""
+
+
+class WriteStats(msgspec.Struct, frozen=True, kw_only=True):
+    """What this process's storage has committed: transactions and the writes in them."""
+
+    commits: int
+    writes: int
+
+
+class Storage(Protocol):
+    """The database as the services see it; every method but `stats` is async."""
+
+    async def open(self) -> None:
+        """Create missing tables and start the writer (safe from several processes at once)."""
+        ...
+
+    async def close(self) -> None:
+        """Commit what is queued and release connections; later writes raise UnavailableError."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        ...
+
+    def stats(self) -> WriteStats:
+        """Commits and acknowledged writes of this process (for health and metrics)."""
+        ...
+
+    async def write(self, job: Job, item: Any) -> Any:
+        """Run `job` on `item` in a write transaction; its outcome once committed (or the error that refused it)."""
+        ...
+
+    async def experiment(self, key: str) -> Experiment | None:
+        """The experiment with this key."""
+        ...
+
+    async def experiments(self, status: ExperimentStatus | None, limit: int, offset: int) -> list[Experiment]:
+        """Experiments, newest first, optionally of one status."""
+        ...
+
+    async def arm_counts(self, experiment: Experiment) -> list[ArmCounts]:
+        """Per-arm counters (all periods), in arm order."""
+        ...
+
+    async def weights_history(self, experiment_id: int, limit: int) -> list[WeightsRecord]:
+        """The most recent `limit` weights-history rows, oldest first."""
+        ...
+
+    async def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
+        """The experiment's plans by kind, finished ones included."""
+        ...
+
+    async def events(self, experiment_id: int, after: int, limit: int) -> list[LoggedEvent]:
+        """Audit-log entries with id > `after`, oldest first."""
+        ...
+
+    async def due(self, kind: DueKind, now: float, limit: int) -> list[str]:
+        """The scheduler's work: keys of experiments due a reweight or with a running plan, or ids of
+        pending decisions whose reward window has closed, oldest first."""
+        ...
+
+    async def report_data(self, experiment: Experiment) -> ReportData:
+        """Counters per weights period and arm, metric statistics, sketches and the weights history."""
+        ...
+
+    async def segment_data(self, experiment: Experiment, attribute: str, max_segments: int) -> SegmentData:
+        """The same per value of a decision attribute (InvalidFieldError beyond `max_segments` values)."""
+        ...
