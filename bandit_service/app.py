@@ -13,10 +13,12 @@ from litestar.openapi import OpenAPIConfig
 from bandit_service.clock import SystemClock
 from bandit_service.http.problems import body_guard, exception_handlers
 from bandit_service.http.routes import ROUTES
-from bandit_service.ids import IdFactory, process_ids
-from bandit_service.ports import Clock
+from bandit_service.ids import process_ids
+from bandit_service.ports import Clock, IdFactory, Storage
 from bandit_service.runtime import Runtime
 from bandit_service.settings import Settings
+from bandit_service.storage.database import open_database
+from bandit_service.storage.sql_storage import SqlStorage
 
 __all__ = ["create_app", "runtime_of"]
 
@@ -24,12 +26,23 @@ VERSION = "0.1.0"
 
 
 def create_app(
-    settings: Settings | None = None, *, clock: Clock | None = None, ids: IdFactory | None = None
+    settings: Settings | None = None,
+    *,
+    storage: Storage | None = None,
+    clock: Clock | None = None,
+    ids: IdFactory | None = None,
 ) -> Litestar:
-    """The service as an ASGI app; the database, writer and scheduler open in its lifespan."""
+    """The service as an ASGI app; the storage, its writer and the scheduler open in its lifespan.
+
+    Without `storage`, the SQL storage of `settings.database_url`; tests pass the in-memory twin.
+    """
     settings = settings if settings is not None else Settings()
+    if storage is None:
+        storage = SqlStorage(
+            open_database(settings), max_batch=settings.commit_max_batch, linger_s=settings.commit_linger_ms / 1000.0
+        )
     clock = clock if clock is not None else SystemClock()
-    runtime = Runtime(settings, clock, ids if ids is not None else process_ids())
+    runtime = Runtime(settings, storage, clock, ids if ids is not None else process_ids())
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -45,11 +58,10 @@ def create_app(
             "experiments": Provide(runtime.experiments, sync_to_thread=False),
             "decisions": Provide(runtime.decisions, sync_to_thread=False),
             "rewards": Provide(runtime.rewards, sync_to_thread=False),
-            "repository": Provide(runtime.repository, sync_to_thread=False),
+            "storage": Provide(runtime.storage_provider, sync_to_thread=False),
             "rollouts": Provide(runtime.rollouts, sync_to_thread=False),
             "audit": Provide(runtime.audit, sync_to_thread=False),
             "reports": Provide(runtime.reports, sync_to_thread=False),
-            "writer": Provide(runtime.writer, sync_to_thread=False),
         },
         lifespan=[lifespan],
         before_request=body_guard(settings.max_json_depth),

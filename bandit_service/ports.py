@@ -12,7 +12,7 @@ in-memory twin runs each at once. Both pass the same contract suite (`tests/stor
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -138,6 +138,7 @@ class WriteStats(msgspec.Struct, frozen=True, kw_only=True):
     writes: int
 
 
+@runtime_checkable
 class Storage(Protocol):
     """The database as the services see it; every method but `stats` is async."""
 

@@ -1,16 +1,14 @@
-"""The resources of one running app: database, group-commit writer, cache, services, scheduler.
+"""The resources of one running app: storage, cache, services and scheduler.
 
 Built by `create_app` without touching anything; opened in the app's lifespan and closed on
-shutdown, in reverse order (the scheduler stops before the writer drains its queue).
+shutdown, in reverse order (the scheduler stops before the storage drains its queued writes).
 """
 
 from __future__ import annotations
 
-import asyncio
-
 import msgspec
 
-from bandit_service.ports import Clock, IdFactory
+from bandit_service.ports import Clock, IdFactory, Storage
 from bandit_service.services.audit import AuditService
 from bandit_service.services.cache import ExperimentCache
 from bandit_service.services.decisions import DecisionService
@@ -21,11 +19,6 @@ from bandit_service.services.reweighting import Reweighter
 from bandit_service.services.rollouts import RolloutService
 from bandit_service.services.scheduler import Scheduler
 from bandit_service.settings import Settings
-from bandit_service.storage.database import open_database
-from bandit_service.storage.report_reads import SqlReportStore
-from bandit_service.storage.repository import Repository
-from bandit_service.storage.sql import SqlRepository
-from bandit_service.storage.writer import GroupCommitWriter
 
 __all__ = ["Runtime", "Services"]
 
@@ -33,8 +26,7 @@ __all__ = ["Runtime", "Services"]
 class Services(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the handlers and the scheduler call."""
 
-    repository: Repository
-    writer: GroupCommitWriter
+    storage: Storage
     cache: ExperimentCache
     experiments: ExperimentService
     decisions: DecisionService
@@ -49,8 +41,9 @@ class Services(msgspec.Struct, frozen=True, kw_only=True):
 class Runtime:
     """Opens and closes the app's resources; `services` exists between `open` and `close`."""
 
-    def __init__(self, settings: Settings, clock: Clock, ids: IdFactory) -> None:
+    def __init__(self, settings: Settings, storage: Storage, clock: Clock, ids: IdFactory) -> None:
         self.settings = settings
+        self.storage = storage
         self.clock = clock
         self.ids = ids
         self._services: Services | None = None
@@ -63,49 +56,41 @@ class Runtime:
         return self._services
 
     async def open(self) -> None:
-        """Create tables if needed, start the writer and the scheduler."""
-        settings = self.settings
-        database = open_database(settings)
-        repository = SqlRepository(database)
-        await asyncio.to_thread(repository.create_schema)
-        writer = GroupCommitWriter(
-            repository, max_batch=settings.commit_max_batch, linger_s=settings.commit_linger_ms / 1000.0
-        )
-        await writer.start()
-        cache = ExperimentCache(repository, self.clock, settings.cache_ttl_s)
-        reweighter = Reweighter(repository, writer, cache)
-        rewards = RewardService(repository, writer, self.clock, settings.expire_chunk)
-        experiments = ExperimentService(repository, writer, cache, reweighter, self.clock, self.ids)
-        reports = ReportService(repository, SqlReportStore(database))
-        rollouts = RolloutService(repository, writer, cache, experiments, self.clock, reports.guardrail_breach)
+        """Open the storage (tables, writer), build the services, start the scheduler."""
+        settings, storage, clock = self.settings, self.storage, self.clock
+        await storage.open()
+        cache = ExperimentCache(storage, clock, settings.cache_ttl_s)
+        reweighter = Reweighter(storage, cache)
+        rewards = RewardService(storage, clock, settings.expire_chunk)
+        experiments = ExperimentService(storage, cache, reweighter, clock, self.ids)
+        reports = ReportService(storage)
+        rollouts = RolloutService(storage, cache, experiments, clock, reports.guardrail_breach)
         scheduler = None
         if settings.scheduler_enabled:
-            scheduler = Scheduler(reweighter, rewards, self.clock, settings.scheduler_tick_s, rollouts)
+            scheduler = Scheduler(reweighter, rewards, clock, settings.scheduler_tick_s, rollouts)
             scheduler.start()
         self._services = Services(
-            repository=repository,
-            writer=writer,
+            storage=storage,
             cache=cache,
             experiments=experiments,
-            decisions=DecisionService(writer, cache, self.clock, self.ids),
+            decisions=DecisionService(storage, cache, clock, self.ids),
             rewards=rewards,
             reweighter=reweighter,
             reports=reports,
             rollouts=rollouts,
-            audit=AuditService(repository),
+            audit=AuditService(storage),
             scheduler=scheduler,
         )
 
     async def close(self) -> None:
-        """Stop the scheduler, commit queued writes, release the database."""
+        """Stop the scheduler, commit queued writes, release the storage."""
         services, self._services = self._services, None
         if services is None:
             return
         if services.scheduler is not None:
             await services.scheduler.stop()
-        await services.writer.close()
         await services.cache.close()
-        await asyncio.to_thread(services.repository.close)
+        await services.storage.close()
 
     def experiments(self) -> ExperimentService:
         """Dependency provider."""
@@ -119,9 +104,9 @@ class Runtime:
         """Dependency provider."""
         return self.services.rewards
 
-    def repository(self) -> Repository:
+    def storage_provider(self) -> Storage:
         """Dependency provider."""
-        return self.services.repository
+        return self.services.storage
 
     def rollouts(self) -> RolloutService:
         """Dependency provider."""
@@ -134,7 +119,3 @@ class Runtime:
     def reports(self) -> ReportService:
         """Dependency provider."""
         return self.services.reports
-
-    def writer(self) -> GroupCommitWriter:
-        """Dependency provider."""
-        return self.services.writer

@@ -37,8 +37,8 @@ from bandit_service.core.plans import (
     start_plan,
 )
 from bandit_service.core.timestamps import to_datetime
+from bandit_service.ports import WriteTx
 from bandit_service.services.audit import SCHEDULER, event
-from bandit_service.storage.repository import Transaction
 from policies import ArmStats
 
 __all__ = [
@@ -82,7 +82,7 @@ class PlanEdit(msgspec.Struct, frozen=True):
     change: Callable[[Experiment, Plans], PlanWrite | None]
 
 
-def edit_plans(tx: Transaction, items: Sequence[PlanEdit]) -> list[Any]:
+def edit_plans(tx: WriteTx, items: Sequence[PlanEdit]) -> list[Any]:
     """Write job: apply each change to the current state; a lost compare-and-set undoes the item (raises)."""
     out: list[Any] = []
     for item in items:

@@ -8,15 +8,14 @@ while new ones are appended.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from bandit_service.core.errors import NotFoundError
 from bandit_service.core.model import Event, LoggedEvent
 from bandit_service.core.timestamps import to_datetime
 from bandit_service.http.schemas import EventList, EventOut
+from bandit_service.ports import Storage
 from bandit_service.services.reweighting import ACTOR
-from bandit_service.storage.repository import Repository
 
 __all__ = ["ACTOR", "SCHEDULER", "AuditService", "event", "event_out"]
 
@@ -51,14 +50,14 @@ def event_out(entry: LoggedEvent) -> EventOut:
 class AuditService:
     """GET /v1/experiments/{key}/events."""
 
-    def __init__(self, repository: Repository) -> None:
-        self._repository = repository
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
 
     async def events(self, key: str, after: int, limit: int) -> EventList:
         """Entries with id > `after`, oldest first, at most `limit`; `next_after` is set while more may follow."""
-        experiment = await asyncio.to_thread(self._repository.experiment, key)
+        experiment = await self._storage.experiment(key)
         if experiment is None:
             raise NotFoundError(f"no experiment with key {key!r}", field="key")
-        found = await asyncio.to_thread(self._repository.events, experiment.id, after, limit)
+        found = await self._storage.events(experiment.id, after, limit)
         next_after = found[-1].id if len(found) == limit else None
         return EventList(experiment=key, events=[event_out(e) for e in found], next_after=next_after)

@@ -11,8 +11,7 @@ import asyncio
 import logging
 
 from bandit_service.core.model import Experiment
-from bandit_service.ports import Clock
-from bandit_service.storage.repository import Repository
+from bandit_service.ports import Clock, Storage
 
 __all__ = ["ExperimentCache"]
 
@@ -30,8 +29,8 @@ class _Entry:
 class ExperimentCache:
     """Experiments by key (None for a key that does not exist), refreshed at most every `ttl_s`."""
 
-    def __init__(self, repository: Repository, clock: Clock, ttl_s: float, max_entries: int = 10_000) -> None:
-        self._repository = repository
+    def __init__(self, storage: Storage, clock: Clock, ttl_s: float, max_entries: int = 10_000) -> None:
+        self._storage = storage
         self._clock = clock
         self._ttl_s = ttl_s
         self._max_entries = max_entries
@@ -67,7 +66,7 @@ class ExperimentCache:
         return task
 
     async def _load(self, key: str) -> Experiment | None:
-        experiment = await asyncio.to_thread(self._repository.experiment, key)
+        experiment = await self._storage.experiment(key)
         if experiment is None:
             entry = self._entries.get(key)
             if entry is not None and entry.experiment is not None:

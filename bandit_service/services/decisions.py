@@ -21,10 +21,8 @@ from bandit_service.core.model import Assignment, Decision, Experiment
 from bandit_service.core.plans import in_slice
 from bandit_service.core.targeting import matches
 from bandit_service.http.schemas import DecisionOut
-from bandit_service.ports import Clock, IdFactory
+from bandit_service.ports import Clock, IdFactory, Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
-from bandit_service.storage.repository import Transaction
-from bandit_service.storage.writer import GroupCommitWriter
 
 __all__ = ["OUTSIDE_PREFIX", "DecisionService", "Placement", "log_decisions", "place"]
 
@@ -66,7 +64,7 @@ def place(experiment: Experiment, unit: str | None, attributes: Mapping[str, Any
     return choose_arm(experiment.salt, key, experiment.arm_names, experiment.weights)
 
 
-def log_decisions(tx: Transaction, items: Sequence[Placement]) -> list[Assignment]:
+def log_decisions(tx: WriteTx, items: Sequence[Placement]) -> list[Assignment]:
     """Write job: resolve sticky assignments (the stored arm wins), log the decisions, count them."""
     final = [Assignment(arm=p.arm, propensity=p.propensity, weights_version=p.weights_version) for p in items]
     new_unit = [False] * len(items)
@@ -115,8 +113,8 @@ def log_decisions(tx: Transaction, items: Sequence[Placement]) -> list[Assignmen
 class DecisionService:
     """POST /v1/decisions."""
 
-    def __init__(self, writer: GroupCommitWriter, cache: ExperimentCache, clock: Clock, ids: IdFactory) -> None:
-        self._writer = writer
+    def __init__(self, storage: Storage, cache: ExperimentCache, clock: Clock, ids: IdFactory) -> None:
+        self._storage = storage
         self._cache = cache
         self._clock = clock
         self._ids = ids
@@ -146,7 +144,7 @@ class DecisionService:
             created_at=now,
             expires_at=now + experiment.config.reward_window_s,
         )
-        assigned: Assignment = await self._writer.submit(log_decisions, placement)
+        assigned: Assignment = await self._storage.write(log_decisions, placement)
         return self._out(experiment, decision_id, assigned.arm, assigned.propensity, in_experiment=True)
 
     @staticmethod

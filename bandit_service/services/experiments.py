@@ -7,7 +7,6 @@ same state; each change is written to the audit log with its before and after va
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,12 +36,10 @@ from bandit_service.core.model import (
 )
 from bandit_service.http.schemas import ExperimentList, ExperimentOut, WeightsHistoryOut, WeightsRecordOut
 from bandit_service.http.views import experiment_out, weights_out
-from bandit_service.ports import Clock, IdFactory
+from bandit_service.ports import Clock, IdFactory, Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
 from bandit_service.services.namespaces import check_change, check_new, settle_change
 from bandit_service.services.reweighting import ACTOR, Reweighter
-from bandit_service.storage.repository import Repository, Transaction
-from bandit_service.storage.writer import GroupCommitWriter
 from policies import ArmStats, validate_weights
 
 __all__ = ["ExperimentService", "Mutated", "Mutation", "create_experiments", "mutate_experiments"]
@@ -69,7 +66,7 @@ class Mutation(msgspec.Struct, frozen=True):
     change: Callable[[Experiment], Mutated]
 
 
-def create_experiments(tx: Transaction, items: Sequence[NewExperiment]) -> list[Any]:
+def create_experiments(tx: WriteTx, items: Sequence[NewExperiment]) -> list[Any]:
     """Write job: store new experiments (AlreadyExistsError for a taken key) and log their creation."""
     out: list[Any] = []
     for new in items:
@@ -93,7 +90,7 @@ def create_experiments(tx: Transaction, items: Sequence[NewExperiment]) -> list[
     return out
 
 
-def mutate_experiments(tx: Transaction, items: Sequence[Mutation]) -> list[Any]:
+def mutate_experiments(tx: WriteTx, items: Sequence[Mutation]) -> list[Any]:
     """Write job: apply each change to the current experiment, compare-and-set, log it."""
     out: list[Any] = []
     for mutation in items:
@@ -107,12 +104,10 @@ def mutate_experiments(tx: Transaction, items: Sequence[Mutation]) -> list[Any]:
         except DomainError as exc:
             out.append(exc)
             continue
-        updated = tx.update_experiment(result.experiment)
+        updated = tx.update_experiment(result.experiment, result.experiment.arms if result.arms_changed else None)
         if updated is None:
             out.append(ConflictError(f"experiment {mutation.key!r} changed concurrently; retry", field="key"))
             continue
-        if result.arms_changed:
-            tx.replace_arms(updated.id, updated.arms)
         if result.weights is not None:
             tx.append_weights(result.weights)
         tx.log_event(result.event)
@@ -289,15 +284,13 @@ class ExperimentService:
 
     def __init__(
         self,
-        repository: Repository,
-        writer: GroupCommitWriter,
+        storage: Storage,
         cache: ExperimentCache,
         reweighter: Reweighter,
         clock: Clock,
         ids: IdFactory,
     ) -> None:
-        self._repository = repository
-        self._writer = writer
+        self._storage = storage
         self._cache = cache
         self._reweighter = reweighter
         self._clock = clock
@@ -335,19 +328,19 @@ class ExperimentService:
             created_at=now,
             updated_at=now,
         )
-        created = await self._writer.submit(create_experiments, new)
+        created = await self._storage.write(create_experiments, new)
         self._cache.put(created)
         return experiment_out(created)
 
     async def get(self, key: str) -> ExperimentOut:
         """An experiment with its per-arm statistics, read from the database (not the cache)."""
         experiment = await self._load(key)
-        counts = await asyncio.to_thread(self._repository.arm_counts, experiment)
+        counts = await self._storage.arm_counts(experiment)
         return experiment_out(experiment, counts)
 
     async def list(self, status: ExperimentStatus | None, limit: int, offset: int) -> ExperimentList:
         """Experiments, newest first."""
-        found = await asyncio.to_thread(self._repository.experiments, status, limit, offset)
+        found = await self._storage.experiments(status, limit, offset)
         return ExperimentList(experiments=[experiment_out(e) for e in found])
 
     async def update(self, key: str, patch: ExperimentPatch) -> ExperimentOut:
@@ -374,11 +367,11 @@ class ExperimentService:
     async def set_weights(self, key: str, data: WeightsIn) -> WeightsRecordOut:
         """Manual weights of a fixed split (an operator ramping 90/10 -> 50/50)."""
         experiment = await self._load(key)
-        counts = await asyncio.to_thread(self._repository.arm_counts, experiment)
+        counts = await self._storage.arm_counts(experiment)
         stats = tuple(c.stats for c in counts)
         now = self._clock.time()
         updated = await self._mutate(Mutation(key, lambda e: _set_weights(e, data, stats, now)))
-        history = await asyncio.to_thread(self._repository.weights_history, updated.id, 1)
+        history = await self._storage.weights_history(updated.id, 1)
         return weights_out(updated.arm_names, history[-1])
 
     async def reweight(self, key: str) -> WeightsRecordOut:
@@ -389,7 +382,7 @@ class ExperimentService:
                 f"cannot reweight experiment {key!r}: its status is {experiment.status!r} (allowed from active)",
                 current_status=experiment.status,
             )
-        completion = (await asyncio.to_thread(self._repository.rollouts, experiment.id)).get("completion")
+        completion = (await self._storage.rollouts(experiment.id)).get("completion")
         if completion is not None and completion.state.status == "running":
             raise ConflictError(
                 f"weights of {key!r} are shifting to the winner {completion.winner!r}; "
@@ -404,16 +397,16 @@ class ExperimentService:
     async def history(self, key: str, limit: int) -> WeightsHistoryOut:
         """The weights history, oldest first (the most recent `limit` versions)."""
         experiment = await self._load(key)
-        records = await asyncio.to_thread(self._repository.weights_history, experiment.id, limit)
+        records = await self._storage.weights_history(experiment.id, limit)
         return WeightsHistoryOut(experiment=key, history=[weights_out(experiment.arm_names, r) for r in records])
 
     async def _load(self, key: str) -> Experiment:
-        experiment = await asyncio.to_thread(self._repository.experiment, key)
+        experiment = await self._storage.experiment(key)
         if experiment is None:
             raise NotFoundError(f"no experiment with key {key!r}", field="key")
         return experiment
 
     async def _mutate(self, mutation: Mutation) -> Experiment:
-        updated: Experiment = await self._writer.submit(mutate_experiments, mutation)
+        updated: Experiment = await self._storage.write(mutate_experiments, mutation)
         self._cache.put(updated)
         return updated

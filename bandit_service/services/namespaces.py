@@ -16,13 +16,13 @@ from bandit_service.core.errors import ConflictError
 from bandit_service.core.model import Experiment, Namespace, NewExperiment
 from bandit_service.core.plans import cancel_plan, slices_overlap
 from bandit_service.core.timestamps import to_datetime
+from bandit_service.ports import WriteTx
 from bandit_service.services.audit import event
-from bandit_service.storage.repository import Transaction
 
 __all__ = ["check_change", "check_namespace", "check_new", "settle_change"]
 
 
-def check_namespace(tx: Transaction, key: str, space: Namespace | None) -> None:
+def check_namespace(tx: WriteTx, key: str, space: Namespace | None) -> None:
     """ConflictError naming the other experiment if `space` overlaps a slice taken in its namespace."""
     if space is None:
         return
@@ -38,12 +38,12 @@ def check_namespace(tx: Transaction, key: str, space: Namespace | None) -> None:
             )
 
 
-def check_new(tx: Transaction, new: NewExperiment) -> None:
+def check_new(tx: WriteTx, new: NewExperiment) -> None:
     """Refuse a new experiment whose namespace slice is taken."""
     check_namespace(tx, new.key, new.config.namespace)
 
 
-def check_change(tx: Transaction, before: Experiment, after: Experiment) -> None:
+def check_change(tx: WriteTx, before: Experiment, after: Experiment) -> None:
     """Refuse an operator change that breaks a namespace or takes over what a running plan controls."""
     space = after.config.namespace
     # Only a new slice or a (re)start is checked: pausing or completing must always be possible.
@@ -68,7 +68,7 @@ def check_change(tx: Transaction, before: Experiment, after: Experiment) -> None
         )
 
 
-def settle_change(tx: Transaction, before: Experiment, after: Experiment) -> None:
+def settle_change(tx: WriteTx, before: Experiment, after: Experiment) -> None:
     """After a status change: cancel running plans on completion, restart their hold on (re)start."""
     if after.status == before.status or after.status == "paused":
         return

@@ -27,7 +27,7 @@ import numpy as np
 from bandit_service.core.errors import NotFoundError
 from bandit_service.core.experiment_rules import initial_weights
 from bandit_service.core.model import Experiment, WeightsRecord
-from bandit_service.core.report_data import PeriodCounters
+from bandit_service.core.report_data import PeriodCounters, ReportData, SegmentData
 from bandit_service.core.reporting import (
     PRIMARY,
     DecisionCriteria,
@@ -38,8 +38,7 @@ from bandit_service.core.reporting import (
     build_report,
     build_segment_reports,
 )
-from bandit_service.storage.report_reads import ReportStore
-from bandit_service.storage.repository import Repository
+from bandit_service.ports import Storage
 from policies.stats import StatsArray
 
 __all__ = ["DRAWS", "MAX_SEGMENTS", "ReportService", "breach_reason", "report_input", "report_seed"]
@@ -145,10 +144,9 @@ class ReportService:
     """Experiment reports, whole or split by a decision attribute, and the guardrail check of guarded rollouts."""
 
     def __init__(
-        self, repository: Repository, store: ReportStore, *, draws: int = DRAWS, max_segments: int = MAX_SEGMENTS
+        self, storage: Storage, *, draws: int = DRAWS, max_segments: int = MAX_SEGMENTS
     ) -> None:
-        self._repository = repository
-        self._store = store
+        self._storage = storage
         self._draws = draws
         self._max_segments = max_segments
 
@@ -156,8 +154,8 @@ class ReportService:
         """The report of experiment `key`, or one report per value of the decision attribute `segment`."""
         experiment = await self._load(key)
         if segment is None:
-            return await asyncio.to_thread(self._whole, experiment)
-        return await asyncio.to_thread(self._segments, experiment, segment)
+            return await self._whole(experiment)
+        return await self._segments(experiment, segment)
 
     async def guardrail_breach(self, key: str) -> str | None:
         """None when every guardrail holds (or none is configured); else why, naming metric, arm and figures."""
@@ -165,18 +163,25 @@ class ReportService:
         criteria = experiment.config.criteria
         if criteria is None or not criteria.guardrails:
             return None
-        report = await asyncio.to_thread(self._whole, experiment)
+        report = await self._whole(experiment)
         return breach_reason(report.guardrails, report.control, report.level)
 
-    def _whole(self, experiment: Experiment) -> Report:
-        data = self._store.report_data(experiment)
+    async def _whole(self, experiment: Experiment) -> Report:
+        data = await self._storage.report_data(experiment)
+        # The figures draw from posteriors: CPU work kept off the event loop.
+        return await asyncio.to_thread(self._whole_from, experiment, data)
+
+    def _whole_from(self, experiment: Experiment, data: ReportData) -> Report:
         seed = report_seed(experiment.salt, experiment.weights_version)
         inp = report_input(experiment, data.counters, data.history, seed, self._draws)
         report = build_report(inp)
         return _with_notes(report, data.counters)
 
-    def _segments(self, experiment: Experiment, attribute: str) -> SegmentReport:
-        data = self._store.segment_data(experiment, attribute, self._max_segments)
+    async def _segments(self, experiment: Experiment, attribute: str) -> SegmentReport:
+        data = await self._storage.segment_data(experiment, attribute, self._max_segments)
+        return await asyncio.to_thread(self._segments_from, experiment, attribute, data)
+
+    def _segments_from(self, experiment: Experiment, attribute: str, data: SegmentData) -> SegmentReport:
         inputs = {
             value: report_input(
                 experiment,
@@ -195,7 +200,7 @@ class ReportService:
         return msgspec.structs.replace(segments, segments=entries)
 
     async def _load(self, key: str) -> Experiment:
-        experiment = await asyncio.to_thread(self._repository.experiment, key)
+        experiment = await self._storage.experiment(key)
         if experiment is None:
             raise NotFoundError(f"no experiment with key {key!r}", field="key")
         return experiment

@@ -32,10 +32,8 @@ from bandit_service.core.model import DecisionContext, StoredReward
 from bandit_service.core.timestamps import to_datetime
 from bandit_service.http.schemas import RewardOut
 from bandit_service.http.views import reward_out
-from bandit_service.ports import Clock
+from bandit_service.ports import Clock, Storage, WriteTx
 from bandit_service.services.decisions import OUTSIDE_PREFIX
-from bandit_service.storage.repository import Repository, Transaction
-from bandit_service.storage.writer import GroupCommitWriter
 
 __all__ = ["MAX_BATCH", "RewardClaim", "RewardService", "body_hash", "expire_decisions", "record_rewards"]
 
@@ -96,7 +94,7 @@ def _judge(
     return None
 
 
-def record_rewards(tx: Transaction, items: Sequence[RewardClaim]) -> list[Any]:
+def record_rewards(tx: WriteTx, items: Sequence[RewardClaim]) -> list[Any]:
     """Write job: judge every claim against the stored state, store and count the new ones."""
     decisions = tx.decision_contexts({c.decision_id for c in items})
     by_key = tx.rewards_by_key({c.idempotency_key for c in items if c.idempotency_key is not None})
@@ -138,23 +136,16 @@ def record_rewards(tx: Transaction, items: Sequence[RewardClaim]) -> list[Any]:
     return out
 
 
-def expire_decisions(tx: Transaction, items: Sequence[Sequence[str]]) -> list[int]:
+def expire_decisions(tx: WriteTx, items: Sequence[Sequence[str]]) -> list[int]:
     """Write job: expire still-pending decisions and count them with their default reward."""
-    out = []
-    for ids in items:
-        expired = tx.expire_decisions(ids)
-        experiments = tx.experiments_by_id({e.experiment_id for e in expired})
-        tx.count_expired(expired, {i: e.config.default_reward for i, e in experiments.items()})
-        out.append(len(expired))
-    return out
+    return [len(tx.expire_decisions(ids)) for ids in items]
 
 
 class RewardService:
     """POST /v1/rewards, POST /v1/rewards/batch, and the expiry of closed reward windows."""
 
-    def __init__(self, repository: Repository, writer: GroupCommitWriter, clock: Clock, expire_chunk: int) -> None:
-        self._repository = repository
-        self._writer = writer
+    def __init__(self, storage: Storage, clock: Clock, expire_chunk: int) -> None:
+        self._storage = storage
         self._clock = clock
         self._expire_chunk = expire_chunk
 
@@ -174,7 +165,7 @@ class RewardService:
             body_hash=body_hash(data),
             received_at=self._clock.time(),
         )
-        stored: StoredReward = await self._writer.submit(record_rewards, claim)
+        stored: StoredReward = await self._storage.write(record_rewards, claim)
         return reward_out(stored)
 
     async def record_batch(self, items: list[RewardIn]) -> list[RewardOut | DomainError]:
@@ -193,10 +184,10 @@ class RewardService:
         """Close the windows that have passed: count those decisions with the default reward."""
         total = 0
         while True:
-            ids = await asyncio.to_thread(self._repository.expired_pending, now, self._expire_chunk)
+            ids = await self._storage.due("expired", now, self._expire_chunk)
             if not ids:
                 return total
-            expired: int = await self._writer.submit(expire_decisions, ids)
+            expired: int = await self._storage.write(expire_decisions, ids)
             total += expired
             if expired == 0 or len(ids) < self._expire_chunk:
                 return total

@@ -16,9 +16,8 @@ import numpy as np
 from bandit_service.core.assignment import churn_share, derive_seed
 from bandit_service.core.experiment_rules import is_adaptive, policy_config
 from bandit_service.core.model import ArmCounts, Event, Experiment, WeightsReason, WeightsRecord
+from bandit_service.ports import Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
-from bandit_service.storage.repository import Repository, Transaction
-from bandit_service.storage.writer import GroupCommitWriter
 from policies import StatsArray
 
 __all__ = ["ACTOR", "Reweighter", "WeightsChange", "apply_weights", "compute_weights"]
@@ -42,7 +41,7 @@ def compute_weights(experiment: Experiment, counts: Sequence[ArmCounts], seed: i
     return tuple(float(w) for w in weights)
 
 
-def apply_weights(tx: Transaction, items: Sequence[WeightsChange]) -> list[Experiment | None]:
+def apply_weights(tx: WriteTx, items: Sequence[WeightsChange]) -> list[Experiment | None]:
     """Write job: store new weights and their history row; None where another writer got there first."""
     out: list[Experiment | None] = []
     for change in items:
@@ -58,14 +57,13 @@ def apply_weights(tx: Transaction, items: Sequence[WeightsChange]) -> list[Exper
 class Reweighter:
     """Computes and applies new weights, on demand or when an experiment's schedule says so."""
 
-    def __init__(self, repository: Repository, writer: GroupCommitWriter, cache: ExperimentCache) -> None:
-        self._repository = repository
-        self._writer = writer
+    def __init__(self, storage: Storage, cache: ExperimentCache) -> None:
+        self._storage = storage
         self._cache = cache
 
     async def reweight(self, experiment: Experiment, reason: WeightsReason, now: float) -> WeightsRecord | None:
         """New weights for an active experiment; None if a concurrent change won the compare-and-set."""
-        counts = await asyncio.to_thread(self._repository.arm_counts, experiment)
+        counts = await self._storage.arm_counts(experiment)
         version = experiment.weights_version + 1
         seed = derive_seed(experiment.salt, version)
         weights = await asyncio.to_thread(compute_weights, experiment, counts, seed)
@@ -98,7 +96,7 @@ class Reweighter:
                 before={"weights": list(experiment.weights), "weights_version": experiment.weights_version},
                 after={"weights": list(weights), "weights_version": version},
             )
-        updated = await self._writer.submit(
+        updated = await self._storage.write(
             apply_weights, WeightsChange(experiment=changed, record=record, event=event)
         )
         if updated is None:
@@ -109,8 +107,8 @@ class Reweighter:
     async def reweight_due(self, now: float, limit: int = 100) -> int:
         """Reweight every active experiment whose `reweight_every_s` has elapsed; returns how many."""
         done = 0
-        for key in await asyncio.to_thread(self._repository.due_for_reweight, now, limit):
-            experiment = await asyncio.to_thread(self._repository.experiment, key)
+        for key in await self._storage.due("reweight", now, limit):
+            experiment = await self._storage.experiment(key)
             if experiment is None or experiment.status != "active":
                 continue  # changed since the due list was read
             if experiment.next_reweight_at is None or experiment.next_reweight_at > now:

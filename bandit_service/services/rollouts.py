@@ -18,7 +18,6 @@ plan left them and lets the policy reweight again from the next interval.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -42,12 +41,10 @@ from bandit_service.core.plans import Hold, PlanError, PlanState, PlanStep, Stop
 from bandit_service.core.timestamps import to_datetime
 from bandit_service.http.schemas import CompletionOut, ExperimentOut, RampOut
 from bandit_service.http.views import experiment_out
-from bandit_service.ports import Clock
+from bandit_service.ports import Clock, Storage
 from bandit_service.services.audit import event
 from bandit_service.services.cache import ExperimentCache
 from bandit_service.services.experiments import ExperimentService, Mutated, Mutation, mutate_experiments
-from bandit_service.storage.repository import Repository
-from bandit_service.storage.writer import GroupCommitWriter
 from policies import ArmStats
 
 __all__ = ["GuardrailBreach", "RolloutService", "completion_out", "no_guardrails", "ramp_out"]
@@ -134,15 +131,13 @@ class RolloutService:
 
     def __init__(
         self,
-        repository: Repository,
-        writer: GroupCommitWriter,
+        storage: Storage,
         cache: ExperimentCache,
         experiments: ExperimentService,
         clock: Clock,
         guardrail_breach: GuardrailBreach = no_guardrails,
     ) -> None:
-        self._repository = repository
-        self._writer = writer
+        self._storage = storage
         self._cache = cache
         self._experiments = experiments
         self._clock = clock
@@ -151,7 +146,7 @@ class RolloutService:
     async def set_exposure(self, key: str, data: ExposureIn) -> ExperimentOut:
         """Set the exposure by hand (refused while a ramp drives it)."""
         now = self._clock.time()
-        updated: Experiment = await self._writer.submit(
+        updated: Experiment = await self._storage.write(
             mutate_experiments, Mutation(key, lambda e: _set_exposure(e, data.exposure, now))
         )
         self._cache.put(updated)
@@ -202,11 +197,11 @@ class RolloutService:
     async def advance_rollouts(self, now: float, limit: int = 100) -> int:
         """The scheduler's tick: check guardrails and advance every running plan of active experiments once."""
         moved = 0
-        for key in await asyncio.to_thread(self._repository.running_rollouts, limit):
-            experiment = await asyncio.to_thread(self._repository.experiment, key)
+        for key in await self._storage.due("rollouts", now, limit):
+            experiment = await self._storage.experiment(key)
             if experiment is None or experiment.status != "active":
                 continue  # changed since the list was read
-            plans = await asyncio.to_thread(self._repository.rollouts, experiment.id)
+            plans = await self._storage.rollouts(experiment.id)
             due = [p for k, p in sorted(plans.items()) if _is_due(p, now)]
             if not due:
                 continue
@@ -225,11 +220,11 @@ class RolloutService:
             return False
         stats: tuple[ArmStats, ...] = ()
         if plan.kind == "completion":
-            counts = await asyncio.to_thread(self._repository.arm_counts, experiment)
+            counts = await self._storage.arm_counts(experiment)
             stats = tuple(c.stats for c in counts)
         kind, revision = plan.kind, plan.revision
         try:
-            result = await self._writer.submit(
+            result = await self._storage.write(
                 edit_plans,
                 PlanEdit(experiment.key, lambda e, plans: move(e, plans, kind, revision, action, stats, now)),
             )
@@ -243,24 +238,24 @@ class RolloutService:
         return True
 
     async def _edit(self, key: str, change: Callable[[Experiment, dict[str, Rollout]], PlanWrite | None]) -> PlanResult:
-        result: PlanResult = await self._writer.submit(edit_plans, PlanEdit(key, change))
+        result: PlanResult = await self._storage.write(edit_plans, PlanEdit(key, change))
         self._cache.put(result.experiment)
         return result
 
     async def _plan_of(self, key: str, kind: RolloutKind) -> tuple[Experiment, Rollout]:
         experiment = await self._load(key)
-        plan = (await asyncio.to_thread(self._repository.rollouts, experiment.id)).get(kind)
+        plan = (await self._storage.rollouts(experiment.id)).get(kind)
         if plan is None:
             raise NotFoundError(f"experiment {key!r} has no {kind}", field=kind)
         return experiment, plan
 
     async def _stats(self, key: str) -> tuple[ArmStats, ...]:
         experiment = await self._load(key)
-        counts = await asyncio.to_thread(self._repository.arm_counts, experiment)
+        counts = await self._storage.arm_counts(experiment)
         return tuple(c.stats for c in counts)
 
     async def _load(self, key: str) -> Experiment:
-        experiment = await asyncio.to_thread(self._repository.experiment, key)
+        experiment = await self._storage.experiment(key)
         if experiment is None:
             raise NotFoundError(f"no experiment with key {key!r}", field="key")
         return experiment

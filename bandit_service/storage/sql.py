@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, assert_never
 
 from sqlalchemy import and_, bindparam, delete, insert, literal_column, select, text, update
 from sqlalchemy.engine import Connection
@@ -29,6 +29,7 @@ from bandit_service.core.model import (
     StoredReward,
     WeightsRecord,
 )
+from bandit_service.ports import DueKind, Job
 from bandit_service.storage.convert import (
     arm_rows,
     experiment_from_rows,
@@ -46,7 +47,6 @@ from bandit_service.storage.plans import (
     running_rollout_keys,
     save_rollout,
 )
-from bandit_service.storage.repository import Job
 from bandit_service.storage.sketches import SketchDeltas, SketchStatements
 from bandit_service.storage.tables import (
     ARM_COUNTERS,
@@ -229,8 +229,11 @@ class SqlTransaction:
         self.conn.execute(insert(ARMS), arm_rows(experiment_id, new.arms))
         return Experiment(**{f: getattr(new, f) for f in new.__struct_fields__}, id=experiment_id, revision=1)
 
-    def update_experiment(self, experiment: Experiment) -> Experiment | None:
-        """Compare-and-set on `revision`: write all mutable columns, or return None if it moved on."""
+    def update_experiment(self, experiment: Experiment, arms: Sequence[Arm] | None = None) -> Experiment | None:
+        """Compare-and-set on `revision`: write all mutable columns (and the arms, if given), or None if it moved on.
+
+        Arms are only replaced while an experiment is a draft, so nothing refers to them yet.
+        """
         values = experiment_values(experiment)
         del values["key"], values["salt"], values["created_at"]
         result = self.conn.execute(
@@ -240,15 +243,13 @@ class SqlTransaction:
         )
         if result.rowcount != 1:
             return None
+        if arms is not None:
+            self.conn.execute(delete(ARMS).where(ARMS.c.experiment_id == experiment.id))
+            self.conn.execute(insert(ARMS), arm_rows(experiment.id, arms))
         return Experiment(
             **{f: getattr(experiment, f) for f in experiment.__struct_fields__ if f != "revision"},
             revision=experiment.revision + 1,
         )
-
-    def replace_arms(self, experiment_id: int, arms: Sequence[Arm]) -> None:
-        """Replace an experiment's arms (only done while it is a draft, so nothing refers to them)."""
-        self.conn.execute(delete(ARMS).where(ARMS.c.experiment_id == experiment_id))
-        self.conn.execute(insert(ARMS), arm_rows(experiment_id, arms))
 
     def append_weights(self, record: WeightsRecord) -> None:
         """Add a row to the weights history."""
@@ -402,22 +403,21 @@ class SqlTransaction:
             self.sketches.reward(r.experiment_id, r.arm, r.metrics)
 
     def expire_decisions(self, ids: Collection[str]) -> list[ExpiredDecision]:
-        """Mark still-pending decisions expired; returns those that were pending."""
+        """Mark still-pending decisions expired and count them with their experiment's default reward."""
         if not ids:
             return []
         rows = self.conn.execute(self.st.expire, {"ids": list(ids)})
-        return [
+        expired = [
             ExpiredDecision(
                 decision_id=r.id, experiment_id=r.experiment_id, arm=r.arm, weights_version=r.weights_version
             )
             for r in rows
         ]
-
-    def count_expired(self, rows: Sequence[ExpiredDecision], default_rewards: dict[int, float]) -> None:
-        """Count expired decisions with their experiment's default reward."""
-        for r in rows:
-            value = default_rewards[r.experiment_id]
+        experiments = self.experiments_by_id({r.experiment_id for r in expired})
+        for r in expired:
+            value = experiments[r.experiment_id].config.default_reward
             self.counts.reward(r.experiment_id, r.weights_version, r.arm, value, {}, expired=True)
+        return expired
 
     def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
         """The experiment's plans by kind."""
@@ -511,7 +511,19 @@ class SqlRepository:
             ).all()
         return [weights_from_row(r._mapping) for r in reversed(rows)]
 
-    def due_for_reweight(self, now: float, limit: int) -> list[str]:
+    def due(self, kind: DueKind, now: float, limit: int) -> list[str]:
+        """The scheduler's work list of one kind (see `ports.Storage.due`)."""
+        match kind:
+            case "reweight":
+                return self._due_for_reweight(now, limit)
+            case "expired":
+                return self._expired_pending(now, limit)
+            case "rollouts":
+                return self._running_rollouts(limit)
+            case _:
+                assert_never(kind)
+
+    def _due_for_reweight(self, now: float, limit: int) -> list[str]:
         """Keys of active experiments whose next reweight time has come (uses the (status, time) index)."""
         with self.db.read.connect() as conn:
             rows = conn.execute(
@@ -522,7 +534,7 @@ class SqlRepository:
             )
             return [r.key for r in rows]
 
-    def expired_pending(self, now: float, limit: int) -> list[str]:
+    def _expired_pending(self, now: float, limit: int) -> list[str]:
         """Ids of pending decisions whose window has closed (uses the (status, expires_at) index)."""
         with self.db.read.connect() as conn:
             rows = conn.execute(
@@ -538,7 +550,7 @@ class SqlRepository:
         with self.db.read.connect() as conn:
             return load_rollouts(conn, experiment_id)
 
-    def running_rollouts(self, limit: int) -> list[str]:
+    def _running_rollouts(self, limit: int) -> list[str]:
         """Keys of active experiments with a running plan."""
         with self.db.read.connect() as conn:
             return running_rollout_keys(conn, limit)

@@ -18,12 +18,13 @@ import logging
 import queue
 import threading
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from sqlalchemy.exc import OperationalError
 
 from bandit_service.core.errors import UnavailableError
-from bandit_service.storage.repository import Job, Repository
+from bandit_service.ports import Job
 
 __all__ = ["GroupCommitWriter"]
 
@@ -32,10 +33,18 @@ log = logging.getLogger(__name__)
 _Entry = tuple[Job, Any, "asyncio.Future[Any]"]
 
 
+class BatchRunner(Protocol):
+    """What the writer needs of the database: run groups of jobs in one transaction."""
+
+    def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]]) -> list[list[Any]]:
+        """Per item, its result or the exception that refused it."""
+        ...
+
+
 class GroupCommitWriter:
     """The single writer of one process; `submit` returns when the item is committed (or refused)."""
 
-    def __init__(self, repository: Repository, *, max_batch: int = 512, linger_s: float = 0.0) -> None:
+    def __init__(self, repository: BatchRunner, *, max_batch: int = 512, linger_s: float = 0.0) -> None:
         self._repository = repository
         self._max_batch = max_batch
         self._linger_s = linger_s

@@ -11,7 +11,7 @@ from scipy.stats import chi2_contingency
 
 from bandit_service.app import runtime_of
 from bandit_service.services.decisions import place
-from tests.service.api import decide, decide_all, experiment_body, snapshot, started
+from tests.service.api import call, decide, decide_all, experiment_body, snapshot, started
 
 LEFT = {"name": "checkout", "start": 0.0, "end": 0.5}
 RIGHT = {"name": "checkout", "start": 0.5, "end": 1.0}
@@ -113,8 +113,8 @@ def test_experiments_without_a_namespace_assign_independently(client):
     """Per-experiment salts: the arm in one experiment says nothing about the arm in another (chi-square)."""
     started(client, "one", arms=[{"name": "a"}, {"name": "b"}, {"name": "c"}])
     started(client, "two", arms=[{"name": "x"}, {"name": "y"}])
-    repository = runtime_of(client.app).services.repository
-    one, two = repository.experiment("one"), repository.experiment("two")
+    storage = runtime_of(client.app).services.storage
+    one, two = call(client, storage.experiment, "one"), call(client, storage.experiment, "two")
     n = 30_000
     table = np.zeros((3, 2))
     for i in range(n):

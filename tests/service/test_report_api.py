@@ -178,7 +178,7 @@ def test_the_report_is_deterministic_and_echoes_its_seed(traffic, tmp_path):
     client, report = traffic["client"], traffic["report"]
     again = client.get("/v1/experiments/exp/report").json()
     assert again == report
-    experiment = runtime_of(client.app).services.repository.experiment("exp")
+    experiment = call(client, runtime_of(client.app).services.storage.experiment, "exp")
     assert report["seed"] == report_seed(experiment.salt, experiment.weights_version)
 
 

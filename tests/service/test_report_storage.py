@@ -11,7 +11,7 @@ from bandit_service.storage.database import open_database
 from bandit_service.storage.report_reads import MISSING, SqlReportStore, segment_label
 from bandit_service.storage.sketches import SKETCH_ACCURACY, is_sketched
 from policies.sketch import QuantileSketch
-from tests.service.api import decide, read_db, reward, started
+from tests.service.api import call, decide, read_db, reward, started
 from tests.service.traffic import send_rewards
 
 
@@ -54,7 +54,7 @@ def test_a_sketch_kept_batch_by_batch_equals_one_built_from_all_values(client, s
             sent[d["arm"]].append(latency)
             items.append({"decision_id": d["decision_id"], "reward": 1, "metrics": {"latency_ms": latency}})
         send_rewards(client, items)
-    experiment = runtime_of(client.app).services.repository.experiment("exp")
+    experiment = call(client, runtime_of(client.app).services.storage.experiment, "exp")
     stored = store.report_data(experiment).counters.sketches["latency_ms"]
     for sketch, arm in zip(stored, ("a", "b"), strict=True):
         oracle = QuantileSketch(relative_accuracy=SKETCH_ACCURACY).add(sent[arm])
@@ -88,11 +88,11 @@ def test_the_period_counters_add_up_to_the_arm_counters(client, store):
         if i == 20:
             client.put("/v1/experiments/exp/weights", json={"weights": {"a": 0.2, "b": 0.8}})
     services = runtime_of(client.app).services
-    experiment = services.repository.experiment("exp")
+    experiment = call(client, services.storage.experiment, "exp")
     data = store.report_data(experiment)
     assert data.counters.versions == (1, 2)
     assert [r.version for r in data.history] == [1, 2]
-    for i, arm in enumerate(services.repository.arm_counts(experiment)):
+    for i, arm in enumerate(call(client, services.storage.arm_counts, experiment)):
         c = data.counters
         assert (c.units[:, i].sum(), c.decisions[:, i].sum(), c.rewarded[:, i].sum()) == (
             arm.units,

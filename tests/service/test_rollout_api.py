@@ -132,7 +132,7 @@ def test_an_injected_breach_stops_a_ramp_at_an_exact_step(client, clock):
         asked.append(clock.time())
         return verdict[key]
 
-    rollouts = RolloutService(services.repository, services.writer, services.cache, services.experiments, clock, breach)
+    rollouts = RolloutService(services.storage, services.cache, services.experiments, clock, breach)
     client.put("/v1/experiments/exp/ramp", json=RAMP)
     t0 = clock.time()
     clock.advance(DAY)
@@ -215,9 +215,9 @@ def test_two_replicas_take_each_step_once(make_app, clock):
         one.put("/v1/experiments/exp/ramp", json=RAMP)
         clock.advance(DAY)
         # Both replicas read the same plan before either writes: only one compare-and-set lands.
-        repository = runtime_of(one.app).services.repository
-        experiment = repository.experiment("exp")
-        plan = repository.rollouts(experiment.id)["ramp"]
+        storage = runtime_of(one.app).services.storage
+        experiment = call(one, storage.experiment, "exp")
+        plan = call(one, storage.rollouts, experiment.id)["ramp"]
         wins = [
             call(c, runtime_of(c.app).services.rollouts.advance_plan, experiment, plan, clock.time(), None)
             for c in (one, two)

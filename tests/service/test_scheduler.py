@@ -51,7 +51,7 @@ def test_two_replicas_land_one_reweight_per_interval(make_app, clock):
         started(one, reweight_every_s=60)
         clock.advance(60)
         # Both replicas read the same revision before either writes: only one compare-and-set succeeds.
-        snapshot = runtime_of(one.app).services.repository.experiment("exp")
+        snapshot = call(one, runtime_of(one.app).services.storage.experiment, "exp")
         won = call(one, runtime_of(one.app).services.reweighter.reweight, snapshot, "schedule", clock.time())
         lost = call(two, runtime_of(two.app).services.reweighter.reweight, snapshot, "schedule", clock.time())
         assert won is not None and lost is None

@@ -13,9 +13,9 @@ from litestar.testing import TestClient
 
 from bandit_service.core.errors import InvalidFieldError, UnavailableError
 from bandit_service.core.model import Event
+from bandit_service.ports import Job
 from bandit_service.settings import Settings
 from bandit_service.storage.database import open_database
-from bandit_service.storage.repository import Job
 from bandit_service.storage.sql import SqlRepository
 from bandit_service.storage.writer import GroupCommitWriter
 from tests.service.api import experiment_body, read_db, snapshot, started

@@ -1,0 +1,484 @@
+"""The in-memory twin of the SQL storage: the same port over plain dicts, for fast service tests.
+
+It reproduces what the services can observe of `SqlStorage` (ids, ordering, compare-and-set,
+counters, sketches, segment reads); `tests/storage` runs one contract suite on both. A write runs
+its job at once, without an await, so it is atomic on the event loop; every change goes through
+`MemoryTx._put`, which logs how to undo it, so a job that raises leaves nothing behind.
+Values are kept as JSON round-trips of what was written, as a JSON column would keep them, so a
+caller that mutates a dict it passed in does not change what is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import msgspec
+
+from bandit_service.core.errors import AlreadyExistsError, ConflictError, InvalidFieldError, UnavailableError
+from bandit_service.core.model import (
+    Arm,
+    ArmCounts,
+    Assignment,
+    Decision,
+    DecisionContext,
+    DecisionStatus,
+    Event,
+    Experiment,
+    ExperimentStatus,
+    ExpiredDecision,
+    LoggedEvent,
+    NewExperiment,
+    Rollout,
+    StoredReward,
+    WeightsRecord,
+)
+from bandit_service.core.report_data import CounterRow, MetricRow, ReportData, SegmentData, period_counters
+from bandit_service.ports import DueKind, Job, WriteStats
+from bandit_service.storage.report_reads import segment_label
+from bandit_service.storage.sketches import SKETCH_ACCURACY, is_sketched
+from policies import ArmStats
+from policies.sketch import QuantileSketch
+
+__all__ = ["MemoryStorage", "MemoryTx"]
+
+T = TypeVar("T")
+EMPTY_SKETCH = QuantileSketch(relative_accuracy=SKETCH_ACCURACY)
+Counters = tuple[Any, ...]  # (units, decisions, rewarded, expired, n, total, total_sq), as in storage.counters
+
+
+def _kept(value: T) -> T:
+    """A JSON round-trip of a value: what a JSON column returns, sharing no mutable dict with the caller."""
+    return msgspec.json.decode(msgspec.json.encode(value), type=type(value))
+
+
+def _plus(current: Counters | None, step: Counters) -> Counters:
+    return step if current is None else tuple(a + b for a, b in zip(current, step, strict=True))
+
+
+class _Tables:
+    """The rows, one dict per SQL table, keyed by its primary key."""
+
+    def __init__(self) -> None:
+        self.sequences: dict[str, int] = {"experiments": 0, "events": 0}
+        self.experiments: dict[int, Experiment] = {}
+        self.keys: dict[str, int] = {}  # the unique index on experiments.key
+        self.weights: dict[tuple[int, int], WeightsRecord] = {}
+        self.events: dict[int, LoggedEvent] = {}
+        self.assignments: dict[tuple[int, str], Assignment] = {}
+        self.decisions: dict[str, Decision] = {}
+        self.status: dict[str, DecisionStatus] = {}
+        self.rewards: dict[str, StoredReward] = {}
+        self.reward_keys: dict[str, str] = {}  # the unique index on rewards.idempotency_key
+        self.arm_counters: dict[tuple[int, int], Counters] = {}
+        self.period_counters: dict[tuple[int, int, int], Counters] = {}
+        self.arm_metrics: dict[tuple[int, int, str], Counters] = {}
+        self.period_metrics: dict[tuple[int, int, int, str], Counters] = {}
+        self.sketches: dict[tuple[int, int, str], QuantileSketch] = {}
+        self.rollouts: dict[tuple[int, str], Rollout] = {}
+
+    def experiment(self, key: str) -> Experiment | None:
+        experiment_id = self.keys.get(key)
+        return None if experiment_id is None else self.experiments[experiment_id]
+
+    def rollouts_of(self, experiment_id: int) -> dict[str, Rollout]:
+        return {kind: r for (e, kind), r in sorted(self.rollouts.items()) if e == experiment_id}
+
+    def joined(self, reward: StoredReward) -> StoredReward | None:
+        """A reward with its experiment's key and arm's name as stored now (None: the join finds no arm)."""
+        experiment = self.experiments[reward.experiment_id]
+        if reward.arm >= len(experiment.arms):
+            return None
+        return msgspec.structs.replace(reward, experiment_key=experiment.key, arm_name=experiment.arms[reward.arm].name)
+
+
+class MemoryTx:
+    """A write transaction over the tables: changes apply at once and are logged so `rollback` can undo them."""
+
+    def __init__(self, tables: _Tables) -> None:
+        self._t = tables
+        self._undo: list[Callable[[], object]] = []
+
+    def rollback(self) -> None:
+        """Undo every change of this transaction, newest first."""
+        while self._undo:
+            self._undo.pop()()
+
+    def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        """Set a row, remembering how to restore it (restoring keeps the dict's order)."""
+        if key in table:
+            self._undo.append(partial(table.__setitem__, key, table[key]))
+        else:
+            self._undo.append(partial(table.pop, key))
+        table[key] = value
+
+    def _insert(self, table: dict[Any, Any], key: Any, value: Any, what: str) -> None:
+        """Add a row; a used primary key fails the transaction, as an integrity error would."""
+        if key in table:
+            raise ValueError(f"duplicate {what} {key!r}")
+        self._put(table, key, value)
+
+    def _next(self, sequence: str) -> int:
+        value = self._t.sequences[sequence] + 1
+        self._put(self._t.sequences, sequence, value)
+        return value
+
+    def experiment(self, key: str) -> Experiment | None:
+        """The experiment with this key."""
+        return self._t.experiment(key)
+
+    def experiments_by_id(self, ids: Collection[int]) -> dict[int, Experiment]:
+        """Experiments by id."""
+        return {i: self._t.experiments[i] for i in ids if i in self._t.experiments}
+
+    def namespace_members(self, name: str) -> list[Experiment]:
+        """Experiments not completed in namespace `name`, by id."""
+        return [
+            e
+            for e in self._t.experiments.values()
+            if e.status != "completed" and e.config.namespace is not None and e.config.namespace.name == name
+        ]
+
+    def insert_experiment(self, new: NewExperiment) -> Experiment:
+        """Store a new experiment with the next id and revision 1."""
+        if new.key in self._t.keys:
+            raise AlreadyExistsError(f"an experiment with key {new.key!r} already exists", field="key")
+        experiment = Experiment(**msgspec.structs.asdict(new), id=self._next("experiments"), revision=1)
+        self._put(self._t.experiments, experiment.id, _kept(experiment))
+        self._put(self._t.keys, experiment.key, experiment.id)
+        return experiment
+
+    def update_experiment(self, experiment: Experiment, arms: Sequence[Arm] | None = None) -> Experiment | None:
+        """Compare-and-set on `revision`; key, salt and creation time are never rewritten."""
+        stored = self._t.experiments.get(experiment.id)
+        if stored is None or stored.revision != experiment.revision:
+            return None
+        revision = experiment.revision + 1
+        kept_arms = stored.arms if arms is None else tuple(arms)
+        row = msgspec.structs.replace(
+            experiment,
+            key=stored.key,
+            salt=stored.salt,
+            created_at=stored.created_at,
+            arms=kept_arms,
+            revision=revision,
+        )
+        self._put(self._t.experiments, experiment.id, _kept(row))
+        return msgspec.structs.replace(experiment, revision=revision)
+
+    def append_weights(self, record: WeightsRecord) -> None:
+        """Add a row to the weights history."""
+        self._insert(self._t.weights, (record.experiment_id, record.version), record, "weights version")
+
+    def log_event(self, event: Event) -> None:
+        """Add an audit-log entry with the next id."""
+        logged = LoggedEvent(**msgspec.structs.asdict(event), id=self._next("events"))
+        self._put(self._t.events, logged.id, _kept(logged))
+
+    def assignments(self, experiment_id: int, units: Collection[str]) -> dict[str, Assignment]:
+        """Sticky assignments of these units."""
+        table = self._t.assignments
+        return {u: table[(experiment_id, u)] for u in units if (experiment_id, u) in table}
+
+    def insert_assignments(
+        self, experiment_id: int, rows: Sequence[tuple[str, Assignment]], now: float
+    ) -> dict[str, Assignment]:
+        """Store first assignments (on conflict do nothing); returns what is stored."""
+        for unit, assignment in rows:
+            if (experiment_id, unit) not in self._t.assignments:
+                self._put(self._t.assignments, (experiment_id, unit), assignment)
+        return self.assignments(experiment_id, [unit for unit, _ in rows])
+
+    def insert_decisions(self, rows: Sequence[Decision]) -> None:
+        """Log decisions as pending and count them."""
+        for d in rows:
+            self._insert(self._t.decisions, d.id, _kept(d), "decision id")
+            self._put(self._t.status, d.id, "pending")
+            self._count(d.experiment_id, d.weights_version, d.arm, (1 if d.new_unit else 0, 1, 0, 0, 0.0, 0.0, 0.0))
+
+    def decision_contexts(self, ids: Collection[str]) -> dict[str, DecisionContext]:
+        """Decisions by id joined with their experiment, arm and reward."""
+        out = {}
+        for i in ids:
+            d = self._t.decisions.get(i)
+            if d is None:
+                continue
+            experiment = self._t.experiments[d.experiment_id]
+            if d.arm >= len(experiment.arms):
+                continue  # the inner join on arms finds nothing
+            reward = self._t.rewards.get(i)
+            out[i] = DecisionContext(
+                decision_id=i,
+                experiment_id=d.experiment_id,
+                experiment_key=experiment.key,
+                reward_kind=experiment.config.reward,
+                arm=d.arm,
+                arm_name=experiment.arms[d.arm].name,
+                weights_version=d.weights_version,
+                status=self._t.status[i],
+                expires_at=d.expires_at,
+                reward=None if reward is None else self._t.joined(reward),
+            )
+        return out
+
+    def rewards_by_key(self, keys: Collection[str]) -> dict[str, StoredReward]:
+        """Rewards by idempotency key."""
+        out = {}
+        for key in keys:
+            decision_id = self._t.reward_keys.get(key)
+            reward = None if decision_id is None else self._t.joined(self._t.rewards[decision_id])
+            if reward is not None:
+                out[key] = reward
+        return out
+
+    def insert_rewards(self, rows: Sequence[StoredReward]) -> None:
+        """Store rewards and count them; ConflictError if a decision is no longer pending."""
+        for r in rows:
+            if self._t.status.get(r.decision_id) != "pending":
+                raise ConflictError("decision_id: the decision changed concurrently; retry", field="decision_id")
+            self._put(self._t.status, r.decision_id, "rewarded")
+        for r in rows:
+            self._insert(self._t.rewards, r.decision_id, _kept(r), "reward of decision")
+            if r.idempotency_key is not None:
+                self._insert(self._t.reward_keys, r.idempotency_key, r.decision_id, "idempotency key")
+            self._count_reward(r.experiment_id, r.weights_version, r.arm, r.value, r.metrics, expired=False)
+            for name, x in r.metrics.items():
+                if x >= 0 and is_sketched(name):
+                    key = (r.experiment_id, r.arm, name)
+                    self._put(self._t.sketches, key, self._t.sketches.get(key, EMPTY_SKETCH).add(x))
+
+    def expire_decisions(self, ids: Collection[str]) -> list[ExpiredDecision]:
+        """Mark still-pending decisions expired and count them with their experiment's default reward."""
+        out = []
+        for i in dict.fromkeys(ids):
+            if self._t.status.get(i) != "pending":
+                continue
+            d = self._t.decisions[i]
+            self._put(self._t.status, i, "expired")
+            default = self._t.experiments[d.experiment_id].config.default_reward
+            self._count_reward(d.experiment_id, d.weights_version, d.arm, default, {}, expired=True)
+            out.append(
+                ExpiredDecision(
+                    decision_id=i, experiment_id=d.experiment_id, arm=d.arm, weights_version=d.weights_version
+                )
+            )
+        return out
+
+    def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
+        """The experiment's plans by kind."""
+        return self._t.rollouts_of(experiment_id)
+
+    def save_rollout(self, rollout: Rollout) -> Rollout | None:
+        """Insert (revision 0) or replace a plan whose stored revision is still `rollout.revision`."""
+        key = (rollout.experiment_id, rollout.kind)
+        current = self._t.rollouts.get(key)
+        if (current.revision if current is not None else 0) != rollout.revision:
+            return None
+        saved = msgspec.structs.replace(rollout, revision=rollout.revision + 1)
+        self._put(self._t.rollouts, key, saved)
+        return saved
+
+    def _count(self, experiment_id: int, version: int, arm: int, step: Counters) -> None:
+        tables: list[tuple[dict[Any, Counters], Any]] = [
+            (self._t.arm_counters, (experiment_id, arm)),
+            (self._t.period_counters, (experiment_id, version, arm)),
+        ]
+        for table, key in tables:
+            self._put(table, key, _plus(table.get(key), step))
+
+    def _count_reward(
+        self, experiment_id: int, version: int, arm: int, value: float, metrics: Mapping[str, float], *, expired: bool
+    ) -> None:
+        """Counters of one reward, exactly as `storage.counters.CounterDeltas.reward`."""
+        step = (0, 0, 0 if expired else 1, 1 if expired else 0, 1.0, value, value * value)
+        self._count(experiment_id, version, arm, step)
+        for name, x in metrics.items():
+            tables: list[tuple[dict[Any, Counters], Any]] = [
+                (self._t.arm_metrics, (experiment_id, arm, name)),
+                (self._t.period_metrics, (experiment_id, version, arm, name)),
+            ]
+            for table, key in tables:
+                self._put(table, key, _plus(table.get(key), (1.0, x, x * x)))
+
+
+class MemoryStorage:
+    """The `Storage` port over dicts: each write is its own transaction, committed at once."""
+
+    def __init__(self) -> None:
+        self._t = _Tables()
+        self._open = False
+        self._closed = False
+        self._commits = 0
+        self._writes = 0
+
+    async def open(self) -> None:
+        """Start taking writes."""
+        self._open = True
+
+    async def close(self) -> None:
+        """Stop taking writes (reads still work)."""
+        self._closed = True
+
+    async def ping(self) -> None:
+        """Always reachable."""
+
+    def stats(self) -> WriteStats:
+        """Commits and writes so far (one each per write that ran)."""
+        return WriteStats(commits=self._commits, writes=self._writes)
+
+    async def write(self, job: Job, item: Any) -> Any:
+        """Run `job` on `item` now; undo its changes if it raises, raise its outcome if that is an error."""
+        if not self._open or self._closed:
+            raise UnavailableError("the service is not accepting writes (starting up or shutting down); retry")
+        tx = MemoryTx(self._t)
+        # Counted like the SQL writer counts: a refused item still rode in a committed transaction.
+        self._commits += 1
+        self._writes += 1
+        try:
+            [outcome] = job(tx, [item])
+        except BaseException:
+            tx.rollback()
+            raise
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def experiment(self, key: str) -> Experiment | None:
+        """The experiment with this key."""
+        return self._t.experiment(key)
+
+    async def experiments(self, status: ExperimentStatus | None, limit: int, offset: int) -> list[Experiment]:
+        """Experiments, newest first (created_at, then id, descending)."""
+        found = [e for e in self._t.experiments.values() if status is None or e.status == status]
+        found.sort(key=lambda e: (e.created_at, e.id), reverse=True)
+        return found[offset : offset + limit]
+
+    async def arm_counts(self, experiment: Experiment) -> list[ArmCounts]:
+        """Per-arm counters in arm order (zeros for arms without traffic)."""
+        metrics: dict[int, dict[str, ArmStats]] = {}
+        for (e, arm, name), (n, total, total_sq) in sorted(self._t.arm_metrics.items()):
+            if e == experiment.id:
+                metrics.setdefault(arm, {})[name] = ArmStats(n, total, total_sq)
+        out = []
+        for i in range(len(experiment.arms)):
+            c = self._t.arm_counters.get((experiment.id, i))
+            if c is None:
+                out.append(ArmCounts(metrics=metrics.get(i, {})))
+                continue
+            units, decisions, rewarded, expired, n, total, total_sq = c
+            stats = ArmStats(n, total, max(total_sq, 0.0))
+            out.append(
+                ArmCounts(
+                    units=units,
+                    decisions=decisions,
+                    rewarded=rewarded,
+                    expired=expired,
+                    stats=stats,
+                    metrics=metrics.get(i, {}),
+                )
+            )
+        return out
+
+    async def weights_history(self, experiment_id: int, limit: int) -> list[WeightsRecord]:
+        """The most recent `limit` rows, oldest first."""
+        return list(self._history(experiment_id)[-limit:]) if limit > 0 else []
+
+    async def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
+        """The experiment's plans by kind."""
+        return self._t.rollouts_of(experiment_id)
+
+    async def events(self, experiment_id: int, after: int, limit: int) -> list[LoggedEvent]:
+        """Audit-log entries with id > `after`, oldest first."""
+        found = [e for i, e in sorted(self._t.events.items()) if i >= after and e.experiment_id == experiment_id]
+        return found[:limit]
+
+    async def due(self, kind: DueKind, now: float, limit: int) -> list[str]:
+        """The scheduler's work, in the order of the SQL queries (ties by insertion, as the indexes give them)."""
+        t = self._t
+        if kind == "reweight":
+            due = [
+                e
+                for e in t.experiments.values()
+                if e.status == "active" and e.next_reweight_at is not None and e.next_reweight_at <= now
+            ]
+            return [e.key for e in sorted(due, key=lambda e: e.next_reweight_at or 0.0)][:limit]
+        if kind == "expired":
+            pending = [d for i, d in t.decisions.items() if t.status[i] == "pending" and d.expires_at <= now]
+            return [d.id for d in sorted(pending, key=lambda d: d.expires_at)][:limit]
+        if kind == "rollouts":
+            running = {r.experiment_id for r in t.rollouts.values() if r.state.status == "running"}
+            keys = {t.experiments[i].key for i in running if t.experiments[i].status == "active"}
+            return sorted(keys)[:limit]
+        raise ValueError(f"kind: unknown due kind {kind!r}")
+
+    async def report_data(self, experiment: Experiment) -> ReportData:
+        """Counters per period and arm, metric statistics, sketches and the weights history."""
+        e, k = experiment.id, len(experiment.arms)
+        rows = [(v, arm, *c) for (i, v, arm), c in self._t.period_counters.items() if i == e]
+        metric_rows = [(v, arm, name, *m) for (i, v, arm, name), m in self._t.period_metrics.items() if i == e]
+        by_metric: dict[str, dict[int, QuantileSketch]] = {}
+        for (i, arm, name), sketch in self._t.sketches.items():
+            if i == e:
+                by_metric.setdefault(name, {})[arm] = sketch
+        sketches = {
+            name: tuple(by_arm.get(a, EMPTY_SKETCH) for a in range(k)) for name, by_arm in sorted(by_metric.items())
+        }
+        counters = period_counters(k, rows, metric_rows, sketches)
+        return ReportData(counters=counters, history=self._history(e))
+
+    async def segment_data(self, experiment: Experiment, attribute: str, max_segments: int) -> SegmentData:
+        """Counters per value of a decision attribute, aggregated from the decisions and their rewards."""
+        e, k = experiment.id, len(experiment.arms)
+        default = experiment.config.default_reward
+        decisions = [d for d in self._t.decisions.values() if d.experiment_id == e]
+        # Distinct JSON texts, as SQLite's json_type/json_quote give them: a missing value is null.
+        texts = {d.id: msgspec.json.encode(d.attributes.get(attribute)).decode() for d in decisions}
+        if len(set(texts.values())) > max_segments:
+            raise InvalidFieldError(
+                f"attribute {attribute!r} has more than {max_segments} values; segment by an attribute "
+                "with fewer values",
+                field="segment",
+            )
+        traffic: dict[tuple[str, int, int], list[float]] = {}
+        metric_sums: dict[tuple[str, int, int, str], list[float]] = {}
+        values: dict[tuple[str, str], dict[int, list[float]]] = {}
+        names = {name for (i, _, name) in self._t.arm_metrics if i == e}
+        for d in decisions:
+            label = segment_label(texts[d.id])
+            status, reward = self._t.status[d.id], self._t.rewards.get(d.id)
+            cell = traffic.setdefault((label, d.weights_version, d.arm), [0, 0, 0, 0, 0.0, 0.0])
+            value = 0.0 if reward is None else reward.value
+            for j, x in enumerate((d.new_unit, 1, status == "rewarded", status == "expired", value, value * value)):
+                cell[j] += x
+            if reward is None:
+                continue
+            for name, x in reward.metrics.items():
+                if name not in names:
+                    continue
+                sums = metric_sums.setdefault((label, reward.weights_version, reward.arm, name), [0.0, 0.0, 0.0])
+                for j, s in enumerate((1.0, x, x * x)):
+                    sums[j] += s
+                if x >= 0 and is_sketched(name):
+                    values.setdefault((label, name), {}).setdefault(reward.arm, []).append(x)
+        rows: dict[str, list[CounterRow]] = {}
+        for (label, v, arm), (units, count, rewarded, expired, total, total_sq) in traffic.items():
+            # An expired decision counts with the default reward, as in the incremental counters.
+            n, total, total_sq = rewarded + expired, total + expired * default, total_sq + expired * default**2
+            rows.setdefault(label, []).append((v, arm, units, count, rewarded, expired, n, total, total_sq))
+        metric_rows: dict[str, list[MetricRow]] = {}
+        for (label, v, arm, name), (n, total, total_sq) in metric_sums.items():
+            metric_rows.setdefault(label, []).append((v, arm, name, n, total, total_sq))
+        sketches: dict[str, dict[str, tuple[QuantileSketch, ...]]] = {}
+        for (label, name), by_arm in sorted(values.items()):
+            sketches.setdefault(label, {})[name] = tuple(
+                EMPTY_SKETCH.add(by_arm[a]) if a in by_arm else EMPTY_SKETCH for a in range(k)
+            )
+        segments = {
+            label: period_counters(k, rows.get(label, []), metric_rows.get(label, []), sketches.get(label))
+            for label in sorted(set(rows) | set(metric_rows))
+        }
+        return SegmentData(attribute=attribute, segments=segments, history=self._history(e))
+
+    def _history(self, experiment_id: int) -> tuple[WeightsRecord, ...]:
+        return tuple(r for (i, _), r in sorted(self._t.weights.items()) if i == experiment_id)

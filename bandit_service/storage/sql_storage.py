@@ -1,0 +1,92 @@
+"""The `Storage` port over SQL (SQLite or PostgreSQL): blocking reads in a worker thread, writes
+through the group-commit writer, reports through their own read snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bandit_service.core.model import (
+    ArmCounts,
+    Experiment,
+    ExperimentStatus,
+    LoggedEvent,
+    Rollout,
+    WeightsRecord,
+)
+from bandit_service.core.report_data import ReportData, SegmentData
+from bandit_service.ports import DueKind, Job, WriteStats
+from bandit_service.storage.database import Database
+from bandit_service.storage.report_reads import SqlReportStore
+from bandit_service.storage.sql import SqlRepository
+from bandit_service.storage.writer import GroupCommitWriter
+
+__all__ = ["SqlStorage"]
+
+
+class SqlStorage:
+    """The SQL storage of one process: its repository, its single writer and its report reads."""
+
+    def __init__(self, database: Database, *, max_batch: int = 512, linger_s: float = 0.0) -> None:
+        self.database = database
+        self.repository = SqlRepository(database)
+        self.writer = GroupCommitWriter(self.repository, max_batch=max_batch, linger_s=linger_s)
+        self._reports = SqlReportStore(database)
+
+    async def open(self) -> None:
+        """Create missing tables (holding the schema lock), then start the writer thread."""
+        await asyncio.to_thread(self.repository.create_schema)
+        await self.writer.start()
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the writer, release the connections."""
+        await self.writer.close()
+        await asyncio.to_thread(self.repository.close)
+
+    async def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        await asyncio.to_thread(self.repository.ping)
+
+    def stats(self) -> WriteStats:
+        """Transactions the writer committed and the writes in them."""
+        return WriteStats(commits=self.writer.batches, writes=self.writer.items)
+
+    async def write(self, job: Job, item: Any) -> Any:
+        """Queue the item for the writer; its outcome after COMMIT."""
+        return await self.writer.submit(job, item)
+
+    async def experiment(self, key: str) -> Experiment | None:
+        """The experiment with this key."""
+        return await asyncio.to_thread(self.repository.experiment, key)
+
+    async def experiments(self, status: ExperimentStatus | None, limit: int, offset: int) -> list[Experiment]:
+        """Experiments, newest first."""
+        return await asyncio.to_thread(self.repository.experiments, status, limit, offset)
+
+    async def arm_counts(self, experiment: Experiment) -> list[ArmCounts]:
+        """Per-arm counters in arm order."""
+        return await asyncio.to_thread(self.repository.arm_counts, experiment)
+
+    async def weights_history(self, experiment_id: int, limit: int) -> list[WeightsRecord]:
+        """The most recent rows, oldest first."""
+        return await asyncio.to_thread(self.repository.weights_history, experiment_id, limit)
+
+    async def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
+        """The experiment's plans by kind."""
+        return await asyncio.to_thread(self.repository.rollouts, experiment_id)
+
+    async def events(self, experiment_id: int, after: int, limit: int) -> list[LoggedEvent]:
+        """Audit-log entries after a cursor."""
+        return await asyncio.to_thread(self.repository.events, experiment_id, after, limit)
+
+    async def due(self, kind: DueKind, now: float, limit: int) -> list[str]:
+        """The scheduler's work list of one kind."""
+        return await asyncio.to_thread(self.repository.due, kind, now, limit)
+
+    async def report_data(self, experiment: Experiment) -> ReportData:
+        """Counters, sketches and history in one read snapshot."""
+        return await asyncio.to_thread(self._reports.report_data, experiment)
+
+    async def segment_data(self, experiment: Experiment, attribute: str, max_segments: int) -> SegmentData:
+        """Counters per value of a decision attribute in one read snapshot."""
+        return await asyncio.to_thread(self._reports.segment_data, experiment, attribute, max_segments)
