@@ -20,14 +20,19 @@ __all__ = [
     "DecisionContext",
     "DecisionStatus",
     "Event",
+    "EventPage",
     "Experiment",
     "ExperimentConfig",
+    "ExperimentCounts",
+    "ExperimentPlan",
     "ExpiredDecision",
     "LoggedEvent",
     "NewExperiment",
     "Rollout",
     "RolloutKind",
+    "Served",
     "StoredReward",
+    "WeightsHistory",
     "WeightsRecord",
 ]
 
@@ -268,6 +273,24 @@ class LoggedEvent(Event, frozen=True, kw_only=True):
     id: int
 
 
+class Served(_Value, frozen=True, kw_only=True):
+    """The answer to a decision request: the arm (index) a unit gets, and whether it is in the experiment."""
+
+    decision_id: str
+    experiment: Experiment
+    arm: int
+    propensity: float
+    in_experiment: bool
+
+
+class EventPage(_Value, frozen=True, kw_only=True):
+    """A page of an experiment's audit log; `next_after` is the cursor of the next page (None: no more)."""
+
+    experiment: str
+    events: tuple[LoggedEvent, ...]
+    next_after: int | None
+
+
 class Rollout(_Value, frozen=True, kw_only=True):
     """A stored plan of an experiment: an exposure ramp or a gradual completion (shift to `winner`).
 
@@ -285,3 +308,24 @@ class Rollout(_Value, frozen=True, kw_only=True):
     created_at: float
     updated_at: float
     revision: int = 0
+
+
+class ExperimentPlan(_Value, frozen=True, kw_only=True):
+    """An experiment with one of its rollout plans (a ramp or a gradual completion)."""
+
+    experiment: Experiment
+    plan: Rollout
+
+
+class ExperimentCounts(_Value, frozen=True, kw_only=True):
+    """An experiment with its per-arm counters, in arm order."""
+
+    experiment: Experiment
+    counts: tuple[ArmCounts, ...]
+
+
+class WeightsHistory(_Value, frozen=True, kw_only=True):
+    """Rows of an experiment's weights history, oldest first."""
+
+    experiment: Experiment
+    records: tuple[WeightsRecord, ...]

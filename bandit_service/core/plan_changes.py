@@ -2,14 +2,14 @@
 
 A change gets the experiment and its plans as the write transaction sees them and returns what
 to write (`PlanWrite`), or None when the state it was computed for has moved on (another
-replica already took the step). The one write job, `edit_plans`, stores the result with
-compare-and-set on both the experiment's and the plan's revision and logs the audit entries,
-all in one transaction.
+replica already took the step). The one write job, `services.rollouts.edit_plans`, stores the
+result with compare-and-set on both the experiment's and the plan's revision and logs the audit
+entries, all in one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, assert_never
 
 import msgspec
@@ -17,11 +17,11 @@ import msgspec
 from bandit_service.core.assignment import churn_share
 from bandit_service.core.errors import (
     ConflictError,
-    DomainError,
     IllegalTransitionError,
     InvalidFieldError,
     NotFoundError,
 )
+from bandit_service.core.events import SCHEDULER, event
 from bandit_service.core.experiment_rules import is_adaptive
 from bandit_service.core.lifecycle import next_status
 from bandit_service.core.model import Event, Experiment, Rollout, RolloutKind, WeightsRecord
@@ -37,17 +37,13 @@ from bandit_service.core.plans import (
     start_plan,
 )
 from bandit_service.core.timestamps import to_datetime
-from bandit_service.ports import WriteTx
-from bandit_service.services.audit import SCHEDULER, event
 from policies import ArmStats
 
 __all__ = [
     "GUARDED",
-    "PlanEdit",
-    "PlanResult",
     "PlanWrite",
+    "Plans",
     "cancel",
-    "edit_plans",
     "move",
     "set_ramp",
     "start_completion",
@@ -66,57 +62,6 @@ class PlanWrite(msgspec.Struct, frozen=True, kw_only=True):
     plans: tuple[Rollout, ...] = ()
     weights: WeightsRecord | None = None
     events: tuple[Event, ...] = ()
-
-
-class PlanResult(msgspec.Struct, frozen=True, kw_only=True):
-    """The experiment and its plans after a change was stored."""
-
-    experiment: Experiment
-    plans: dict[str, Rollout]
-
-
-class PlanEdit(msgspec.Struct, frozen=True):
-    """A change to the plans of experiment `key`, as a pure function of its current state."""
-
-    key: str
-    change: Callable[[Experiment, Plans], PlanWrite | None]
-
-
-def edit_plans(tx: WriteTx, items: Sequence[PlanEdit]) -> list[Any]:
-    """Write job: apply each change to the current state; a lost compare-and-set undoes the item (raises)."""
-    out: list[Any] = []
-    for item in items:
-        current = tx.experiment(item.key)
-        if current is None:
-            out.append(NotFoundError(f"no experiment with key {item.key!r}", field="key"))
-            continue
-        plans = tx.rollouts(current.id)
-        try:
-            write = item.change(current, plans)
-        except DomainError as exc:
-            out.append(exc)
-            continue
-        if write is None:
-            out.append(None)
-            continue
-        experiment = current
-        if write.experiment is not None:
-            updated = tx.update_experiment(write.experiment)
-            if updated is None:
-                raise ConflictError(f"experiment {item.key!r} changed concurrently; retry", field="key")
-            experiment = updated
-        stored = dict(plans)
-        for plan in write.plans:
-            saved = tx.save_rollout(plan)
-            if saved is None:
-                raise ConflictError(f"the {plan.kind} of {item.key!r} changed concurrently; retry", field="key")
-            stored[plan.kind] = saved
-        if write.weights is not None:
-            tx.append_weights(write.weights)
-        for entry in write.events:
-            tx.log_event(entry)
-        out.append(PlanResult(experiment=experiment, plans=stored))
-    return out
 
 
 def summary(plan: Rollout | None) -> dict[str, Any] | None:

@@ -1,24 +1,52 @@
-"""Domain values as wire responses."""
+"""Core values as wire responses: the one place that knows both shapes."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from bandit_service.core.model import ArmCounts, Experiment, StoredReward, WeightsRecord
+from bandit_service.core.commands import RampStepIn, ShiftStepIn
+from bandit_service.core.model import (
+    ArmCounts,
+    EventPage,
+    Experiment,
+    ExperimentPlan,
+    LoggedEvent,
+    Served,
+    StoredReward,
+    WeightsHistory,
+    WeightsRecord,
+)
+from bandit_service.core.plans import PlanState, PlanStep
 from bandit_service.core.timestamps import to_datetime
 from bandit_service.http.schemas import (
     ArmOut,
     ArmStatsOut,
+    CompletionOut,
+    DecisionOut,
+    EventList,
+    EventOut,
     ExperimentOut,
     MetricStatsOut,
+    RampOut,
     RewardOut,
     StatsOut,
+    WeightsHistoryOut,
     WeightsRecordOut,
 )
 from policies import ArmStats
 
-__all__ = ["experiment_out", "reward_out", "weights_out"]
+__all__ = [
+    "completion_out",
+    "decision_out",
+    "event_list",
+    "experiment_out",
+    "latest_weights_out",
+    "ramp_out",
+    "reward_out",
+    "weights_history_out",
+    "weights_out",
+]
 
 
 def _mean(stats: ArmStats) -> float | None:
@@ -80,6 +108,18 @@ def experiment_out(experiment: Experiment, counts: Sequence[ArmCounts] | None = 
     )
 
 
+def latest_weights_out(history: WeightsHistory) -> WeightsRecordOut:
+    """The newest row of a weights history as the API shows it."""
+    return weights_out(history.experiment.arm_names, history.records[-1])
+
+
+def weights_history_out(history: WeightsHistory) -> WeightsHistoryOut:
+    """A weights history as the API shows it, oldest first."""
+    names = history.experiment.arm_names
+    rows = [weights_out(names, r) for r in history.records]
+    return WeightsHistoryOut(experiment=history.experiment.key, history=rows)
+
+
 def weights_out(names: Sequence[str], record: WeightsRecord) -> WeightsRecordOut:
     """One weights-history row as the API shows it."""
     return WeightsRecordOut(
@@ -106,3 +146,77 @@ def reward_out(reward: StoredReward) -> RewardOut:
         metrics=dict(sorted(reward.metrics.items())),
         recorded_at=to_datetime(reward.created_at),
     )
+
+
+def _next_step_at(steps: Sequence[PlanStep], state: PlanState) -> datetime | None:
+    hold = steps[state.step].hold_s
+    if state.status != "running" or hold is None:
+        return None
+    return state.step_started_at + timedelta(seconds=hold)
+
+
+def ramp_out(found: ExperimentPlan) -> RampOut:
+    """A ramp as the API shows it."""
+    experiment, plan = found.experiment, found.plan
+    return RampOut(
+        experiment=experiment.key,
+        steps=[RampStepIn(exposure=s.value, hold_s=s.hold_s) for s in plan.steps],
+        step=plan.state.step,
+        step_started_at=plan.state.step_started_at,
+        next_step_at=_next_step_at(plan.steps, plan.state),
+        status=plan.state.status,
+        reason=plan.state.reason,
+        exposure=experiment.config.exposure,
+        created_at=to_datetime(plan.created_at),
+        updated_at=to_datetime(plan.updated_at),
+    )
+
+
+def completion_out(found: ExperimentPlan) -> CompletionOut:
+    """A gradual completion as the API shows it."""
+    experiment, plan = found.experiment, found.plan
+    return CompletionOut(
+        experiment=experiment.key,
+        winner=plan.winner or "",
+        plan=[ShiftStepIn(share=s.value, hold_s=s.hold_s) for s in plan.steps],
+        step=plan.state.step,
+        step_started_at=plan.state.step_started_at,
+        next_step_at=_next_step_at(plan.steps, plan.state),
+        status=plan.state.status,
+        reason=plan.state.reason,
+        weights=dict(zip(experiment.arm_names, experiment.weights, strict=True)),
+        created_at=to_datetime(plan.created_at),
+        updated_at=to_datetime(plan.updated_at),
+    )
+
+
+def decision_out(served: Served) -> DecisionOut:
+    """The arm to use, with what is needed to report its reward and analyse it later."""
+    experiment = served.experiment
+    arm = experiment.arms[served.arm]
+    return DecisionOut(
+        decision_id=served.decision_id,
+        experiment=experiment.key,
+        arm=arm.name,
+        payload=arm.payload,
+        propensity=served.propensity,
+        weights_version=experiment.weights_version,
+        in_experiment=served.in_experiment,
+    )
+
+
+def _event_out(entry: LoggedEvent) -> EventOut:
+    return EventOut(
+        id=entry.id,
+        time=to_datetime(entry.created_at),
+        actor=entry.actor,
+        action=entry.action,
+        before=entry.before,
+        after=entry.after,
+    )
+
+
+def event_list(page: EventPage) -> EventList:
+    """A page of the audit log as the API shows it."""
+    events = [_event_out(e) for e in page.events]
+    return EventList(experiment=page.experiment, events=events, next_after=page.next_after)

@@ -17,10 +17,9 @@ import msgspec
 from bandit_service.core.assignment import choose_arm, in_exposure, namespace_uniform
 from bandit_service.core.commands import DecisionIn
 from bandit_service.core.errors import NotFoundError
-from bandit_service.core.model import Assignment, Decision, Experiment
+from bandit_service.core.model import Assignment, Decision, Experiment, Served
 from bandit_service.core.plans import in_slice
 from bandit_service.core.targeting import matches
-from bandit_service.http.schemas import DecisionOut
 from bandit_service.ports import Clock, IdFactory, Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
 
@@ -119,7 +118,7 @@ class DecisionService:
         self._clock = clock
         self._ids = ids
 
-    async def decide(self, data: DecisionIn) -> DecisionOut:
+    async def decide(self, data: DecisionIn) -> Served:
         """The arm for this unit: sticky inside the experiment, the control (or winner) outside it."""
         experiment = await self._cache.get(data.experiment)
         if experiment is None:
@@ -130,7 +129,13 @@ class DecisionService:
             served = experiment.control_index
             if experiment.status == "completed" and experiment.winner is not None:
                 served = experiment.arm_index(experiment.winner)
-            return self._out(experiment, OUTSIDE_PREFIX + decision_id, served, 1.0, in_experiment=False)
+            return Served(
+                decision_id=OUTSIDE_PREFIX + decision_id,
+                experiment=experiment,
+                arm=served,
+                propensity=1.0,
+                in_experiment=False,
+            )
         now = self._clock.time()
         placement = Placement(
             decision_id=decision_id,
@@ -145,18 +150,10 @@ class DecisionService:
             expires_at=now + experiment.config.reward_window_s,
         )
         assigned: Assignment = await self._storage.write(log_decisions, placement)
-        return self._out(experiment, decision_id, assigned.arm, assigned.propensity, in_experiment=True)
-
-    @staticmethod
-    def _out(
-        experiment: Experiment, decision_id: str, arm: int, propensity: float, *, in_experiment: bool
-    ) -> DecisionOut:
-        return DecisionOut(
+        return Served(
             decision_id=decision_id,
-            experiment=experiment.key,
-            arm=experiment.arms[arm].name,
-            payload=experiment.arms[arm].payload,
-            propensity=propensity,
-            weights_version=experiment.weights_version,
-            in_experiment=in_experiment,
+            experiment=experiment,
+            arm=assigned.arm,
+            propensity=assigned.propensity,
+            in_experiment=True,
         )

@@ -22,6 +22,7 @@ from bandit_service.core.errors import (
     InvalidFieldError,
     NotFoundError,
 )
+from bandit_service.core.events import ACTOR
 from bandit_service.core.experiment_rules import check_config, initial_weights, is_adaptive
 from bandit_service.core.lifecycle import next_status
 from bandit_service.core.model import (
@@ -29,17 +30,17 @@ from bandit_service.core.model import (
     Event,
     Experiment,
     ExperimentConfig,
+    ExperimentCounts,
     ExperimentStatus,
     FixedPolicy,
     NewExperiment,
+    WeightsHistory,
     WeightsRecord,
 )
-from bandit_service.http.schemas import ExperimentList, ExperimentOut, WeightsHistoryOut, WeightsRecordOut
-from bandit_service.http.views import experiment_out, weights_out
 from bandit_service.ports import Clock, IdFactory, Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
 from bandit_service.services.namespaces import check_change, check_new, settle_change
-from bandit_service.services.reweighting import ACTOR, Reweighter
+from bandit_service.services.reweighting import Reweighter
 from policies import ArmStats, validate_weights
 
 __all__ = ["ExperimentService", "Mutated", "Mutation", "create_experiments", "mutate_experiments"]
@@ -83,7 +84,7 @@ def create_experiments(tx: WriteTx, items: Sequence[NewExperiment]) -> list[Any]
                 actor=ACTOR,
                 action="create",
                 before=None,
-                after=msgspec.to_builtins(experiment_out(created)),
+                after=_created_snapshot(created),
             )
         )
         out.append(created)
@@ -220,6 +221,18 @@ def _patch(experiment: Experiment, patch: ExperimentPatch, now: float) -> Mutate
     )
 
 
+def _created_snapshot(experiment: Experiment) -> dict[str, Any]:
+    """What the operator set when creating an experiment, for the audit log."""
+    return {
+        "key": experiment.key,
+        "name": experiment.name,
+        "description": experiment.description,
+        "status": experiment.status,
+        "arms": msgspec.to_builtins(experiment.arms),
+        **msgspec.to_builtins(experiment.config),
+    }
+
+
 def _builtin(experiment: Experiment, field: str) -> Any:
     if field in ("name", "description"):
         return getattr(experiment, field)
@@ -296,7 +309,7 @@ class ExperimentService:
         self._clock = clock
         self._ids = ids
 
-    async def create(self, data: ExperimentIn) -> ExperimentOut:
+    async def create(self, data: ExperimentIn) -> Experiment:
         """Create a draft experiment."""
         now = self._clock.time()
         arms = _arms(data.arms)
@@ -330,41 +343,40 @@ class ExperimentService:
         )
         created = await self._storage.write(create_experiments, new)
         self._cache.put(created)
-        return experiment_out(created)
+        return created
 
-    async def get(self, key: str) -> ExperimentOut:
+    async def get(self, key: str) -> ExperimentCounts:
         """An experiment with its per-arm statistics, read from the database (not the cache)."""
         experiment = await self._load(key)
         counts = await self._storage.arm_counts(experiment)
-        return experiment_out(experiment, counts)
+        return ExperimentCounts(experiment=experiment, counts=tuple(counts))
 
-    async def list(self, status: ExperimentStatus | None, limit: int, offset: int) -> ExperimentList:
+    async def list(self, status: ExperimentStatus | None, limit: int, offset: int) -> list[Experiment]:
         """Experiments, newest first."""
-        found = await self._storage.experiments(status, limit, offset)
-        return ExperimentList(experiments=[experiment_out(e) for e in found])
+        return await self._storage.experiments(status, limit, offset)
 
-    async def update(self, key: str, patch: ExperimentPatch) -> ExperimentOut:
+    async def update(self, key: str, patch: ExperimentPatch) -> Experiment:
         """Change settings (arms, control, policy and reward settings only while draft)."""
         now = self._clock.time()
-        return experiment_out(await self._mutate(Mutation(key, lambda e: _patch(e, patch, now))))
+        return await self._mutate(Mutation(key, lambda e: _patch(e, patch, now)))
 
-    async def start(self, key: str) -> ExperimentOut:
+    async def start(self, key: str) -> Experiment:
         """Draft or paused -> active (a first start sets weights version 1)."""
         now = self._clock.time()
-        return experiment_out(await self._mutate(Mutation(key, lambda e: _start(e, now))))
+        return await self._mutate(Mutation(key, lambda e: _start(e, now)))
 
-    async def pause(self, key: str) -> ExperimentOut:
+    async def pause(self, key: str) -> Experiment:
         """Active -> paused: every unit gets the control arm until the next start."""
         now = self._clock.time()
-        return experiment_out(await self._mutate(Mutation(key, lambda e: _pause(e, now))))
+        return await self._mutate(Mutation(key, lambda e: _pause(e, now)))
 
-    async def complete(self, key: str, data: CompleteIn | None) -> ExperimentOut:
+    async def complete(self, key: str, data: CompleteIn | None) -> Experiment:
         """Active or paused -> completed: every unit gets the winner (or the control)."""
         now = self._clock.time()
         winner = data.winner if data is not None else None
-        return experiment_out(await self._mutate(Mutation(key, lambda e: _complete(e, winner, now))))
+        return await self._mutate(Mutation(key, lambda e: _complete(e, winner, now)))
 
-    async def set_weights(self, key: str, data: WeightsIn) -> WeightsRecordOut:
+    async def set_weights(self, key: str, data: WeightsIn) -> WeightsHistory:
         """Manual weights of a fixed split (an operator ramping 90/10 -> 50/50)."""
         experiment = await self._load(key)
         counts = await self._storage.arm_counts(experiment)
@@ -372,9 +384,9 @@ class ExperimentService:
         now = self._clock.time()
         updated = await self._mutate(Mutation(key, lambda e: _set_weights(e, data, stats, now)))
         history = await self._storage.weights_history(updated.id, 1)
-        return weights_out(updated.arm_names, history[-1])
+        return WeightsHistory(experiment=updated, records=tuple(history))
 
-    async def reweight(self, key: str) -> WeightsRecordOut:
+    async def reweight(self, key: str) -> WeightsHistory:
         """Recompute the weights now, from the counters, through the experiment's policy."""
         experiment = await self._load(key)
         if experiment.status != "active":
@@ -392,13 +404,13 @@ class ExperimentService:
         record = await self._reweighter.reweight(experiment, "manual", self._clock.time())
         if record is None:
             raise ConflictError(f"experiment {key!r} changed while reweighting; retry", field="key")
-        return weights_out(experiment.arm_names, record)
+        return WeightsHistory(experiment=experiment, records=(record,))
 
-    async def history(self, key: str, limit: int) -> WeightsHistoryOut:
+    async def history(self, key: str, limit: int) -> WeightsHistory:
         """The weights history, oldest first (the most recent `limit` versions)."""
         experiment = await self._load(key)
         records = await self._storage.weights_history(experiment.id, limit)
-        return WeightsHistoryOut(experiment=key, history=[weights_out(experiment.arm_names, r) for r in records])
+        return WeightsHistory(experiment=experiment, records=tuple(records))
 
     async def _load(self, key: str) -> Experiment:
         experiment = await self._storage.experiment(key)

@@ -13,11 +13,11 @@ from __future__ import annotations
 import msgspec
 
 from bandit_service.core.errors import ConflictError
+from bandit_service.core.events import event
 from bandit_service.core.model import Experiment, Namespace, NewExperiment
 from bandit_service.core.plans import cancel_plan, slices_overlap
 from bandit_service.core.timestamps import to_datetime
 from bandit_service.ports import WriteTx
-from bandit_service.services.audit import event
 
 __all__ = ["check_change", "check_namespace", "check_new", "settle_change"]
 

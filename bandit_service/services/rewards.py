@@ -30,8 +30,6 @@ from bandit_service.core.errors import (
 )
 from bandit_service.core.model import DecisionContext, StoredReward
 from bandit_service.core.timestamps import to_datetime
-from bandit_service.http.schemas import RewardOut
-from bandit_service.http.views import reward_out
 from bandit_service.ports import Clock, Storage, WriteTx
 from bandit_service.services.decisions import OUTSIDE_PREFIX
 
@@ -149,7 +147,7 @@ class RewardService:
         self._clock = clock
         self._expire_chunk = expire_chunk
 
-    async def record(self, data: RewardIn) -> RewardOut:
+    async def record(self, data: RewardIn) -> StoredReward:
         """Record one reward (or answer a retry exactly as the first time)."""
         if data.decision_id.startswith(OUTSIDE_PREFIX):
             raise InvalidFieldError(
@@ -166,15 +164,15 @@ class RewardService:
             received_at=self._clock.time(),
         )
         stored: StoredReward = await self._storage.write(record_rewards, claim)
-        return reward_out(stored)
+        return stored
 
-    async def record_batch(self, items: list[RewardIn]) -> list[RewardOut | DomainError]:
+    async def record_batch(self, items: list[RewardIn]) -> list[StoredReward | DomainError]:
         """Record up to 1,000 rewards; each gets its own outcome (one refusal does not stop the rest)."""
         if not 1 <= len(items) <= MAX_BATCH:
             raise InvalidFieldError(f"a batch holds 1 to {MAX_BATCH} rewards, got {len(items)}", field="body")
         return list(await asyncio.gather(*(self._one(item) for item in items)))
 
-    async def _one(self, data: RewardIn) -> RewardOut | DomainError:
+    async def _one(self, data: RewardIn) -> StoredReward | DomainError:
         try:
             return await self.record(data)
         except DomainError as exc:

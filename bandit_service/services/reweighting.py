@@ -14,15 +14,14 @@ import msgspec
 import numpy as np
 
 from bandit_service.core.assignment import churn_share, derive_seed
+from bandit_service.core.events import ACTOR
 from bandit_service.core.experiment_rules import is_adaptive, policy_config
 from bandit_service.core.model import ArmCounts, Event, Experiment, WeightsReason, WeightsRecord
 from bandit_service.ports import Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
 from policies import StatsArray
 
-__all__ = ["ACTOR", "Reweighter", "WeightsChange", "apply_weights", "compute_weights"]
-
-ACTOR = "anonymous"  # until the API has keys
+__all__ = ["Reweighter", "WeightsChange", "apply_weights", "compute_weights"]
 
 
 class WeightsChange(msgspec.Struct, frozen=True, kw_only=True):

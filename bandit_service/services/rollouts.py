@@ -20,34 +20,36 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 
-from bandit_service.core.commands import CompleteIn, ExposureIn, RampIn, RampStepIn, ShiftStepIn
-from bandit_service.core.errors import ConflictError, IllegalTransitionError, InvalidFieldError, NotFoundError
-from bandit_service.core.model import Experiment, Rollout, RolloutKind
+from bandit_service.core.commands import CompleteIn, ExposureIn, RampIn
+from bandit_service.core.errors import (
+    ConflictError,
+    DomainError,
+    IllegalTransitionError,
+    InvalidFieldError,
+    NotFoundError,
+)
+from bandit_service.core.events import event
+from bandit_service.core.model import Experiment, ExperimentPlan, Rollout, RolloutKind
 from bandit_service.core.plan_changes import (
-    PlanEdit,
-    PlanResult,
+    Plans,
     PlanWrite,
     cancel,
-    edit_plans,
     move,
     set_ramp,
     start_completion,
 )
-from bandit_service.core.plans import Hold, PlanError, PlanState, PlanStep, Stop, advance, validate_plan
+from bandit_service.core.plans import Hold, PlanError, PlanStep, Stop, advance, validate_plan
 from bandit_service.core.timestamps import to_datetime
-from bandit_service.http.schemas import CompletionOut, ExperimentOut, RampOut
-from bandit_service.http.views import experiment_out
-from bandit_service.ports import Clock, Storage
-from bandit_service.services.audit import event
+from bandit_service.ports import Clock, Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
 from bandit_service.services.experiments import ExperimentService, Mutated, Mutation, mutate_experiments
 from policies import ArmStats
 
-__all__ = ["GuardrailBreach", "RolloutService", "completion_out", "no_guardrails", "ramp_out"]
+__all__ = ["GuardrailBreach", "RolloutService", "no_guardrails"]
 
 log = logging.getLogger(__name__)
 
@@ -58,46 +60,6 @@ GuardrailBreach = Callable[[str], Awaitable[str | None]]
 async def no_guardrails(key: str) -> str | None:
     """A guardrail check for a service without reports: nothing is ever breached."""
     return None
-
-
-def _next_step_at(steps: Sequence[PlanStep], state: PlanState) -> datetime | None:
-    hold = steps[state.step].hold_s
-    if state.status != "running" or hold is None:
-        return None
-    return state.step_started_at + timedelta(seconds=hold)
-
-
-def ramp_out(experiment: Experiment, plan: Rollout) -> RampOut:
-    """A ramp as the API shows it."""
-    return RampOut(
-        experiment=experiment.key,
-        steps=[RampStepIn(exposure=s.value, hold_s=s.hold_s) for s in plan.steps],
-        step=plan.state.step,
-        step_started_at=plan.state.step_started_at,
-        next_step_at=_next_step_at(plan.steps, plan.state),
-        status=plan.state.status,
-        reason=plan.state.reason,
-        exposure=experiment.config.exposure,
-        created_at=to_datetime(plan.created_at),
-        updated_at=to_datetime(plan.updated_at),
-    )
-
-
-def completion_out(experiment: Experiment, plan: Rollout) -> CompletionOut:
-    """A gradual completion as the API shows it."""
-    return CompletionOut(
-        experiment=experiment.key,
-        winner=plan.winner or "",
-        plan=[ShiftStepIn(share=s.value, hold_s=s.hold_s) for s in plan.steps],
-        step=plan.state.step,
-        step_started_at=plan.state.step_started_at,
-        next_step_at=_next_step_at(plan.steps, plan.state),
-        status=plan.state.status,
-        reason=plan.state.reason,
-        weights=dict(zip(experiment.arm_names, experiment.weights, strict=True)),
-        created_at=to_datetime(plan.created_at),
-        updated_at=to_datetime(plan.updated_at),
-    )
 
 
 def _is_due(plan: Rollout, now: float) -> bool:
@@ -126,6 +88,58 @@ def _set_exposure(experiment: Experiment, exposure: float, now: float) -> Mutate
     return Mutated(experiment=changed, event=entry)
 
 
+class PlanResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The experiment and its plans after a change was stored."""
+
+    experiment: Experiment
+    plans: dict[str, Rollout]
+
+
+class PlanEdit(msgspec.Struct, frozen=True):
+    """A change to the plans of experiment `key`, as a pure function of its current state."""
+
+    key: str
+    change: Callable[[Experiment, Plans], PlanWrite | None]
+
+
+def edit_plans(tx: WriteTx, items: Sequence[PlanEdit]) -> list[Any]:
+    """Write job: apply each change to the current state; a lost compare-and-set undoes the item (raises)."""
+    out: list[Any] = []
+    for item in items:
+        current = tx.experiment(item.key)
+        if current is None:
+            out.append(NotFoundError(f"no experiment with key {item.key!r}", field="key"))
+            continue
+        plans = tx.rollouts(current.id)
+        try:
+            write = item.change(current, plans)
+        except DomainError as exc:
+            out.append(exc)
+            continue
+        if write is None:
+            out.append(None)
+            continue
+        experiment = current
+        if write.experiment is not None:
+            updated = tx.update_experiment(write.experiment)
+            if updated is None:
+                raise ConflictError(f"experiment {item.key!r} changed concurrently; retry", field="key")
+            experiment = updated
+        stored = dict(plans)
+        for plan in write.plans:
+            saved = tx.save_rollout(plan)
+            if saved is None:
+                raise ConflictError(f"the {plan.kind} of {item.key!r} changed concurrently; retry", field="key")
+            stored[plan.kind] = saved
+        if write.weights is not None:
+            tx.append_weights(write.weights)
+        for entry in write.events:
+            tx.log_event(entry)
+        out.append(PlanResult(experiment=experiment, plans=stored))
+    return out
+
+
+
 class RolloutService:
     """Operator rollout actions and the scheduler's step."""
 
@@ -143,34 +157,34 @@ class RolloutService:
         self._clock = clock
         self._guardrail_breach = guardrail_breach
 
-    async def set_exposure(self, key: str, data: ExposureIn) -> ExperimentOut:
+    async def set_exposure(self, key: str, data: ExposureIn) -> Experiment:
         """Set the exposure by hand (refused while a ramp drives it)."""
         now = self._clock.time()
         updated: Experiment = await self._storage.write(
             mutate_experiments, Mutation(key, lambda e: _set_exposure(e, data.exposure, now))
         )
         self._cache.put(updated)
-        return experiment_out(updated)
+        return updated
 
-    async def set_ramp(self, key: str, data: RampIn) -> RampOut:
+    async def set_ramp(self, key: str, data: RampIn) -> ExperimentPlan:
         """Start or replace the exposure ramp; its first step applies at once."""
         steps = _plan([PlanStep(s.exposure, s.hold_s) for s in data.steps], "steps", "exposure")
         now = self._clock.time()
         result = await self._edit(key, lambda e, plans: set_ramp(e, plans, steps, now))
-        return ramp_out(result.experiment, result.plans["ramp"])
+        return ExperimentPlan(experiment=result.experiment, plan=result.plans["ramp"])
 
-    async def ramp(self, key: str) -> RampOut:
+    async def ramp(self, key: str) -> ExperimentPlan:
         """The exposure ramp and where it stands."""
         experiment, plan = await self._plan_of(key, "ramp")
-        return ramp_out(experiment, plan)
+        return ExperimentPlan(experiment=experiment, plan=plan)
 
-    async def cancel_ramp(self, key: str) -> RampOut:
+    async def cancel_ramp(self, key: str) -> ExperimentPlan:
         """Stop a running ramp; the exposure stays where it is."""
         now = self._clock.time()
         result = await self._edit(key, lambda e, plans: cancel(e, plans, "ramp", now))
-        return ramp_out(result.experiment, result.plans["ramp"])
+        return ExperimentPlan(experiment=result.experiment, plan=result.plans["ramp"])
 
-    async def complete(self, key: str, data: CompleteIn | None) -> ExperimentOut:
+    async def complete(self, key: str, data: CompleteIn | None) -> Experiment:
         """Complete at once, or with a plan: shift traffic to the winner step by step, then complete."""
         if data is None or data.plan is None:
             return await self._experiments.complete(key, data)
@@ -181,18 +195,18 @@ class RolloutService:
         stats = await self._stats(key)
         now = self._clock.time()
         result = await self._edit(key, lambda e, plans: start_completion(e, plans, winner, steps, stats, now))
-        return experiment_out(result.experiment)
+        return result.experiment
 
-    async def completion(self, key: str) -> CompletionOut:
+    async def completion(self, key: str) -> ExperimentPlan:
         """The gradual completion and where it stands."""
         experiment, plan = await self._plan_of(key, "completion")
-        return completion_out(experiment, plan)
+        return ExperimentPlan(experiment=experiment, plan=plan)
 
-    async def cancel_completion(self, key: str) -> CompletionOut:
+    async def cancel_completion(self, key: str) -> ExperimentPlan:
         """Stop shifting to the winner; weights stay, scheduled reweights resume."""
         now = self._clock.time()
         result = await self._edit(key, lambda e, plans: cancel(e, plans, "completion", now))
-        return completion_out(result.experiment, result.plans["completion"])
+        return ExperimentPlan(experiment=result.experiment, plan=result.plans["completion"])
 
     async def advance_rollouts(self, now: float, limit: int = 100) -> int:
         """The scheduler's tick: check guardrails and advance every running plan of active experiments once."""

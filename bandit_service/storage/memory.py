@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
 
 import msgspec
 
@@ -46,6 +46,7 @@ __all__ = ["MemoryStorage", "MemoryTx"]
 T = TypeVar("T")
 EMPTY_SKETCH = QuantileSketch(relative_accuracy=SKETCH_ACCURACY)
 Counters = tuple[Any, ...]  # (units, decisions, rewarded, expired, n, total, total_sq), as in storage.counters
+NO_COUNTS: Counters = (0, 0, 0, 0, 0.0, 0.0, 0.0)
 
 
 def _kept(value: T) -> T:
@@ -362,22 +363,12 @@ class MemoryStorage:
                 metrics.setdefault(arm, {})[name] = ArmStats(n, total, total_sq)
         out = []
         for i in range(len(experiment.arms)):
-            c = self._t.arm_counters.get((experiment.id, i))
-            if c is None:
-                out.append(ArmCounts(metrics=metrics.get(i, {})))
-                continue
-            units, decisions, rewarded, expired, n, total, total_sq = c
-            stats = ArmStats(n, total, max(total_sq, 0.0))
-            out.append(
-                ArmCounts(
-                    units=units,
-                    decisions=decisions,
-                    rewarded=rewarded,
-                    expired=expired,
-                    stats=stats,
-                    metrics=metrics.get(i, {}),
-                )
+            units, decisions, rewarded, expired, n, total, total_sq = self._t.arm_counters.get(
+                (experiment.id, i), NO_COUNTS
             )
+            stats = ArmStats(n, total, max(total_sq, 0.0))
+            counts = {"units": units, "decisions": decisions, "rewarded": rewarded, "expired": expired}
+            out.append(ArmCounts(**counts, stats=stats, metrics=metrics.get(i, {})))
         return out
 
     async def weights_history(self, experiment_id: int, limit: int) -> list[WeightsRecord]:
@@ -390,27 +381,28 @@ class MemoryStorage:
 
     async def events(self, experiment_id: int, after: int, limit: int) -> list[LoggedEvent]:
         """Audit-log entries with id > `after`, oldest first."""
-        found = [e for i, e in sorted(self._t.events.items()) if i >= after and e.experiment_id == experiment_id]
+        found = [e for i, e in sorted(self._t.events.items()) if i > after and e.experiment_id == experiment_id]
         return found[:limit]
 
     async def due(self, kind: DueKind, now: float, limit: int) -> list[str]:
         """The scheduler's work, in the order of the SQL queries (ties by insertion, as the indexes give them)."""
         t = self._t
-        if kind == "reweight":
-            due = [
-                e
-                for e in t.experiments.values()
-                if e.status == "active" and e.next_reweight_at is not None and e.next_reweight_at <= now
-            ]
-            return [e.key for e in sorted(due, key=lambda e: e.next_reweight_at or 0.0)][:limit]
-        if kind == "expired":
-            pending = [d for i, d in t.decisions.items() if t.status[i] == "pending" and d.expires_at <= now]
-            return [d.id for d in sorted(pending, key=lambda d: d.expires_at)][:limit]
-        if kind == "rollouts":
-            running = {r.experiment_id for r in t.rollouts.values() if r.state.status == "running"}
-            keys = {t.experiments[i].key for i in running if t.experiments[i].status == "active"}
-            return sorted(keys)[:limit]
-        raise ValueError(f"kind: unknown due kind {kind!r}")
+        match kind:
+            case "reweight":
+                due = [
+                    e
+                    for e in t.experiments.values()
+                    if e.status == "active" and e.next_reweight_at is not None and e.next_reweight_at <= now
+                ]
+                return [e.key for e in sorted(due, key=lambda e: e.next_reweight_at or 0.0)][:limit]
+            case "expired":
+                pending = [d for i, d in t.decisions.items() if t.status[i] == "pending" and d.expires_at <= now]
+                return [d.id for d in sorted(pending, key=lambda d: d.expires_at)][:limit]
+            case "rollouts":
+                running = {r.experiment_id for r in t.rollouts.values() if r.state.status == "running"}
+                return sorted(t.experiments[i].key for i in running if t.experiments[i].status == "active")[:limit]
+            case _:
+                assert_never(kind)
 
     async def report_data(self, experiment: Experiment) -> ReportData:
         """Counters per period and arm, metric statistics, sketches and the weights history."""
@@ -464,7 +456,7 @@ class MemoryStorage:
         rows: dict[str, list[CounterRow]] = {}
         for (label, v, arm), (units, count, rewarded, expired, total, total_sq) in traffic.items():
             # An expired decision counts with the default reward, as in the incremental counters.
-            n, total, total_sq = rewarded + expired, total + expired * default, total_sq + expired * default**2
+            n, total, total_sq = rewarded + expired, total + expired * default, total_sq + expired * default * default
             rows.setdefault(label, []).append((v, arm, units, count, rewarded, expired, n, total, total_sq))
         metric_rows: dict[str, list[MetricRow]] = {}
         for (label, v, arm, name), (n, total, total_sq) in metric_sums.items():

@@ -8,6 +8,7 @@ from litestar.params import JSONBody
 
 from bandit_service.core.commands import DecisionIn
 from bandit_service.http.schemas import DecisionOut
+from bandit_service.http.views import decision_out
 from bandit_service.services.decisions import DecisionService
 
 __all__ = ["decide"]
@@ -16,4 +17,4 @@ __all__ = ["decide"]
 @post("/v1/decisions", status_code=200, tags=["decisions"])
 async def decide(data: JSONBody[DecisionIn], decisions: NamedDependency[DecisionService]) -> DecisionOut:
     """Choose the arm for a unit (sticky) or for one request (no unit: an independent draw)."""
-    return await decisions.decide(data)
+    return decision_out(await decisions.decide(data))

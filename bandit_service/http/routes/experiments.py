@@ -11,6 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from bandit_service.core.commands import CompleteIn, ExperimentIn, ExperimentPatch, WeightsIn
 from bandit_service.core.model import ExperimentStatus
 from bandit_service.http.schemas import ExperimentList, ExperimentOut, WeightsHistoryOut, WeightsRecordOut
+from bandit_service.http.views import experiment_out, latest_weights_out, weights_history_out
 from bandit_service.services.experiments import ExperimentService
 from bandit_service.services.rollouts import RolloutService
 
@@ -31,7 +32,7 @@ class ExperimentController(Controller):
         self, data: JSONBody[ExperimentIn], experiments: NamedDependency[ExperimentService]
     ) -> ExperimentOut:
         """Create a draft experiment."""
-        return await experiments.create(data)
+        return experiment_out(await experiments.create(data))
 
     @get("/")
     async def list_experiments(
@@ -42,29 +43,31 @@ class ExperimentController(Controller):
         offset: Offset = 0,
     ) -> ExperimentList:
         """List experiments, newest first, optionally of one status."""
-        return await experiments.list(status, limit, offset)
+        found = await experiments.list(status, limit, offset)
+        return ExperimentList(experiments=[experiment_out(e) for e in found])
 
     @get("/{key:str}")
     async def read(self, key: FromPath[str], experiments: NamedDependency[ExperimentService]) -> ExperimentOut:
         """Configuration, status, current weights, and per-arm counts and means."""
-        return await experiments.get(key)
+        found = await experiments.get(key)
+        return experiment_out(found.experiment, found.counts)
 
     @patch("/{key:str}")
     async def update(
         self, key: FromPath[str], data: JSONBody[ExperimentPatch], experiments: NamedDependency[ExperimentService]
     ) -> ExperimentOut:
         """Change description, exposure, targeting or schedule (arms, policy and reward settings while draft)."""
-        return await experiments.update(key, data)
+        return experiment_out(await experiments.update(key, data))
 
     @post("/{key:str}/start", status_code=200)
     async def start(self, key: FromPath[str], experiments: NamedDependency[ExperimentService]) -> ExperimentOut:
         """Draft or paused -> active."""
-        return await experiments.start(key)
+        return experiment_out(await experiments.start(key))
 
     @post("/{key:str}/pause", status_code=200)
     async def pause(self, key: FromPath[str], experiments: NamedDependency[ExperimentService]) -> ExperimentOut:
         """Active -> paused (everyone gets the control arm)."""
-        return await experiments.pause(key)
+        return experiment_out(await experiments.pause(key))
 
     @post("/{key:str}/complete", status_code=200)
     async def complete(
@@ -77,23 +80,23 @@ class ExperimentController(Controller):
 
         With a `plan`, traffic shifts to the winner step by step first (see GET .../completion).
         """
-        return await rollouts.complete(key, data)
+        return experiment_out(await rollouts.complete(key, data))
 
     @post("/{key:str}/reweight", status_code=200)
     async def reweight(self, key: FromPath[str], experiments: NamedDependency[ExperimentService]) -> WeightsRecordOut:
         """Recompute the weights now through the experiment's policy."""
-        return await experiments.reweight(key)
+        return latest_weights_out(await experiments.reweight(key))
 
     @get("/{key:str}/weights")
     async def weights_history(
         self, key: FromPath[str], experiments: NamedDependency[ExperimentService], limit: Limit = 1_000
     ) -> WeightsHistoryOut:
         """The weights history, oldest first: version, time, weights, per-arm stats, reason, seed, churn."""
-        return await experiments.history(key, limit)
+        return weights_history_out(await experiments.history(key, limit))
 
     @put("/{key:str}/weights")
     async def set_weights(
         self, key: FromPath[str], data: JSONBody[WeightsIn], experiments: NamedDependency[ExperimentService]
     ) -> WeightsRecordOut:
         """Set the weights of a fixed split by hand (validated like FixedSplit)."""
-        return await experiments.set_weights(key, data)
+        return latest_weights_out(await experiments.set_weights(key, data))

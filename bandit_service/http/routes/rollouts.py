@@ -10,6 +10,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from bandit_service.core.commands import ExposureIn, RampIn
 from bandit_service.http.schemas import CompletionOut, EventList, ExperimentOut, RampOut
+from bandit_service.http.views import completion_out, event_list, experiment_out, ramp_out
 from bandit_service.services.audit import AuditService
 from bandit_service.services.rollouts import RolloutService
 
@@ -30,38 +31,38 @@ class RolloutController(Controller):
         self, key: FromPath[str], data: JSONBody[ExposureIn], rollouts: NamedDependency[RolloutService]
     ) -> ExperimentOut:
         """Set the share of units that enter the experiment (409 while a ramp drives it)."""
-        return await rollouts.set_exposure(key, data)
+        return experiment_out(await rollouts.set_exposure(key, data))
 
     @put("/{key:str}/ramp")
     async def set_ramp(
         self, key: FromPath[str], data: JSONBody[RampIn], rollouts: NamedDependency[RolloutService]
     ) -> RampOut:
         """Start or replace an exposure ramp; the scheduler advances it while every guardrail holds."""
-        return await rollouts.set_ramp(key, data)
+        return ramp_out(await rollouts.set_ramp(key, data))
 
     @get("/{key:str}/ramp")
     async def ramp(self, key: FromPath[str], rollouts: NamedDependency[RolloutService]) -> RampOut:
         """The exposure ramp: steps, current step, since when, status and reason."""
-        return await rollouts.ramp(key)
+        return ramp_out(await rollouts.ramp(key))
 
     @delete("/{key:str}/ramp", status_code=200)
     async def cancel_ramp(self, key: FromPath[str], rollouts: NamedDependency[RolloutService]) -> RampOut:
         """Cancel the running ramp; the exposure stays where it is."""
-        return await rollouts.cancel_ramp(key)
+        return ramp_out(await rollouts.cancel_ramp(key))
 
     @get("/{key:str}/completion")
     async def completion(self, key: FromPath[str], rollouts: NamedDependency[RolloutService]) -> CompletionOut:
         """The gradual completion (POST .../complete with a plan): winner, steps, current step, status."""
-        return await rollouts.completion(key)
+        return completion_out(await rollouts.completion(key))
 
     @delete("/{key:str}/completion", status_code=200)
     async def cancel_completion(self, key: FromPath[str], rollouts: NamedDependency[RolloutService]) -> CompletionOut:
         """Cancel the running gradual completion; weights stay, scheduled reweights resume."""
-        return await rollouts.cancel_completion(key)
+        return completion_out(await rollouts.cancel_completion(key))
 
     @get("/{key:str}/events")
     async def events(
         self, key: FromPath[str], audit: NamedDependency[AuditService], limit: Limit = 100, after: After = 0
     ) -> EventList:
         """The audit log, oldest first: time, actor, action, values before and after."""
-        return await audit.events(key, after, limit)
+        return event_list(await audit.events(key, after, limit))
