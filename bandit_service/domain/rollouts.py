@@ -57,17 +57,12 @@ from bandit_service.storage.repository import Repository
 from bandit_service.writer import GroupCommitWriter
 from policies import ArmStats
 
-__all__ = ["GuardrailBreach", "RolloutService", "completion_out", "no_guardrails", "ramp_out"]
+__all__ = ["GuardrailBreach", "RolloutService", "completion_out", "ramp_out"]
 
 log = logging.getLogger(__name__)
 
 GuardrailBreach = Callable[[str], Awaitable[str | None]]
 """Given an experiment key: None when every guardrail holds (or none is set), else why one is breached."""
-
-
-async def no_guardrails(key: str) -> str | None:
-    """A guardrail check for a service without reports: nothing is ever breached."""
-    return None
 
 
 def _next_step_at(steps: Sequence[PlanStep], state: PlanState) -> datetime | None:
@@ -146,7 +141,7 @@ class RolloutService:
         cache: ExperimentCache,
         experiments: ExperimentService,
         clock: Clock,
-        guardrail_breach: GuardrailBreach = no_guardrails,
+        guardrail_breach: GuardrailBreach,
     ) -> None:
         self._repository = repository
         self._writer = writer
