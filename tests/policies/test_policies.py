@@ -343,7 +343,6 @@ def test_invalid_active_masks_are_refused(active: Any, match: str, rng: np.rando
         pytest.param((0.5, -0.1, 0.6), r"^weights: weights must be non-negative", id="negative"),
         pytest.param((0.5, float("nan")), r"^weights: .*finite", id="nan"),
         pytest.param((0.5, float("inf")), r"^weights: .*finite", id="inf"),
-        pytest.param((), r"^weights: expected a non-empty list", id="empty"),
         pytest.param((0.5, 0.5 + 2e-9), r"^weights: weights must sum to 1", id="sum-above"),
         pytest.param((0.3, 0.3), r"^weights: weights must sum to 1", id="sum-below"),
     ],
@@ -548,7 +547,6 @@ def test_decode_policy_reads_each_kind(text: str, expected: PolicyConfig) -> Non
     [
         pytest.param('{"kind": "fixed", "weights": [0.5, 0.6]}', r"weights: weights must sum to 1", id="fixed-sum"),
         pytest.param('{"kind": "fixed", "weights": [1.5, -0.5]}', r"weights: .*non-negative", id="fixed-negative"),
-        pytest.param('{"kind": "fixed"}', r"weights: expected a non-empty list", id="fixed-no-weights"),
         pytest.param('{"kind": "epsilon_greedy", "epsilon": 1.5}', r"\$\.epsilon", id="epsilon-range"),
         pytest.param('{"kind": "epsilon_greedy", "burn_in": -1}', r"\$\.burn_in", id="burn-in-range"),
         pytest.param('{"kind": "thompson", "draws": 0}', r"\$\.draws", id="draws-range"),
