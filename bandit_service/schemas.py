@@ -14,6 +14,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from bandit_service.reporting.inputs import DecisionCriteria
+from policies import PolicyConfig, ThompsonSampling
 
 __all__ = [
     "ArmIn",
@@ -26,7 +27,6 @@ __all__ = [
     "DecisionCriteria",
     "DecisionIn",
     "DecisionOut",
-    "EpsilonGreedyPolicy",
     "EventList",
     "EventOut",
     "ExperimentIn",
@@ -35,12 +35,10 @@ __all__ = [
     "ExperimentPatch",
     "ExperimentStatus",
     "ExposureIn",
-    "FixedPolicy",
     "HealthOut",
     "MetricStatsOut",
     "Namespace",
     "PlanStatus",
-    "PolicySpec",
     "Problem",
     "RampIn",
     "RampOut",
@@ -53,7 +51,6 @@ __all__ = [
     "ShiftStepIn",
     "StatsOut",
     "Targeting",
-    "ThompsonPolicy",
     "WeightsHistoryOut",
     "WeightsIn",
     "WeightsReason",
@@ -104,40 +101,6 @@ class _Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     """Common options: immutable, unknown fields refused."""
 
 
-class _PolicyBase(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, tag_field="kind"):
-    """A policy on the wire, tagged by `kind`."""
-
-
-class FixedPolicy(_PolicyBase, frozen=True, kw_only=True, tag="fixed"):
-    """Fixed split: the arms' `weight`s (equal if none is given), changed only by PUT .../weights."""
-
-
-class EpsilonGreedyPolicy(_PolicyBase, frozen=True, kw_only=True, tag="epsilon_greedy"):
-    """Epsilon-greedy: 1 - eps + eps/k to the best observed mean, eps/k to every other arm."""
-
-    epsilon: Probability = 0.1
-    burn_in: Count = 0
-    min_weight: Probability = 0.0
-
-
-class ThompsonPolicy(_PolicyBase, frozen=True, kw_only=True, tag="thompson"):
-    """Thompson sampling: each arm's weight is P(arm is best); the reward kind is the experiment's."""
-
-    burn_in: Count = 0
-    min_weight: Probability = 0.0
-    method: Literal["monte_carlo", "integration"] = "monte_carlo"
-    draws: Annotated[int, Meta(ge=100, le=1_000_000)] = 10_000
-    prior_alpha: Annotated[float, Meta(gt=0, le=1e9)] = 1.0
-    prior_beta: Annotated[float, Meta(gt=0, le=1e9)] = 1.0
-    prior_mean: Finite = 0.0
-    prior_kappa: Annotated[float, Meta(gt=0, le=1e9)] = 1e-3
-    prior_shape: Annotated[float, Meta(gt=0, le=1e9)] = 1.0
-    prior_scale: Annotated[float, Meta(gt=0, le=1e15)] = 1.0
-
-
-PolicySpec = FixedPolicy | EpsilonGreedyPolicy | ThompsonPolicy
-
-
 class Namespace(_Wire, frozen=True, kw_only=True):
     """A mutually exclusive group: the experiment takes units whose namespace hash is in [start, end)."""
 
@@ -167,7 +130,7 @@ class ExperimentIn(_Wire, frozen=True, kw_only=True):
     description: Description = ""
     arms: Annotated[tuple[ArmIn, ...], Meta(min_length=2, max_length=50)]
     control: ArmName | None = None
-    policy: PolicySpec = ThompsonPolicy()
+    policy: PolicyConfig = ThompsonSampling()
     reward: RewardKind = "bernoulli"
     reweight_every_s: Seconds = 3_600
     exposure: Probability = 1.0
@@ -193,7 +156,7 @@ class ExperimentPatch(_Wire, frozen=True, kw_only=True):
     reweight_every_s: Seconds | UnsetType = UNSET
     arms: Annotated[tuple[ArmIn, ...], Meta(min_length=2, max_length=50)] | UnsetType = UNSET
     control: ArmName | UnsetType | None = UNSET
-    policy: PolicySpec | UnsetType = UNSET
+    policy: PolicyConfig | UnsetType = UNSET
     reward: RewardKind | UnsetType = UNSET
     sticky: bool | UnsetType = UNSET
     reward_window_s: Seconds | UnsetType = UNSET
@@ -334,7 +297,7 @@ class ExperimentOut(_Wire, frozen=True, kw_only=True, omit_defaults=True):
     status: ExperimentStatus
     arms: list[ArmOut]
     control: str
-    policy: PolicySpec
+    policy: PolicyConfig
     reward: RewardKind
     reweight_every_s: int
     exposure: float

@@ -21,7 +21,7 @@ from bandit_service.domain.lifecycle import next_status
 from bandit_service.domain.model import Arm, Event, Experiment, ExperimentConfig, NewExperiment, WeightsRecord
 from bandit_service.domain.reweighting import ACTOR, Reweighter
 from bandit_service.domain.rollout_rules import check_change, check_new, settle_change
-from bandit_service.domain.specs import check_config, initial_weights, is_adaptive
+from bandit_service.domain.specs import check_config, initial_weights
 from bandit_service.domain.views import experiment_out, weights_out
 from bandit_service.errors import ConflictError, DomainError, IllegalTransitionError, InvalidFieldError, NotFoundError
 from bandit_service.ids import IdFactory
@@ -32,7 +32,6 @@ from bandit_service.schemas import (
     ExperimentOut,
     ExperimentPatch,
     ExperimentStatus,
-    FixedPolicy,
     WeightsHistoryOut,
     WeightsIn,
     WeightsRecordOut,
@@ -128,8 +127,8 @@ def _arms(arms: Sequence[Any]) -> tuple[Arm, ...]:
 def _start(experiment: Experiment, now: float) -> Mutated:
     status = next_status("start", experiment.key, experiment.status)
     if experiment.status == "draft":
-        weights = initial_weights(experiment.arms)
-        adaptive = is_adaptive(experiment.config.policy)
+        weights = initial_weights(experiment.arms, experiment.config.policy)
+        adaptive = experiment.config.policy.adaptive
         started = msgspec.structs.replace(
             experiment,
             status=status,
@@ -231,7 +230,7 @@ def _builtin(experiment: Experiment, field: str) -> Any:
 
 def _set_weights(experiment: Experiment, data: WeightsIn, stats: tuple[ArmStats, ...], now: float) -> Mutated:
     policy = experiment.config.policy
-    if not isinstance(policy, FixedPolicy):
+    if policy.adaptive:
         raise ConflictError(
             f"manual weights are for fixed-split experiments; {experiment.key!r} uses policy "
             f"{type(policy).__struct_config__.tag!r}",

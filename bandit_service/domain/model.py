@@ -8,8 +8,8 @@ import msgspec
 
 from bandit_service.reporting.inputs import DecisionCriteria
 from bandit_service.rollout import PlanState, PlanStep
-from bandit_service.schemas import ExperimentStatus, Namespace, PolicySpec, RewardKind, WeightsReason
-from policies import ArmStats
+from bandit_service.schemas import ExperimentStatus, Namespace, RewardKind, WeightsReason
+from policies import ArmStats, PolicyConfig
 
 __all__ = [
     "Arm",
@@ -50,7 +50,7 @@ class ExperimentConfig(_Value, frozen=True, kw_only=True):
     """The settings of an experiment that are stored as one JSON document."""
 
     control: str
-    policy: PolicySpec
+    policy: PolicyConfig  # as the operator gave it; `bound_policy` adds the reward kind and weights
     reward: RewardKind
     reweight_every_s: int
     exposure: float

@@ -19,7 +19,6 @@ from bandit_service.clock import to_datetime
 from bandit_service.domain.audit import SCHEDULER, event
 from bandit_service.domain.lifecycle import next_status
 from bandit_service.domain.model import Event, Experiment, Rollout, RolloutKind, WeightsRecord
-from bandit_service.domain.specs import is_adaptive
 from bandit_service.errors import ConflictError, DomainError, IllegalTransitionError, InvalidFieldError, NotFoundError
 from bandit_service.rollout import (
     Advance,
@@ -236,7 +235,7 @@ def start_completion(
 
 def _resume_reweights(experiment: Experiment, now: float) -> float | None:
     """When scheduled reweights resume after a completion plan ends without completing."""
-    if experiment.status == "completed" or not is_adaptive(experiment.config.policy):
+    if experiment.status == "completed" or not experiment.config.policy.adaptive:
         return None
     return now + experiment.config.reweight_every_s
 

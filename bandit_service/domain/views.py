@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bandit_service.clock import to_datetime
 from bandit_service.domain.model import ArmCounts, Experiment, StoredReward, WeightsRecord
+from bandit_service.domain.specs import bound_policy
 from bandit_service.schemas import (
     ArmOut,
     ArmStatsOut,
@@ -55,7 +56,7 @@ def experiment_out(experiment: Experiment, counts: Sequence[ArmCounts] | None = 
         status=experiment.status,
         arms=[ArmOut(name=a.name, weight=a.weight, payload=a.payload) for a in experiment.arms],
         control=config.control,
-        policy=config.policy,
+        policy=bound_policy(config, experiment.weights),
         reward=config.reward,
         reweight_every_s=config.reweight_every_s,
         exposure=config.exposure,
