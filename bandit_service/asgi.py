@@ -13,7 +13,7 @@ __all__ = ["app"]
 app = create_app(Settings.from_env(os.environ))
 
 # Move the objects of the imported modules and the app (hundreds of thousands) out of the
-# collector's reach: a full collection scanning them paused the event loop for ~40 ms and set
-# the p99 latency (48 ms -> 9 ms at 32 connections with one worker, measured with wrk).
+# collector's reach: a full collection scanning them paused the event loop long enough to set
+# the p99 latency under load (the README's HTTP load benchmark shows the latencies).
 gc.collect()
 gc.freeze()

@@ -26,16 +26,15 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 import numpy as np
 
-from policies import EpsilonGreedy, FixedSplit, ThompsonSampling
+from policies import FixedSplit, PolicyConfig, ThompsonSampling
 from policies.environments import BernoulliEnv, DriftingEnv, EnvironmentConfig, GaussianEnv
 from policies.lai_robbins import lai_robbins_bound
 from policies.simulation import SimulatedPolicy, SimulationResult, simulate
-from policies.ucb import UCB1
 
 __all__ = ["BIT_GENERATORS", "ENVIRONMENTS", "POLICIES", "PeerRun", "PolicyRun", "main", "make_environment"]
 
@@ -92,31 +91,30 @@ def make_environment(name: str, horizon: int) -> EnvironmentConfig:
 PolicyFactory = Callable[[EnvironmentConfig, int], SimulatedPolicy]
 
 
-def _uniform(env: EnvironmentConfig, draws: int) -> SimulatedPolicy:
-    return FixedSplit(weights=(1.0 / env.k,) * env.k)
+def with_defaults(kind: type[PolicyConfig]) -> PolicyFactory:
+    """A factory of the policy with its default parameters, bound to the environment's reward kind."""
+
+    def make(env: EnvironmentConfig, draws: int) -> SimulatedPolicy:
+        return kind().bind(reward=env.reward, weights=())
+
+    return make
 
 
-def _epsilon_greedy(env: EnvironmentConfig, draws: int) -> SimulatedPolicy:
-    return EpsilonGreedy(epsilon=0.1)
-
-
-def _thompson(env: EnvironmentConfig, draws: int) -> SimulatedPolicy:
+def _thompson_batches(env: EnvironmentConfig, draws: int) -> SimulatedPolicy:
     # `draws` only matters for `allocate` (scheduled batches): Monte Carlo P(best).
-    return ThompsonSampling(reward=env.reward, draws=draws)
+    return ThompsonSampling(draws=draws).bind(reward=env.reward, weights=())
 
 
-def _ucb1(env: EnvironmentConfig, draws: int) -> SimulatedPolicy:
-    return UCB1()
-
-
+# Every member of the union, online with its defaults (a fixed split with no weights is the
+# uniform baseline), then Thompson sampling reweighted in batches as the service does.
 POLICIES: dict[str, tuple[PolicyFactory, int | None]] = {
-    "uniform": (_uniform, None),
-    "epsilon_greedy": (_epsilon_greedy, None),
-    "thompson": (_thompson, None),
-    "thompson_b100": (_thompson, 100),
-    "thompson_b1000": (_thompson, 1_000),
-    "thompson_b10000": (_thompson, 10_000),
-    "ucb1": (_ucb1, None),
+    **{
+        "uniform" if kind is FixedSplit else kind.__struct_config__.tag: (with_defaults(kind), None)
+        for kind in get_args(PolicyConfig)
+    },
+    "thompson_b100": (_thompson_batches, 100),
+    "thompson_b1000": (_thompson_batches, 1_000),
+    "thompson_b10000": (_thompson_batches, 10_000),
 }
 
 # Our policies that MABWiser also implements (its learners are built lazily: it is optional).

@@ -4,6 +4,7 @@ No I/O, no clock, no global random state: every random function takes a
 `numpy.random.Generator`.
 """
 
+from policies.base import ConfigError, PolicyBase
 from policies.bayesian import BayesianArm, BayesianComparison, bayesian_comparison, expected_loss
 from policies.corrections import adjust_p_values, bonferroni, holm
 from policies.environments import BernoulliEnv, DriftingEnv, EnvironmentConfig, GaussianEnv
@@ -12,7 +13,7 @@ from policies.estimators import ArmEstimates, ipw_means, naive_means, stratified
 from policies.fixed import FixedSplit, validate_weights
 from policies.frequentist import Comparison, welch_test, z_test
 from policies.lai_robbins import bernoulli_kl, lai_robbins_bound, lai_robbins_constant
-from policies.policy import Policy, PolicyConfig, decode_policy
+from policies.policy import PolicyConfig, decode_policy
 from policies.posterior import (
     BetaPosterior,
     StudentTPosterior,
@@ -45,12 +46,13 @@ __all__ = [
     "BernoulliEnv",
     "BetaPosterior",
     "Comparison",
+    "ConfigError",
     "DriftingEnv",
     "EnvironmentConfig",
     "EpsilonGreedy",
     "FixedSplit",
     "GaussianEnv",
-    "Policy",
+    "PolicyBase",
     "PolicyConfig",
     "QuantileSketch",
     "SampleSize",

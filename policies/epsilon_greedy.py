@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from policies.base import NonNegativeInt, PolicyBase, Probability, check_non_negative_int, check_probability
-from policies.knobs import active_mask, apply_floor, check_floor, in_burn_in, sample_arms, uniform_over
+from policies.base import Count, PolicyBase, Probability, check_count, check_probability
+from policies.knobs import (
+    active_mask,
+    apply_floor,
+    check_floor,
+    check_floor_fits,
+    in_burn_in,
+    sample_arms,
+    uniform_over,
+)
 from policies.stats import BoolArray, FloatArray, IntArray, StatsArray
 
 __all__ = ["EpsilonGreedy", "epsilon_greedy_weights"]
@@ -34,13 +42,17 @@ class EpsilonGreedy(PolicyBase, frozen=True, tag="epsilon_greedy"):
     """Epsilon-greedy with burn-in and a per-arm weight floor."""
 
     epsilon: Probability = 0.1
-    burn_in: NonNegativeInt = 0
+    burn_in: Count = 0
     min_weight: Probability = 0.0
 
     def __post_init__(self) -> None:
         check_probability("epsilon", self.epsilon)
-        check_non_negative_int("burn_in", self.burn_in)
+        check_count("burn_in", self.burn_in)
         check_probability("min_weight", self.min_weight)
+
+    def check_arms(self, k: int, *, weighted_arms: bool = False) -> None:
+        """Refuse a floor that k arms cannot all receive."""
+        check_floor_fits(self.min_weight, k)
 
     def allocate(self, stats: StatsArray, rng: np.random.Generator, active: ArrayLike | None = None) -> FloatArray:
         """Allocation weights (..., k): non-negative, summing to 1, floored, zero on held arms."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from policies.base import ConfigError
 from policies.stats import BoolArray, FloatArray, IntArray, StatsArray
 
 __all__ = [
     "active_mask",
     "apply_floor",
     "check_floor",
+    "check_floor_fits",
     "check_size",
     "in_burn_in",
     "sample_arms",
@@ -49,14 +51,18 @@ def in_burn_in(stats: StatsArray, mask: BoolArray, burn_in: int) -> BoolArray:
 
 
 def check_floor(min_weight: float, mask: BoolArray) -> None:
-    """Refuse a floor that the k arms cannot all receive (k * floor > 1).
+    """Refuse a floor that the arms of the mask (held or not) cannot all receive."""
+    check_floor_fits(min_weight, int(mask.shape[-1]))
+
+
+def check_floor_fits(min_weight: float, k: int) -> None:
+    """Refuse a floor that k arms cannot all receive (k * floor > 1).
 
     The check counts every arm, held or not, so a config that is valid for an experiment stays
     valid when an arm is paused and resumed.
     """
-    k = int(mask.shape[-1])
     if k * min_weight > 1.0 + 1e-12:
-        raise ValueError(f"min_weight: {k} arms x floor {min_weight} exceeds 1")
+        raise ConfigError("min_weight", f"{k} arms x floor {min_weight} exceeds 1")
 
 
 def check_size(size: int | None) -> None:

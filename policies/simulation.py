@@ -19,7 +19,7 @@ __all__ = ["SimulatedPolicy", "SimulationResult", "checkpoint_times", "simulate"
 
 
 class SimulatedPolicy(Protocol):
-    """The two methods of `policies.policy.Policy` that the simulator calls."""
+    """The two methods of every policy config that the simulator calls."""
 
     def allocate(self, stats: StatsArray, rng: np.random.Generator, active: ArrayLike | None = None) -> FloatArray:
         """Weights of shape (..., k) summing to 1 along the last axis."""

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import numbers
-from typing import Annotated, Literal
+from collections.abc import Sequence
+from typing import Annotated, Literal, Self
 
 import msgspec
 import numpy as np
 from numpy.typing import ArrayLike
 
-from policies.base import NonNegativeInt, PolicyBase, Probability, check_non_negative_int, check_probability
-from policies.knobs import active_mask, apply_floor, check_floor, check_size, in_burn_in, sample_arms, uniform_over
+from policies.base import ConfigError, Count, PolicyBase, Probability, check_count, check_probability
+from policies.knobs import (
+    active_mask,
+    apply_floor,
+    check_floor,
+    check_floor_fits,
+    check_size,
+    in_burn_in,
+    sample_arms,
+    uniform_over,
+)
 from policies.posterior import (
     BetaPosterior,
     Posterior,
@@ -24,7 +34,11 @@ from policies.stats import BoolArray, FloatArray, IntArray, StatsArray
 
 __all__ = ["ThompsonSampling"]
 
-Positive = Annotated[float, msgspec.Meta(gt=0.0)]
+MAX_DRAWS = 1_000_000
+MAX_PRIOR = 1e9  # a prior worth more than a billion observations is a typo, not a belief
+MAX_PRIOR_SCALE = 1e15  # a sum of squares: continuous rewards are bounded by 1e15 in size
+MAX_PRIOR_MEAN = 1e15
+Prior = Annotated[float, msgspec.Meta(gt=0.0, le=MAX_PRIOR)]
 
 
 class ThompsonSampling(PolicyBase, frozen=True, tag="thompson"):
@@ -38,35 +52,52 @@ class ThompsonSampling(PolicyBase, frozen=True, tag="thompson"):
     """
 
     reward: RewardKind = "bernoulli"
-    burn_in: NonNegativeInt = 0
+    burn_in: Count = 0
     min_weight: Probability = 0.0
     method: Literal["monte_carlo", "integration"] = "monte_carlo"
-    draws: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
-    prior_alpha: Positive = 1.0
-    prior_beta: Positive = 1.0
-    prior_mean: float = 0.0
-    prior_kappa: Positive = 1e-3
-    prior_shape: Positive = 1.0
-    prior_scale: Positive = 1.0
+    draws: Annotated[int, msgspec.Meta(ge=1, le=MAX_DRAWS)] = 10_000
+    prior_alpha: Prior = 1.0
+    prior_beta: Prior = 1.0
+    prior_mean: Annotated[float, msgspec.Meta(ge=-MAX_PRIOR_MEAN, le=MAX_PRIOR_MEAN)] = 0.0
+    prior_kappa: Prior = 1e-3
+    prior_shape: Prior = 1.0
+    prior_scale: Annotated[float, msgspec.Meta(gt=0.0, le=MAX_PRIOR_SCALE)] = 1.0
 
     def __post_init__(self) -> None:
-        check_non_negative_int("burn_in", self.burn_in)
+        check_count("burn_in", self.burn_in)
         check_probability("min_weight", self.min_weight)
         if self.reward not in ("bernoulli", "continuous"):
-            raise ValueError(f"reward: must be 'bernoulli' or 'continuous', got {self.reward!r}")
+            raise ConfigError("reward", f"must be 'bernoulli' or 'continuous', got {self.reward!r}")
         if self.method not in ("monte_carlo", "integration"):
-            raise ValueError(f"method: must be 'monte_carlo' or 'integration', got {self.method!r}")
+            raise ConfigError("method", f"must be 'monte_carlo' or 'integration', got {self.method!r}")
         if self.method == "integration" and self.reward != "bernoulli":
-            raise ValueError("method: 'integration' is available for bernoulli rewards only")
+            raise ConfigError("method", "'integration' is available for bernoulli rewards only")
         draws_is_int = isinstance(self.draws, numbers.Integral) and not isinstance(self.draws, bool)
-        if not (draws_is_int and 1 <= self.draws <= 1_000_000):
-            raise ValueError(f"draws: must be an integer in [1, 1000000], got {self.draws!r}")
+        if not (draws_is_int and 1 <= self.draws <= MAX_DRAWS):
+            raise ConfigError("draws", f"must be an integer in [1, {MAX_DRAWS}], got {self.draws!r}")
         for name in ("prior_alpha", "prior_beta", "prior_kappa", "prior_shape", "prior_scale"):
             value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name}: must be a positive finite number, got {value!r}")
-        if not np.isfinite(self.prior_mean):
-            raise ValueError(f"prior_mean: must be finite, got {self.prior_mean!r}")
+            high = MAX_PRIOR_SCALE if name == "prior_scale" else MAX_PRIOR
+            if not (np.isfinite(value) and 0 < value <= high):
+                raise ConfigError(name, f"must be a positive finite number (at most {high:g}), got {value!r}")
+        if not (np.isfinite(self.prior_mean) and abs(self.prior_mean) <= MAX_PRIOR_MEAN):
+            raise ConfigError("prior_mean", f"must be finite, |x| <= {MAX_PRIOR_MEAN:g}, got {self.prior_mean!r}")
+
+    def check_arms(self, k: int, *, weighted_arms: bool = False) -> None:
+        """Refuse a floor that k arms cannot all receive."""
+        check_floor_fits(self.min_weight, k)
+
+    def bind(self, *, reward: RewardKind, weights: Sequence[float]) -> Self:
+        """This config with the experiment's reward kind (the posterior depends on it).
+
+        Refuses an explicit "continuous" on a bernoulli experiment. The other conflict cannot be
+        seen: the default "bernoulli" is not told apart from one written out, so it just follows
+        the experiment.
+        """
+        if self.reward == "continuous" and reward == "bernoulli":
+            raise ConfigError("reward", "the policy says 'continuous' but the experiment's reward is 'bernoulli'")
+        # Through the constructor, so __post_init__ checks the result (integration needs bernoulli).
+        return type(self)(**{**msgspec.structs.asdict(self), "reward": reward})
 
     def posterior(self, stats: StatsArray) -> Posterior:
         """The posterior of every arm's mean under this config's prior."""

@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from policies.base import NonNegativeInt, PolicyBase, Probability, check_non_negative_int, check_probability
-from policies.knobs import active_mask, apply_floor, check_floor, in_burn_in, sample_arms, uniform_over
+from policies.base import Count, PolicyBase, Probability, check_count, check_probability
+from policies.knobs import (
+    active_mask,
+    apply_floor,
+    check_floor,
+    check_floor_fits,
+    in_burn_in,
+    sample_arms,
+    uniform_over,
+)
 from policies.stats import BoolArray, FloatArray, IntArray, StatsArray
 
 __all__ = ["UCB1", "ucb1_index", "ucb1_weights"]
@@ -33,12 +41,16 @@ def ucb1_weights(stats: StatsArray, mask: BoolArray) -> FloatArray:
 class UCB1(PolicyBase, frozen=True, tag="ucb1"):
     """UCB1 (Auer et al., 2002) as a classical, deterministic reference policy, with the common knobs."""
 
-    burn_in: NonNegativeInt = 0
+    burn_in: Count = 0
     min_weight: Probability = 0.0
 
     def __post_init__(self) -> None:
-        check_non_negative_int("burn_in", self.burn_in)
+        check_count("burn_in", self.burn_in)
         check_probability("min_weight", self.min_weight)
+
+    def check_arms(self, k: int, *, weighted_arms: bool = False) -> None:
+        """Refuse a floor that k arms cannot all receive."""
+        check_floor_fits(self.min_weight, k)
 
     def allocate(self, stats: StatsArray, rng: np.random.Generator, active: ArrayLike | None = None) -> FloatArray:
         """Weights (..., k): 1 on the highest index (ties split), equal in burn-in, floored, 0 on held arms."""

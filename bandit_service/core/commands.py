@@ -30,8 +30,9 @@ from bandit_service.core.fields import (
     Targeting,
     UnitId,
 )
-from bandit_service.core.model import Namespace, PolicySpec, RewardKind, ThompsonPolicy
+from bandit_service.core.model import Namespace, RewardKind
 from bandit_service.core.reporting.inputs import DecisionCriteria
+from policies import PolicyConfig, ThompsonSampling
 
 
 class _Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -54,7 +55,7 @@ class ExperimentIn(_Wire, frozen=True, kw_only=True):
     description: Description = ""
     arms: Annotated[tuple[ArmIn, ...], Meta(min_length=2, max_length=50)]
     control: ArmName | None = None
-    policy: PolicySpec = ThompsonPolicy()
+    policy: PolicyConfig = ThompsonSampling()
     reward: RewardKind = "bernoulli"
     reweight_every_s: Seconds = 3_600
     exposure: Probability = 1.0
@@ -80,7 +81,7 @@ class ExperimentPatch(_Wire, frozen=True, kw_only=True):
     reweight_every_s: Seconds | UnsetType = UNSET
     arms: Annotated[tuple[ArmIn, ...], Meta(min_length=2, max_length=50)] | UnsetType = UNSET
     control: ArmName | UnsetType | None = UNSET
-    policy: PolicySpec | UnsetType = UNSET
+    policy: PolicyConfig | UnsetType = UNSET
     reward: RewardKind | UnsetType = UNSET
     sticky: bool | UnsetType = UNSET
     reward_window_s: Seconds | UnsetType = UNSET

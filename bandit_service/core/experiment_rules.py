@@ -1,9 +1,8 @@
-"""Cross-field rules of an experiment's configuration, and the map from wire policy to policy config."""
+"""Cross-field rules of an experiment's configuration, and its policy bound to the experiment."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import assert_never
 
 import msgspec
 
@@ -12,16 +11,12 @@ from bandit_service.core.fields import MetricName
 from bandit_service.core.json_limits import free_json_problem
 from bandit_service.core.model import (
     Arm,
-    EpsilonGreedyPolicy,
     ExperimentConfig,
-    FixedPolicy,
-    PolicySpec,
-    ThompsonPolicy,
 )
 from bandit_service.core.reporting.inputs import PRIMARY
-from policies import EpsilonGreedy, FixedSplit, PolicyConfig, ThompsonSampling, validate_weights
+from policies import ConfigError, PolicyConfig, validate_weights
 
-__all__ = ["MAX_GUARDRAILS", "check_analysis", "check_config", "initial_weights", "is_adaptive", "policy_config"]
+__all__ = ["MAX_GUARDRAILS", "bound_policy", "check_analysis", "check_config", "initial_weights"]
 
 MAX_GUARDRAILS = 20
 
@@ -53,13 +48,12 @@ def check_config(arms: Sequence[Arm], config: ExperimentConfig) -> None:
             f"a bernoulli experiment's default_reward must be 0 or 1, got {config.default_reward}",
             field="default_reward",
         )
-    policy = config.policy
-    if isinstance(policy, EpsilonGreedyPolicy | ThompsonPolicy) and policy.min_weight * len(arms) > 1.0 + 1e-12:
-        raise InvalidFieldError(
-            f"{len(arms)} arms x min_weight {policy.min_weight} exceeds 1", field="policy.min_weight"
-        )
-    if isinstance(policy, ThompsonPolicy) and policy.method == "integration" and config.reward != "bernoulli":
-        raise InvalidFieldError("method 'integration' is available for bernoulli rewards only", field="policy.method")
+    try:
+        config.policy.check_arms(len(arms), weighted_arms=bool(given))
+        bound_policy(config, ())  # the reward kind may not fit the policy
+    except ConfigError as exc:
+        # The one place where the library's parameter errors become the API's field errors.
+        raise InvalidFieldError(str(exc), field=f"policy.{exc.field}") from exc
     check_analysis(config)
 
 
@@ -97,39 +91,13 @@ def check_analysis(config: ExperimentConfig) -> None:
         seen.add(key)
 
 
-def initial_weights(arms: Sequence[Arm]) -> tuple[float, ...]:
-    """The weights an experiment starts with: the arms' weights if given, else an equal split."""
+def initial_weights(arms: Sequence[Arm], policy: PolicyConfig) -> tuple[float, ...]:
+    """The weights an experiment starts with: the arms' weights if given, else the policy's (an equal split)."""
     if all(arm.weight is not None for arm in arms):
         return tuple(float(arm.weight) for arm in arms if arm.weight is not None)
-    return tuple(1.0 / len(arms) for _ in arms)
+    return policy.initial_weights(len(arms))
 
 
-def is_adaptive(policy: PolicySpec) -> bool:
-    """Whether the policy learns from rewards (a fixed split is never reweighted on schedule)."""
-    return not isinstance(policy, FixedPolicy)
-
-
-def policy_config(config: ExperimentConfig, weights: Sequence[float]) -> PolicyConfig:
-    """The `policies` configuration for an experiment (a fixed split keeps its current weights)."""
-    policy = config.policy
-    match policy:
-        case FixedPolicy():
-            return FixedSplit(weights=tuple(weights))
-        case EpsilonGreedyPolicy():
-            return EpsilonGreedy(epsilon=policy.epsilon, burn_in=policy.burn_in, min_weight=policy.min_weight)
-        case ThompsonPolicy():
-            return ThompsonSampling(
-                reward=config.reward,
-                burn_in=policy.burn_in,
-                min_weight=policy.min_weight,
-                method=policy.method,
-                draws=policy.draws,
-                prior_alpha=policy.prior_alpha,
-                prior_beta=policy.prior_beta,
-                prior_mean=policy.prior_mean,
-                prior_kappa=policy.prior_kappa,
-                prior_shape=policy.prior_shape,
-                prior_scale=policy.prior_scale,
-            )
-        case _:
-            assert_never(policy)
+def bound_policy(config: ExperimentConfig, weights: Sequence[float]) -> PolicyConfig:
+    """The experiment's policy with its reward kind and current weights (empty while a draft)."""
+    return config.policy.bind(reward=config.reward, weights=tuple(weights))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import msgspec
-from msgspec import Meta
 
-from bandit_service.core.fields import Count, Finite, Key, Probability
+from bandit_service.core.fields import Key, Probability
 from bandit_service.core.plans import PlanState, PlanStep
 from bandit_service.core.reporting.inputs import DecisionCriteria
-from policies import ArmStats
+from policies import ArmStats, PolicyConfig
 
 __all__ = [
     "Arm",
@@ -57,38 +56,6 @@ class Namespace(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
             raise ValueError(f"start ({self.start}) must be below end ({self.end})")
 
 
-class _PolicyBase(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, tag_field="kind"):
-    """A policy on the wire, tagged by `kind`."""
-
-
-class FixedPolicy(_PolicyBase, frozen=True, kw_only=True, tag="fixed"):
-    """Fixed split: the arms' `weight`s (equal if none is given), changed only by PUT .../weights."""
-
-
-class EpsilonGreedyPolicy(_PolicyBase, frozen=True, kw_only=True, tag="epsilon_greedy"):
-    """Epsilon-greedy: 1 - eps + eps/k to the best observed mean, eps/k to every other arm."""
-
-    epsilon: Probability = 0.1
-    burn_in: Count = 0
-    min_weight: Probability = 0.0
-
-
-class ThompsonPolicy(_PolicyBase, frozen=True, kw_only=True, tag="thompson"):
-    """Thompson sampling: each arm's weight is P(arm is best); the reward kind is the experiment's."""
-
-    burn_in: Count = 0
-    min_weight: Probability = 0.0
-    method: Literal["monte_carlo", "integration"] = "monte_carlo"
-    draws: Annotated[int, Meta(ge=100, le=1_000_000)] = 10_000
-    prior_alpha: Annotated[float, Meta(gt=0, le=1e9)] = 1.0
-    prior_beta: Annotated[float, Meta(gt=0, le=1e9)] = 1.0
-    prior_mean: Finite = 0.0
-    prior_kappa: Annotated[float, Meta(gt=0, le=1e9)] = 1e-3
-    prior_shape: Annotated[float, Meta(gt=0, le=1e9)] = 1.0
-    prior_scale: Annotated[float, Meta(gt=0, le=1e15)] = 1.0
-
-
-PolicySpec = FixedPolicy | EpsilonGreedyPolicy | ThompsonPolicy
 
 
 class _Value(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,7 +74,7 @@ class ExperimentConfig(_Value, frozen=True, kw_only=True):
     """The settings of an experiment that are stored as one JSON document."""
 
     control: str
-    policy: PolicySpec
+    policy: PolicyConfig  # as the operator gave it; `bound_policy` adds the reward kind and weights
     reward: RewardKind
     reweight_every_s: int
     exposure: float

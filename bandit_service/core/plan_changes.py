@@ -22,7 +22,6 @@ from bandit_service.core.errors import (
     NotFoundError,
 )
 from bandit_service.core.events import SCHEDULER, event
-from bandit_service.core.experiment_rules import is_adaptive
 from bandit_service.core.lifecycle import next_status
 from bandit_service.core.model import Event, Experiment, Rollout, RolloutKind, WeightsRecord
 from bandit_service.core.plans import (
@@ -187,7 +186,7 @@ def start_completion(
 
 def _resume_reweights(experiment: Experiment, now: float) -> float | None:
     """When scheduled reweights resume after a completion plan ends without completing."""
-    if experiment.status == "completed" or not is_adaptive(experiment.config.policy):
+    if experiment.status == "completed" or not experiment.config.policy.adaptive:
         return None
     return now + experiment.config.reweight_every_s
 

@@ -13,8 +13,9 @@ import msgspec
 
 from bandit_service.core.commands import *  # noqa: F403  (the request half of the wire)
 from bandit_service.core.commands import RampStepIn, ShiftStepIn
-from bandit_service.core.model import ExperimentStatus, Namespace, PlanStatus, PolicySpec, RewardKind, WeightsReason
+from bandit_service.core.model import ExperimentStatus, Namespace, PlanStatus, RewardKind, WeightsReason
 from bandit_service.core.reporting.inputs import DecisionCriteria
+from policies import PolicyConfig
 
 
 class _Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -114,7 +115,7 @@ class ExperimentOut(_Wire, frozen=True, kw_only=True, omit_defaults=True):
     status: ExperimentStatus
     arms: list[ArmOut]
     control: str
-    policy: PolicySpec
+    policy: PolicyConfig
     reward: RewardKind
     reweight_every_s: int
     exposure: float

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from bandit_service.core.commands import RampStepIn, ShiftStepIn
+from bandit_service.core.experiment_rules import bound_policy
 from bandit_service.core.model import (
     ArmCounts,
     EventPage,
@@ -83,7 +84,7 @@ def experiment_out(experiment: Experiment, counts: Sequence[ArmCounts] | None = 
         status=experiment.status,
         arms=[ArmOut(name=a.name, weight=a.weight, payload=a.payload) for a in experiment.arms],
         control=config.control,
-        policy=config.policy,
+        policy=bound_policy(config, experiment.weights),
         reward=config.reward,
         reweight_every_s=config.reweight_every_s,
         exposure=config.exposure,

@@ -23,7 +23,7 @@ from bandit_service.core.errors import (
     NotFoundError,
 )
 from bandit_service.core.events import ACTOR
-from bandit_service.core.experiment_rules import check_config, initial_weights, is_adaptive
+from bandit_service.core.experiment_rules import check_config, initial_weights
 from bandit_service.core.lifecycle import next_status
 from bandit_service.core.model import (
     Arm,
@@ -32,7 +32,6 @@ from bandit_service.core.model import (
     ExperimentConfig,
     ExperimentCounts,
     ExperimentStatus,
-    FixedPolicy,
     NewExperiment,
     WeightsHistory,
     WeightsRecord,
@@ -128,8 +127,8 @@ def _arms(arms: Sequence[Any]) -> tuple[Arm, ...]:
 def _start(experiment: Experiment, now: float) -> Mutated:
     status = next_status("start", experiment.key, experiment.status)
     if experiment.status == "draft":
-        weights = initial_weights(experiment.arms)
-        adaptive = is_adaptive(experiment.config.policy)
+        weights = initial_weights(experiment.arms, experiment.config.policy)
+        adaptive = experiment.config.policy.adaptive
         started = msgspec.structs.replace(
             experiment,
             status=status,
@@ -243,7 +242,7 @@ def _builtin(experiment: Experiment, field: str) -> Any:
 
 def _set_weights(experiment: Experiment, data: WeightsIn, stats: tuple[ArmStats, ...], now: float) -> Mutated:
     policy = experiment.config.policy
-    if not isinstance(policy, FixedPolicy):
+    if policy.adaptive:
         raise ConflictError(
             f"manual weights are for fixed-split experiments; {experiment.key!r} uses policy "
             f"{type(policy).__struct_config__.tag!r}",

@@ -75,7 +75,7 @@ def report_input(
 ) -> ReportInput:
     """The builder's input from an experiment's (or a segment's) counters and its weights history."""
     k = len(experiment.arms)
-    current = experiment.weights or initial_weights(experiment.arms)
+    current = experiment.weights or initial_weights(experiment.arms, experiment.config.policy)
     weights_of = {r.version: r.weights for r in history}
     if counters.versions:
         missing = [v for v in counters.versions if v not in weights_of]

@@ -15,7 +15,7 @@ import numpy as np
 
 from bandit_service.core.assignment import churn_share, derive_seed
 from bandit_service.core.events import ACTOR
-from bandit_service.core.experiment_rules import is_adaptive, policy_config
+from bandit_service.core.experiment_rules import bound_policy
 from bandit_service.core.model import ArmCounts, Event, Experiment, WeightsReason, WeightsRecord
 from bandit_service.ports import Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
@@ -35,8 +35,8 @@ class WeightsChange(msgspec.Struct, frozen=True, kw_only=True):
 def compute_weights(experiment: Experiment, counts: Sequence[ArmCounts], seed: int) -> tuple[float, ...]:
     """The policy's allocation from the per-arm statistics (pending decisions are not in them)."""
     stats = StatsArray.from_arms([c.stats for c in counts])
-    config = policy_config(experiment.config, experiment.weights)
-    weights = config.allocate(stats, np.random.default_rng(seed))
+    policy = bound_policy(experiment.config, experiment.weights)
+    weights = policy.allocate(stats, np.random.default_rng(seed))
     return tuple(float(w) for w in weights)
 
 
@@ -82,7 +82,7 @@ class Reweighter:
             weights=weights,
             weights_version=version,
             reweighted_at=now,
-            next_reweight_at=now + every if is_adaptive(experiment.config.policy) else None,
+            next_reweight_at=now + every if experiment.config.policy.adaptive else None,
             updated_at=now,
         )
         event = None

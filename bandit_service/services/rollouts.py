@@ -49,7 +49,7 @@ from bandit_service.services.cache import ExperimentCache
 from bandit_service.services.experiments import ExperimentService, Mutated, Mutation, mutate_experiments
 from policies import ArmStats
 
-__all__ = ["GuardrailBreach", "RolloutService", "no_guardrails"]
+__all__ = ["GuardrailBreach", "RolloutService"]
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,6 @@ GuardrailBreach = Callable[[str], Awaitable[str | None]]
 """Given an experiment key: None when every guardrail holds (or none is set), else why one is breached."""
 
 
-async def no_guardrails(key: str) -> str | None:
-    """A guardrail check for a service without reports: nothing is ever breached."""
-    return None
 
 
 def _is_due(plan: Rollout, now: float) -> bool:
@@ -149,7 +146,7 @@ class RolloutService:
         cache: ExperimentCache,
         experiments: ExperimentService,
         clock: Clock,
-        guardrail_breach: GuardrailBreach = no_guardrails,
+        guardrail_breach: GuardrailBreach,
     ) -> None:
         self._storage = storage
         self._cache = cache

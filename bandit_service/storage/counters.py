@@ -65,17 +65,6 @@ class CounterDeltas:
             _add(self.arm_metrics, (experiment_id, arm, name), metric_step)
             _add(self.period_metrics, (experiment_id, version, arm, name), metric_step)
 
-    def merge(self, other: CounterDeltas) -> None:
-        """Add another set of increments to this one."""
-        for mine, theirs in (
-            (self.arms, other.arms),
-            (self.periods, other.periods),
-            (self.arm_metrics, other.arm_metrics),
-            (self.period_metrics, other.period_metrics),
-        ):
-            for key, step in theirs.items():
-                _add(mine, key, step)  # type: ignore[arg-type]
-
     def flush(self, conn: Connection, statements: CounterStatements) -> None:
         """Write all increments (one upsert statement per table) and forget them."""
         tables: list[dict[Any, list[float]]] = [self.arms, self.periods, self.arm_metrics, self.period_metrics]

@@ -50,11 +50,11 @@ class Database:
         """Hold the write turn for one transaction (SQLite files; a no-op elsewhere).
 
         SQLite's own busy handler makes a waiting writer sleep in growing steps (up to 100 ms),
-        so two worker processes on one file took turns slowly: p99 latencies of hundreds of ms.
+        so two worker processes on one file took turns slowly and those sleeps set the p99.
         An exclusive flock on a side file queues the writers in the kernel, which wakes the
         next one the moment the lock is released (after COMMIT), so each process still commits
         a whole group per turn. The side file stays open: opening it per transaction cost the
-        writer thread a wait for the GIL each time (15% of its wall time under load).
+        writer thread a wait for the GIL each time.
         """
         if self._lock_path is None:
             yield

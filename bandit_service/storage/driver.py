@@ -2,13 +2,12 @@
 
 The group-commit writer runs a handful of statements per batch while the event loop serves
 requests in the same process. SQLAlchemy's execution machinery (cache lookup, execution
-context, result set-up) costs tens of microseconds of GIL time per statement, time the event
-loop waits for. A `DriverStatement` compiles its SQLAlchemy statement once, keeps the bind
-processors of its parameters (JSON, floats, booleans, exactly as SQLAlchemy would apply them),
-and runs it on the transaction's own DBAPI connection. Driver errors are
-wrapped into SQLAlchemy's exception classes, so callers see the same errors as before. Other
-dialects use `Connection.execute` unchanged. `DriverQuery` does the same for a SELECT by a list
-of keys.
+context, result set-up) holds the GIL on every statement, time the event loop waits for. A
+`DriverStatement` compiles its SQLAlchemy statement once, keeps the bind processors of its
+parameters (JSON, floats, booleans, exactly as SQLAlchemy would apply them), and runs it on the
+transaction's own DBAPI connection. Driver errors are wrapped into SQLAlchemy's exception
+classes, so callers see the same errors as before. Other dialects use `Connection.execute`
+unchanged. `DriverQuery` does the same for a SELECT by a list of keys.
 """
 
 from __future__ import annotations

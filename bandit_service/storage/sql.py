@@ -162,7 +162,7 @@ class Statements:
                 DECISIONS.c.expires_at,
                 EXPERIMENTS.c.key,
                 # Only the reward kind, extracted by the database: decoding the whole config JSON
-                # per reward cost the writer thread about 14% of its time.
+                # per reward was a measurable share of the writer thread's time under load.
                 EXPERIMENTS.c.config["reward"].as_string().label("reward_kind"),
                 ARMS.c.name,
                 *(REWARDS.c[name] for name in _PRIOR_REWARD_COLUMNS),
@@ -586,11 +586,11 @@ class SqlRepository:
     def _write_transaction(self) -> Iterator[Connection]:
         """One write transaction, on the connection the writer keeps open (SQLite) or a pooled one.
 
-        Taking a SQLite connection from the pool and returning it (with its reset) cost about 10%
-        of every batch, so the single writer keeps one open until `close`. PostgreSQL still takes
-        a pooled one per batch: its checkout ping finds a connection the server dropped before a
-        batch fails on it. A connection whose transaction did not end cleanly is closed, and the
-        next batch opens a fresh one.
+        Taking a SQLite connection from the pool and returning it (with its reset) was a
+        measurable part of every batch, so the single writer keeps one open until `close`.
+        PostgreSQL still takes a pooled one per batch: its checkout ping finds a connection the
+        server dropped before a batch fails on it. A connection whose transaction did not end
+        cleanly is closed, and the next batch opens a fresh one.
         """
         if self.db.dialect != "sqlite":
             with self.db.writer_lock(), self.db.write.connect() as conn, conn.begin():

@@ -7,8 +7,8 @@ arrive together share one commit (and one fsync). While a batch commits, the nex
 accumulates, so batches grow with load without adding latency at low load.
 
 The thread takes the next batch itself the moment a commit returns. Handing batches over
-through the event loop left the writer idle until the busy loop got round to it (about a
-third of its time under load), and every request waits for a whole commit cycle.
+through the event loop left the writer idle until the busy loop got round to it, and every
+request waits for a whole commit cycle.
 """
 
 from __future__ import annotations

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
+from bandit_service.http.problems import PROBLEM_TYPES
 from tests.service.api import decide, experiment_body, snapshot, started
 
 DEEP = 10_000
+TYPE_PREFIX = "urn:bandit-service:problem:"
+# One human title per problem type, whichever handler answers it (RFC 9457: it does not vary).
+TITLES = {
+    "already-exists": "Already exists",
+    "conflict": "Conflict",
+    "illegal-transition": "Illegal transition",
+    "invalid-field": "Invalid field",
+    "malformed-body": "Malformed body",
+    "method-not-allowed": "Method Not Allowed",
+    "not-found": "Not found",
+    "request-entity-too-large": "Request Entity Too Large",
+    "unprocessable-entity": "Unprocessable Entity",
+    "unsupported-media-type": "Unsupported media type",
+}
 BIG = 1_100_000  # above the default 1,000,000-byte body limit
 
 
@@ -635,7 +651,15 @@ def test_bad_input_is_a_problem_detail_and_changes_nothing(
     assert response.status_code == status, response.text[:500]
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
-    assert problem["status"] == status and problem["title"] and problem["detail"]
-    assert problem["type"].startswith("urn:bandit-service:problem:")
+    assert problem["status"] == status and problem["detail"]
+    assert problem["type"].startswith(TYPE_PREFIX)
+    assert problem["title"] == TITLES[problem["type"].removeprefix(TYPE_PREFIX)], problem
     assert problem.get("field") == field, problem
     assert snapshot(db_path) == before
+
+
+@pytest.mark.parametrize(("cls", "entry"), [pytest.param(c, e, id=c.__name__) for c, e in PROBLEM_TYPES.items()])
+def test_every_problem_title_is_words_not_a_class_name(cls: type, entry: tuple[int, str, str]) -> None:
+    _, _, title = entry
+    assert title != cls.__name__ and not title.endswith("Error")
+    assert re.fullmatch(r"[A-Z][a-z]*( [a-z]+)*", title), title

@@ -1,0 +1,21 @@
+"""The storages the contract suite runs on: the in-memory twin and a real SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bandit_service.ports import Storage
+from bandit_service.settings import Settings
+from bandit_service.storage.database import open_database
+from bandit_service.storage.memory import MemoryStorage
+from bandit_service.storage.sql_storage import SqlStorage
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    """A storage that is not opened yet (each test opens and closes it on its own event loop)."""
+    if request.param == "memory":
+        return MemoryStorage()
+    return SqlStorage(open_database(Settings(database_url=f"sqlite:///{tmp_path / 'contract.db'}")))
