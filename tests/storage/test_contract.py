@@ -31,7 +31,6 @@ from bandit_service.core.model import (
     Rollout,
     RolloutKind,
     StoredReward,
-    ThompsonPolicy,
     WeightsRecord,
 )
 from bandit_service.core.plans import PlanState, PlanStatus, PlanStep
@@ -39,7 +38,7 @@ from bandit_service.core.timestamps import to_datetime
 from bandit_service.ports import Storage, WriteTx
 from bandit_service.storage.sketches import SKETCH_ACCURACY
 from bandit_service.storage.sql_storage import SqlStorage
-from policies import ArmStats
+from policies import ArmStats, ThompsonSampling
 from policies.sketch import QuantileSketch
 
 T0 = 1_800_000_000.0
@@ -91,7 +90,7 @@ def new_experiment(
         arms=(Arm(name="a", payload={"model": "v1"}), Arm(name="b", weight=0.5, payload={"model": ["v2", 2]})),
         config=ExperimentConfig(
             control="a",
-            policy=ThompsonPolicy(),
+            policy=ThompsonSampling(),
             reward="bernoulli",
             reweight_every_s=3600,
             exposure=1.0,
