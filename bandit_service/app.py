@@ -11,8 +11,9 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from bandit_service.clock import SystemClock
-from bandit_service.http.problems import body_guard, exception_handlers
+from bandit_service.http.problems import exception_handlers
 from bandit_service.http.routes import ROUTES
+from bandit_service.http.strict_body import strict_json_request
 from bandit_service.ids import process_ids
 from bandit_service.ports import Clock, IdFactory, Storage
 from bandit_service.runtime import Runtime
@@ -39,7 +40,10 @@ def create_app(
     settings = settings if settings is not None else Settings()
     if storage is None:
         storage = SqlStorage(
-            open_database(settings), max_batch=settings.commit_max_batch, linger_s=settings.commit_linger_ms / 1000.0
+            open_database(settings),
+            max_batch=settings.commit_max_batch,
+            linger_s=settings.commit_linger_ms / 1000.0,
+            sqlite_speedups=settings.sqlite_speedups,
         )
     clock = clock if clock is not None else SystemClock()
     runtime = Runtime(settings, storage, clock, ids if ids is not None else process_ids())
@@ -64,7 +68,7 @@ def create_app(
             "reports": Provide(runtime.reports, sync_to_thread=False),
         },
         lifespan=[lifespan],
-        before_request=body_guard(settings.max_json_depth),
+        request_class=strict_json_request(settings.max_json_depth),
         exception_handlers=exception_handlers(),  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="bandit-service", version=VERSION, path="/schema"),

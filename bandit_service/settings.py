@@ -24,6 +24,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     crash of the process; group commit pays that fsync once per batch instead of once per request."""
     sqlite_busy_timeout_ms: Annotated[int, Meta(ge=0, le=600_000)] = 5_000
     """How long a writer waits for another process's write lock (two uvicorn workers on one file)."""
+    sqlite_speedups: bool = True
+    """Run SQLite's hot paths on the raw driver with a pinned write connection (storage/sqlite_speedups.py);
+    false runs SQLite through SQLAlchemy's public API only, as every other database runs."""
     commit_max_batch: Annotated[int, Meta(ge=1, le=100_000)] = 512
     """Most writes that share one transaction."""
     commit_linger_ms: Annotated[float, Meta(ge=0, le=1_000)] = 0.0

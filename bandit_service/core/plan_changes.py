@@ -14,7 +14,6 @@ from typing import Any, assert_never
 
 import msgspec
 
-from bandit_service.core.assignment import churn_share
 from bandit_service.core.errors import (
     ConflictError,
     IllegalTransitionError,
@@ -36,6 +35,7 @@ from bandit_service.core.plans import (
     start_plan,
 )
 from bandit_service.core.timestamps import to_datetime
+from bandit_service.core.weights import with_weights
 from policies import ArmStats
 
 __all__ = [
@@ -117,21 +117,6 @@ def set_ramp(experiment: Experiment, plans: Plans, steps: Sequence[PlanStep], no
     return PlanWrite(experiment=changed, plans=(ramp,), events=(entry,))
 
 
-def _weights_record(
-    experiment: Experiment, weights: tuple[float, ...], stats: tuple[ArmStats, ...], now: float
-) -> WeightsRecord:
-    return WeightsRecord(
-        experiment_id=experiment.id,
-        version=experiment.weights_version + 1,
-        created_at=now,
-        weights=weights,
-        stats=stats,
-        reason="shift",
-        seed=None,
-        churn=churn_share(experiment.weights, weights),
-    )
-
-
 def _shifted(experiment: Experiment, plan: Rollout, share: float) -> tuple[float, ...]:
     winner = experiment.arm_index(plan.winner or "")
     return tuple(shift_weights(plan.base_weights, winner, share))
@@ -165,15 +150,8 @@ def start_completion(
         _new_plan(plans, experiment, "completion", steps, now), winner=winner, base_weights=experiment.weights
     )
     weights = _shifted(experiment, plan, steps[0].value)
-    record = _weights_record(experiment, weights, stats, now)
-    changed = msgspec.structs.replace(
-        experiment,
-        weights=weights,
-        weights_version=record.version,
-        reweighted_at=now,
-        next_reweight_at=None,  # the policy no longer moves traffic: the plan does
-        updated_at=now,
-    )
+    shifted, record = with_weights(experiment, weights, stats, "shift", now)
+    changed = msgspec.structs.replace(shifted, next_reweight_at=None)  # the plan moves traffic now, not the policy
     entry = event(
         experiment.id,
         "completion_start",
@@ -261,10 +239,7 @@ def _step(experiment: Experiment, plan: Rollout, action: Advance, stats: tuple[A
         )
         return PlanWrite(experiment=changed, plans=(moved,), events=(entry,))
     weights = _shifted(experiment, plan, action.value)
-    record = _weights_record(experiment, weights, stats, now)
-    changed = msgspec.structs.replace(
-        experiment, weights=weights, weights_version=record.version, reweighted_at=now, updated_at=now
-    )
+    changed, record = with_weights(experiment, weights, stats, "shift", now)
     entry = event(
         experiment.id,
         "completion_step",

@@ -1,6 +1,6 @@
 """Experiments: create, read, change, and move through the lifecycle; manual weights and reweights.
 
-Every change is a pure function of the current experiment (`Mutation.change`), applied by one
+Every change is a pure function of the current experiment (`ExperimentEdit.change`), applied by one
 write job that re-reads the experiment inside the transaction, so checks and writes see the
 same state; each change is written to the audit log with its before and after values.
 """
@@ -13,7 +13,6 @@ from typing import Any
 import msgspec
 from msgspec import UNSET
 
-from bandit_service.core.assignment import churn_share
 from bandit_service.core.commands import CompleteIn, ExperimentIn, ExperimentPatch, WeightsIn
 from bandit_service.core.errors import (
     ConflictError,
@@ -36,13 +35,14 @@ from bandit_service.core.model import (
     WeightsHistory,
     WeightsRecord,
 )
+from bandit_service.core.weights import with_weights
 from bandit_service.ports import Clock, IdFactory, Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
-from bandit_service.services.namespaces import check_change, check_new, settle_change
+from bandit_service.services.change_rules import check_change, check_new, restart_or_cancel_plans
 from bandit_service.services.reweighting import Reweighter
 from policies import ArmStats, validate_weights
 
-__all__ = ["ExperimentService", "Mutated", "Mutation", "create_experiments", "mutate_experiments"]
+__all__ = ["EditedExperiment", "ExperimentEdit", "ExperimentService", "create_experiments", "edit_experiments"]
 
 DRAFT_ONLY = ("arms", "control", "policy", "reward", "sticky", "reward_window_s", "default_reward", "namespace")
 # Analysis settings change what the report concludes, never what units get: allowed in any status.
@@ -50,7 +50,7 @@ ANALYSIS = ("criteria", "min_sample_size", "minimum_detectable_effect", "mde_rel
 ANY_TIME = ("name", "description", *ANALYSIS)
 
 
-class Mutated(msgspec.Struct, frozen=True, kw_only=True):
+class EditedExperiment(msgspec.Struct, frozen=True, kw_only=True):
     """The result of a change: the new experiment and what else to write with it."""
 
     experiment: Experiment
@@ -59,11 +59,11 @@ class Mutated(msgspec.Struct, frozen=True, kw_only=True):
     arms_changed: bool = False
 
 
-class Mutation(msgspec.Struct, frozen=True):
+class ExperimentEdit(msgspec.Struct, frozen=True):
     """A change to the experiment `key`, as a pure function of its current state."""
 
     key: str
-    change: Callable[[Experiment], Mutated]
+    change: Callable[[Experiment], EditedExperiment]
 
 
 def create_experiments(tx: WriteTx, items: Sequence[NewExperiment]) -> list[Any]:
@@ -90,7 +90,7 @@ def create_experiments(tx: WriteTx, items: Sequence[NewExperiment]) -> list[Any]
     return out
 
 
-def mutate_experiments(tx: WriteTx, items: Sequence[Mutation]) -> list[Any]:
+def edit_experiments(tx: WriteTx, items: Sequence[ExperimentEdit]) -> list[Any]:
     """Write job: apply each change to the current experiment, compare-and-set, log it."""
     out: list[Any] = []
     for mutation in items:
@@ -111,7 +111,7 @@ def mutate_experiments(tx: WriteTx, items: Sequence[Mutation]) -> list[Any]:
         if result.weights is not None:
             tx.append_weights(result.weights)
         tx.log_event(result.event)
-        settle_change(tx, current, updated)  # may raise: the savepoint then undoes this item's writes
+        restart_or_cancel_plans(tx, current, updated)  # may raise: the savepoint then undoes this item's writes
         out.append(updated)
     return out
 
@@ -124,48 +124,35 @@ def _arms(arms: Sequence[Any]) -> tuple[Arm, ...]:
     return tuple(Arm(name=a.name, weight=a.weight, payload=a.payload) for a in arms)
 
 
-def _start(experiment: Experiment, now: float) -> Mutated:
+def _start(experiment: Experiment, now: float) -> EditedExperiment:
     status = next_status("start", experiment.key, experiment.status)
     if experiment.status == "draft":
         weights = initial_weights(experiment.arms, experiment.config.policy)
         adaptive = experiment.config.policy.adaptive
+        first, record = with_weights(experiment, weights, [ArmStats() for _ in experiment.arms], "start", now)
         started = msgspec.structs.replace(
-            experiment,
+            first,
             status=status,
-            weights=weights,
-            weights_version=1,
-            reweighted_at=now,
             next_reweight_at=now + experiment.config.reweight_every_s if adaptive else None,
             started_at=now,
-            updated_at=now,
-        )
-        record = WeightsRecord(
-            experiment_id=experiment.id,
-            version=1,
-            created_at=now,
-            weights=weights,
-            stats=tuple(ArmStats() for _ in experiment.arms),
-            reason="start",
-            seed=None,
-            churn=None,
         )
         event = _event(experiment, "start", {"status": "draft"}, {"status": status, "weights": list(weights)}, now)
-        return Mutated(experiment=started, event=event, weights=record)
+        return EditedExperiment(experiment=started, event=event, weights=record)
     resumed = msgspec.structs.replace(experiment, status=status, updated_at=now)
-    return Mutated(
+    return EditedExperiment(
         experiment=resumed, event=_event(experiment, "resume", {"status": experiment.status}, {"status": status}, now)
     )
 
 
-def _pause(experiment: Experiment, now: float) -> Mutated:
+def _pause(experiment: Experiment, now: float) -> EditedExperiment:
     status = next_status("pause", experiment.key, experiment.status)
     paused = msgspec.structs.replace(experiment, status=status, updated_at=now)
-    return Mutated(
+    return EditedExperiment(
         experiment=paused, event=_event(experiment, "pause", {"status": experiment.status}, {"status": status}, now)
     )
 
 
-def _complete(experiment: Experiment, winner: str | None, now: float) -> Mutated:
+def _complete(experiment: Experiment, winner: str | None, now: float) -> EditedExperiment:
     status = next_status("complete", experiment.key, experiment.status)
     if winner is not None and winner not in experiment.arm_names:
         raise InvalidFieldError(
@@ -175,10 +162,10 @@ def _complete(experiment: Experiment, winner: str | None, now: float) -> Mutated
         experiment, status=status, winner=winner, next_reweight_at=None, completed_at=now, updated_at=now
     )
     event = _event(experiment, "complete", {"status": experiment.status}, {"status": status, "winner": winner}, now)
-    return Mutated(experiment=completed, event=event)
+    return EditedExperiment(experiment=completed, event=event)
 
 
-def _patch(experiment: Experiment, patch: ExperimentPatch, now: float) -> Mutated:
+def _patch(experiment: Experiment, patch: ExperimentPatch, now: float) -> EditedExperiment:
     given = {f: getattr(patch, f) for f in patch.__struct_fields__ if getattr(patch, f) is not UNSET}
     if not given:
         raise InvalidFieldError("the body changes nothing; give at least one field", field="body")
@@ -215,7 +202,7 @@ def _patch(experiment: Experiment, patch: ExperimentPatch, now: float) -> Mutate
     )
     before = {k: _builtin(experiment, k) for k in given}
     after = {k: _builtin(changed, k) for k in given}
-    return Mutated(
+    return EditedExperiment(
         experiment=changed, event=_event(experiment, "update", before, after, now), arms_changed="arms" in given
     )
 
@@ -240,7 +227,7 @@ def _builtin(experiment: Experiment, field: str) -> Any:
     return msgspec.to_builtins(getattr(experiment.config, field))
 
 
-def _set_weights(experiment: Experiment, data: WeightsIn, stats: tuple[ArmStats, ...], now: float) -> Mutated:
+def _set_weights(experiment: Experiment, data: WeightsIn, stats: tuple[ArmStats, ...], now: float) -> EditedExperiment:
     policy = experiment.config.policy
     if policy.adaptive:
         raise ConflictError(
@@ -267,20 +254,8 @@ def _set_weights(experiment: Experiment, data: WeightsIn, stats: tuple[ArmStats,
         weights = tuple(float(w) for w in validate_weights([data.weights[n] for n in names], name="weights"))
     except ValueError as exc:
         raise InvalidFieldError(str(exc), field="weights") from exc
-    version = experiment.weights_version + 1
-    changed = msgspec.structs.replace(
-        experiment, weights=weights, weights_version=version, reweighted_at=now, updated_at=now
-    )
-    record = WeightsRecord(
-        experiment_id=experiment.id,
-        version=version,
-        created_at=now,
-        weights=weights,
-        stats=stats,
-        reason="manual",
-        seed=None,
-        churn=churn_share(experiment.weights, weights),
-    )
+    changed, record = with_weights(experiment, weights, stats, "manual", now)
+    version = record.version
     event = _event(
         experiment,
         "set_weights",
@@ -288,7 +263,7 @@ def _set_weights(experiment: Experiment, data: WeightsIn, stats: tuple[ArmStats,
         {"weights": list(weights), "weights_version": version},
         now,
     )
-    return Mutated(experiment=changed, event=event, weights=record)
+    return EditedExperiment(experiment=changed, event=event, weights=record)
 
 
 class ExperimentService:
@@ -357,23 +332,23 @@ class ExperimentService:
     async def update(self, key: str, patch: ExperimentPatch) -> Experiment:
         """Change settings (arms, control, policy and reward settings only while draft)."""
         now = self._clock.time()
-        return await self._mutate(Mutation(key, lambda e: _patch(e, patch, now)))
+        return await self._mutate(ExperimentEdit(key, lambda e: _patch(e, patch, now)))
 
     async def start(self, key: str) -> Experiment:
         """Draft or paused -> active (a first start sets weights version 1)."""
         now = self._clock.time()
-        return await self._mutate(Mutation(key, lambda e: _start(e, now)))
+        return await self._mutate(ExperimentEdit(key, lambda e: _start(e, now)))
 
     async def pause(self, key: str) -> Experiment:
         """Active -> paused: every unit gets the control arm until the next start."""
         now = self._clock.time()
-        return await self._mutate(Mutation(key, lambda e: _pause(e, now)))
+        return await self._mutate(ExperimentEdit(key, lambda e: _pause(e, now)))
 
     async def complete(self, key: str, data: CompleteIn | None) -> Experiment:
         """Active or paused -> completed: every unit gets the winner (or the control)."""
         now = self._clock.time()
         winner = data.winner if data is not None else None
-        return await self._mutate(Mutation(key, lambda e: _complete(e, winner, now)))
+        return await self._mutate(ExperimentEdit(key, lambda e: _complete(e, winner, now)))
 
     async def set_weights(self, key: str, data: WeightsIn) -> WeightsHistory:
         """Manual weights of a fixed split (an operator ramping 90/10 -> 50/50)."""
@@ -381,7 +356,7 @@ class ExperimentService:
         counts = await self._storage.arm_counts(experiment)
         stats = tuple(c.stats for c in counts)
         now = self._clock.time()
-        updated = await self._mutate(Mutation(key, lambda e: _set_weights(e, data, stats, now)))
+        updated = await self._mutate(ExperimentEdit(key, lambda e: _set_weights(e, data, stats, now)))
         history = await self._storage.weights_history(updated.id, 1)
         return WeightsHistory(experiment=updated, records=tuple(history))
 
@@ -417,7 +392,7 @@ class ExperimentService:
             raise NotFoundError(f"no experiment with key {key!r}", field="key")
         return experiment
 
-    async def _mutate(self, mutation: Mutation) -> Experiment:
-        updated: Experiment = await self._storage.write(mutate_experiments, mutation)
+    async def _mutate(self, mutation: ExperimentEdit) -> Experiment:
+        updated: Experiment = await self._storage.write(edit_experiments, mutation)
         self._cache.put(updated)
         return updated

@@ -14,82 +14,22 @@ that arrives after the window is refused (422): the decision was (or is about to
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
-
 from bandit_service.core.commands import RewardIn
 from bandit_service.core.errors import (
-    ConflictError,
     DomainError,
     InvalidFieldError,
-    NotFoundError,
-    RewardWindowClosedError,
 )
-from bandit_service.core.model import DecisionContext, StoredReward
-from bandit_service.core.timestamps import to_datetime
+from bandit_service.core.model import StoredReward
+from bandit_service.core.rewards import RewardClaim, body_hash, judge_claim
 from bandit_service.ports import Clock, Storage, WriteTx
 from bandit_service.services.decisions import OUTSIDE_PREFIX
 
-__all__ = ["MAX_BATCH", "RewardClaim", "RewardService", "body_hash", "expire_decisions", "record_rewards"]
+__all__ = ["MAX_BATCH", "RewardService", "expire_decisions", "record_rewards"]
 
 MAX_BATCH = 1_000
-
-
-class RewardClaim(msgspec.Struct, frozen=True, kw_only=True):
-    """A reward as received, with the hash that recognises a retry."""
-
-    decision_id: str
-    value: float
-    metrics: dict[str, float]
-    idempotency_key: str | None
-    body_hash: str
-    received_at: float
-
-
-def body_hash(data: RewardIn) -> str:
-    """blake2b of the canonical (decision_id, reward, sorted metrics): what makes two bodies 'the same'."""
-    canonical = msgspec.json.encode([data.decision_id, float(data.reward), sorted(data.metrics.items())])
-    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
-
-
-def _judge(
-    claim: RewardClaim,
-    decision: DecisionContext | None,
-    prior_by_key: StoredReward | None,
-    prior: StoredReward | None,
-) -> StoredReward | None:
-    """The earlier reward this claim repeats, None if it is new, or a DomainError if it is refused."""
-    if prior_by_key is not None:
-        if prior_by_key.body_hash == claim.body_hash:
-            return prior_by_key
-        raise ConflictError(
-            f"idempotency_key {claim.idempotency_key!r} was already used with a different body",
-            field="idempotency_key",
-        )
-    if decision is None:
-        raise NotFoundError(f"no decision with id {claim.decision_id!r}", field="decision_id")
-    if prior is not None:
-        if prior.body_hash == claim.body_hash:
-            return prior
-        raise ConflictError(
-            f"decision {claim.decision_id!r} already has a reward ({prior.value}); a decision takes one reward",
-            field="decision_id",
-        )
-    if decision.status == "expired" or claim.received_at >= decision.expires_at:
-        closed = to_datetime(decision.expires_at).isoformat()
-        raise RewardWindowClosedError(
-            f"the reward window of decision {claim.decision_id!r} closed at {closed}; "
-            "the decision counts with the experiment's default_reward",
-            field="decision_id",
-        )
-    if decision.reward_kind == "bernoulli" and claim.value not in (0.0, 1.0):
-        raise InvalidFieldError(
-            f"experiment {decision.experiment_key!r} has bernoulli rewards: 0 or 1, got {claim.value}", field="reward"
-        )
-    return None
 
 
 def record_rewards(tx: WriteTx, items: Sequence[RewardClaim]) -> list[Any]:
@@ -103,14 +43,14 @@ def record_rewards(tx: WriteTx, items: Sequence[RewardClaim]) -> list[Any]:
         decision = decisions.get(claim.decision_id)
         key = claim.idempotency_key
         try:
-            prior = _judge(claim, decision, by_key.get(key) if key else None, by_decision.get(claim.decision_id))
+            prior = judge_claim(claim, decision, by_key.get(key) if key else None, by_decision.get(claim.decision_id))
         except DomainError as exc:
             out.append(exc)
             continue
         if prior is not None:
             out.append(prior)
             continue
-        assert decision is not None  # _judge refuses a claim without a decision
+        assert decision is not None  # judge_claim refuses a claim without a decision
         stored = StoredReward(
             decision_id=claim.decision_id,
             experiment_id=decision.experiment_id,

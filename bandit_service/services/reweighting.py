@@ -13,10 +13,11 @@ from collections.abc import Sequence
 import msgspec
 import numpy as np
 
-from bandit_service.core.assignment import churn_share, derive_seed
+from bandit_service.core.assignment import derive_seed
 from bandit_service.core.events import ACTOR
 from bandit_service.core.experiment_rules import bound_policy
 from bandit_service.core.model import ArmCounts, Event, Experiment, WeightsReason, WeightsRecord
+from bandit_service.core.weights import with_weights
 from bandit_service.ports import Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
 from policies import StatsArray
@@ -66,24 +67,10 @@ class Reweighter:
         version = experiment.weights_version + 1
         seed = derive_seed(experiment.salt, version)
         weights = await asyncio.to_thread(compute_weights, experiment, counts, seed)
-        record = WeightsRecord(
-            experiment_id=experiment.id,
-            version=version,
-            created_at=now,
-            weights=weights,
-            stats=tuple(c.stats for c in counts),
-            reason=reason,
-            seed=seed,
-            churn=churn_share(experiment.weights, weights),
-        )
+        reweighted, record = with_weights(experiment, weights, [c.stats for c in counts], reason, now, seed=seed)
         every = experiment.config.reweight_every_s
         changed = msgspec.structs.replace(
-            experiment,
-            weights=weights,
-            weights_version=version,
-            reweighted_at=now,
-            next_reweight_at=now + every if experiment.config.policy.adaptive else None,
-            updated_at=now,
+            reweighted, next_reweight_at=now + every if experiment.config.policy.adaptive else None
         )
         event = None
         if reason == "manual":

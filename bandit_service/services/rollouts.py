@@ -46,7 +46,7 @@ from bandit_service.core.plans import Hold, PlanError, PlanStep, Stop, advance, 
 from bandit_service.core.timestamps import to_datetime
 from bandit_service.ports import Clock, Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
-from bandit_service.services.experiments import ExperimentService, Mutated, Mutation, mutate_experiments
+from bandit_service.services.experiments import EditedExperiment, ExperimentEdit, ExperimentService, edit_experiments
 from policies import ArmStats
 
 __all__ = ["GuardrailBreach", "RolloutService"]
@@ -72,7 +72,7 @@ def _plan(steps: Sequence[PlanStep], name: str, value_name: str) -> tuple[PlanSt
     return tuple(steps)
 
 
-def _set_exposure(experiment: Experiment, exposure: float, now: float) -> Mutated:
+def _set_exposure(experiment: Experiment, exposure: float, now: float) -> EditedExperiment:
     if experiment.status == "completed":
         raise IllegalTransitionError(
             f"exposure can only change before the experiment is completed; {experiment.key!r} is completed",
@@ -82,7 +82,7 @@ def _set_exposure(experiment: Experiment, exposure: float, now: float) -> Mutate
         experiment, config=msgspec.structs.replace(experiment.config, exposure=exposure), updated_at=now
     )
     entry = event(experiment.id, "set_exposure", {"exposure": experiment.config.exposure}, {"exposure": exposure}, now)
-    return Mutated(experiment=changed, event=entry)
+    return EditedExperiment(experiment=changed, event=entry)
 
 
 class PlanResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -158,7 +158,7 @@ class RolloutService:
         """Set the exposure by hand (refused while a ramp drives it)."""
         now = self._clock.time()
         updated: Experiment = await self._storage.write(
-            mutate_experiments, Mutation(key, lambda e: _set_exposure(e, data.exposure, now))
+            edit_experiments, ExperimentEdit(key, lambda e: _set_exposure(e, data.exposure, now))
         )
         self._cache.put(updated)
         return updated

@@ -14,7 +14,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from bandit_service.storage.database import Database
-from bandit_service.storage.driver import DriverStatement
+from bandit_service.storage.statements import Execution, Statement
 from bandit_service.storage.tables import (
     ARM_COUNTERS,
     ARM_METRICS,
@@ -81,12 +81,14 @@ class CounterDeltas:
 class CounterStatements:
     """The four counter upserts, built once per database (building SQL is the costly part)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, execution: Execution) -> None:
         self.upserts = [
-            _upsert(db, ARM_COUNTERS, ("experiment_id", "arm"), COUNTER_COLUMNS),
-            _upsert(db, PERIODS, ("experiment_id", "weights_version", "arm"), COUNTER_COLUMNS),
-            _upsert(db, ARM_METRICS, ("experiment_id", "arm", "metric"), METRIC_COLUMNS),
-            _upsert(db, PERIOD_METRICS, ("experiment_id", "weights_version", "arm", "metric"), METRIC_COLUMNS),
+            _upsert(db, execution, ARM_COUNTERS, ("experiment_id", "arm"), COUNTER_COLUMNS),
+            _upsert(db, execution, PERIODS, ("experiment_id", "weights_version", "arm"), COUNTER_COLUMNS),
+            _upsert(db, execution, ARM_METRICS, ("experiment_id", "arm", "metric"), METRIC_COLUMNS),
+            _upsert(
+                db, execution, PERIOD_METRICS, ("experiment_id", "weights_version", "arm", "metric"), METRIC_COLUMNS
+            ),
         ]
 
 
@@ -100,11 +102,11 @@ def _add(table: dict[Any, list[float]], key: Any, step: tuple[float, ...]) -> No
 
 
 def _upsert(
-    db: Database, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]
-) -> tuple[DriverStatement, tuple[str, ...], tuple[str, ...]]:
+    db: Database, execution: Execution, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]
+) -> tuple[Statement, tuple[str, ...], tuple[str, ...]]:
     insert = db.upsert(table)
     statement = insert.on_conflict_do_update(
         index_elements=list(keys),
         set_={c: table.c[c] + insert.excluded[c] for c in columns},
     )
-    return DriverStatement(db, statement, keys + columns), keys, columns
+    return execution.statement(statement, keys + columns), keys, columns

@@ -1,21 +1,16 @@
-"""Engines and the one place where SQL dialects differ (SQLite pragmas and locking, upserts).
+"""Engines and where SQL dialects differ for correctness (SQLite pragmas, upserts, the schema lock).
 
 SQLite runs in WAL mode so readers never block the writer. Write transactions start with
 `BEGIN IMMEDIATE`: they take the write lock up front, so two processes on one file queue on
 `busy_timeout` instead of failing with SQLITE_BUSY when a read transaction tries to upgrade.
-Reads use a separate engine with plain (deferred) `BEGIN`.
+Reads use a separate engine with plain (deferred) `BEGIN`. What SQLite only needs for speed
+lives in `sqlite_speedups`.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -36,37 +31,13 @@ def _json_dumps(value: Any) -> str:
 class Database:
     """A write engine, a read engine and the dialect-specific statements."""
 
-    def __init__(self, write: Engine, read: Engine) -> None:
+    def __init__(self, write: Engine, read: Engine, *, serialised_writes: bool = False) -> None:
         self.write = write
         self.read = read
         self.dialect = write.dialect.name
-        path = write.url.database if self.dialect == "sqlite" else None
-        self._lock_path = Path(f"{path}-writer.lock") if path and path != ":memory:" else None
-        self._thread_lock = threading.Lock()
-        self._lock_fd: int | None = None  # a raw descriptor: no ResourceWarning if never disposed
-
-    @contextmanager
-    def writer_lock(self) -> Iterator[None]:
-        """Hold the write turn for one transaction (SQLite files; a no-op elsewhere).
-
-        SQLite's own busy handler makes a waiting writer sleep in growing steps (up to 100 ms),
-        so two worker processes on one file took turns slowly and those sleeps set the p99.
-        An exclusive flock on a side file queues the writers in the kernel, which wakes the
-        next one the moment the lock is released (after COMMIT), so each process still commits
-        a whole group per turn. The side file stays open: opening it per transaction cost the
-        writer thread a wait for the GIL each time.
-        """
-        if self._lock_path is None:
-            yield
-            return
-        with self._thread_lock:
-            if self._lock_fd is None:
-                self._lock_fd = os.open(self._lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        # Whether a write transaction holds the database's write lock from BEGIN (SQLite's BEGIN
+        # IMMEDIATE): then no other writer can commit between a transaction's reads and its writes.
+        self.serialised_writes = serialised_writes
 
     def upsert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
         """An INSERT that supports `.on_conflict_do_update` (SQLite and PostgreSQL share the API)."""
@@ -88,10 +59,6 @@ class Database:
         """Close all pooled connections."""
         self.write.dispose()
         self.read.dispose()
-        with self._thread_lock:
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
 
 
 def open_database(settings: Settings) -> Database:
@@ -100,7 +67,9 @@ def open_database(settings: Settings) -> Database:
     options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": msgspec.json.decode}
     if url.startswith("sqlite"):
         return Database(
-            _sqlite_engine(url, settings, "BEGIN IMMEDIATE", options), _sqlite_engine(url, settings, "BEGIN", options)
+            _sqlite_engine(url, settings, "BEGIN IMMEDIATE", options),
+            _sqlite_engine(url, settings, "BEGIN", options),
+            serialised_writes=True,
         )
     engine = create_engine(url, pool_pre_ping=True, **options)
     return Database(engine, engine)

@@ -27,7 +27,7 @@ from sqlalchemy import case, select
 from sqlalchemy.engine import Connection
 
 from bandit_service.storage.database import Database
-from bandit_service.storage.driver import DriverStatement
+from bandit_service.storage.statements import Execution
 from bandit_service.storage.tables import BUCKETS, SKETCHES
 from policies.sketch import QuantileSketch
 
@@ -98,7 +98,7 @@ class SketchDeltas:
 class SketchStatements:
     """The two sketch upserts, built once per database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, execution: Execution) -> None:
         insert = db.upsert(SKETCHES)
         new = insert.excluded
         # CASE rather than LEAST/GREATEST or two-argument MIN/MAX: the same SQL on SQLite and PostgreSQL.
@@ -118,8 +118,8 @@ class SketchStatements:
             set_={"count": BUCKETS.c.count + bucket_insert.excluded.count},
         )
         key = ("experiment_id", "arm", "metric")
-        self.summary = DriverStatement(db, summary, (*key, "count", "zero_count", "total", "minimum", "maximum"))
-        self.buckets = DriverStatement(db, buckets, (*key, "bucket", "count"))
+        self.summary = execution.statement(summary, (*key, "count", "zero_count", "total", "minimum", "maximum"))
+        self.buckets = execution.statement(buckets, (*key, "bucket", "count"))
 
 
 def read_sketches(conn: Connection, experiment_id: int, k: int) -> dict[str, tuple[QuantileSketch, ...]]:

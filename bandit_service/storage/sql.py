@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from typing import Any, assert_never
 
 from sqlalchemy import and_, bindparam, delete, insert, literal_column, select, text, update
@@ -39,7 +37,6 @@ from bandit_service.storage.convert import (
 )
 from bandit_service.storage.counters import CounterDeltas, CounterStatements
 from bandit_service.storage.database import Database
-from bandit_service.storage.driver import DriverQuery, DriverStatement
 from bandit_service.storage.plans import (
     load_events,
     load_rollouts,
@@ -48,6 +45,8 @@ from bandit_service.storage.plans import (
     save_rollout,
 )
 from bandit_service.storage.sketches import SketchDeltas, SketchStatements
+from bandit_service.storage.sqlite_speedups import choose_execution
+from bandit_service.storage.statements import Execution
 from bandit_service.storage.tables import (
     ARM_COUNTERS,
     ARM_METRICS,
@@ -134,25 +133,23 @@ def _stored_reward(m: Any) -> StoredReward:
 class Statements:
     """The statements of the hot paths, built once per database: building SQL costs more than running it."""
 
-    def __init__(self, db: Database) -> None:
-        self.counters = CounterStatements(db)
-        self.sketches = SketchStatements(db)
+    def __init__(self, db: Database, execution: Execution) -> None:
+        self.counters = CounterStatements(db, execution)
+        self.sketches = SketchStatements(db, execution)
         self.assignments = select(
             ASSIGNMENTS.c.unit, ASSIGNMENTS.c.arm, ASSIGNMENTS.c.propensity, ASSIGNMENTS.c.weights_version
         ).where(
             ASSIGNMENTS.c.experiment_id == bindparam("experiment_id"),
             ASSIGNMENTS.c.unit.in_(bindparam("units", expanding=True)),
         )
-        self.insert_assignments = DriverStatement(
-            db,
+        self.insert_assignments = execution.statement(
             db.upsert(ASSIGNMENTS).on_conflict_do_nothing(index_elements=["experiment_id", "unit"]),
             ("experiment_id", "unit", "arm", "propensity", "weights_version", "created_at"),
         )
-        self.insert_decisions = DriverStatement(db, insert(DECISIONS), DECISION_COLUMNS)
+        self.insert_decisions = execution.statement(insert(DECISIONS), DECISION_COLUMNS)
         # A reward's decision, its experiment's key and reward kind, its arm's name and the
         # reward it already has (if any), in one query by decision id.
-        self.decision_contexts = DriverQuery(
-            db,
+        self.decision_contexts = execution.key_query(
             select(
                 DECISIONS.c.id,
                 DECISIONS.c.experiment_id,
@@ -179,15 +176,14 @@ class Statements:
             .join(ARMS, and_(ARMS.c.experiment_id == REWARDS.c.experiment_id, ARMS.c.position == REWARDS.c.arm))
             .where(REWARDS.c.idempotency_key.in_(bindparam("keys", expanding=True)))
         )
-        # Constants as literals: a DriverStatement binds exactly its named parameters.
-        self.mark_rewarded = DriverStatement(
-            db,
+        # Constants as literals: a statement binds exactly its named columns.
+        self.mark_rewarded = execution.statement(
             update(DECISIONS)
             .where(DECISIONS.c.id == bindparam("decision_id"), DECISIONS.c.status == literal_column("'pending'"))
             .values(status=literal_column("'rewarded'")),
             ("decision_id",),
         )
-        self.insert_rewards = DriverStatement(db, insert(REWARDS), REWARD_COLUMNS)
+        self.insert_rewards = execution.statement(insert(REWARDS), REWARD_COLUMNS)
         self.expire = (
             update(DECISIONS)
             .where(DECISIONS.c.id.in_(bindparam("ids", expanding=True)), DECISIONS.c.status == "pending")
@@ -295,8 +291,8 @@ class SqlTransaction:
                 for unit, a in rows
             ],
         )
-        if self.db.dialect == "sqlite":
-            # BEGIN IMMEDIATE holds the write lock since our read: nobody else can have inserted.
+        if self.db.serialised_writes:
+            # The write lock is held since the job's read at BEGIN: nobody else can have inserted.
             return dict(rows)
         return self.assignments(experiment_id, [unit for unit, _ in rows])
 
@@ -433,13 +429,15 @@ class SqlTransaction:
 
 
 class SqlRepository:
-    """Reads on the read engine; batches of write jobs on the write engine, one transaction each."""
+    """Reads on the read engine; batches of write jobs on the write engine, one transaction each.
 
-    def __init__(self, db: Database) -> None:
+    `sqlite_speedups=False` runs a SQLite database the plain way, as every other dialect runs.
+    """
+
+    def __init__(self, db: Database, *, sqlite_speedups: bool = True) -> None:
         self.db = db
-        self.statements = Statements(db)
-        self._write_conn: Connection | None = None
-        self._write_guard = threading.Lock()
+        self.execution = choose_execution(db, speedups=sqlite_speedups)
+        self.statements = Statements(db, self.execution)
 
     def create_schema(self) -> None:
         """Create missing tables, holding the database's write lock so concurrent starts do not race."""
@@ -449,8 +447,7 @@ class SqlRepository:
 
     def close(self) -> None:
         """Release connections."""
-        with self._write_guard:
-            self._drop_write_connection()
+        self.execution.writes.close()
         self.db.dispose()
 
     def ping(self) -> None:
@@ -561,71 +558,26 @@ class SqlRepository:
             return load_events(conn, experiment_id, after, limit)
 
     def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]]) -> list[list[Any]]:
-        """One transaction; each job group in a savepoint, retried item by item if the group fails.
+        """One transaction; each job group in a savepoint, retried item by item if the group fails."""
+        return self.execution.writes.run_batch(groups, self._run_group)
 
-        A batch of one group (the usual case: requests of one kind arrive together) first runs
-        without the savepoint, two statements fewer per commit; if the group fails, that
-        transaction is rolled back and the batch runs again the careful way, with the same outcome.
-        """
-        if len(groups) == 1:
-            job, items = groups[0]
-            try:
-                with self._write_transaction() as conn:
-                    tx = SqlTransaction(conn, self.db, self.statements)
-                    results = job(tx, items)
-                    tx.flush()
-                return [results]
-            except OperationalError:
-                raise  # the database itself is unavailable or locked: the whole batch fails
-            except Exception:
-                log.debug("write group of %d failed; running it again with savepoints", len(items))
-        with self._write_transaction() as conn:
-            return [self._run_group(conn, job, items) for job, items in groups]
-
-    @contextmanager
-    def _write_transaction(self) -> Iterator[Connection]:
-        """One write transaction, on the connection the writer keeps open (SQLite) or a pooled one.
-
-        Taking a SQLite connection from the pool and returning it (with its reset) was a
-        measurable part of every batch, so the single writer keeps one open until `close`.
-        PostgreSQL still takes a pooled one per batch: its checkout ping finds a connection the
-        server dropped before a batch fails on it. A connection whose transaction did not end
-        cleanly is closed, and the next batch opens a fresh one.
-        """
-        if self.db.dialect != "sqlite":
-            with self.db.writer_lock(), self.db.write.connect() as conn, conn.begin():
-                yield conn
-            return
-        with self._write_guard, self.db.writer_lock():
-            if self._write_conn is None:
-                self._write_conn = self.db.write.connect()
-            conn = self._write_conn
-            try:
-                with conn.begin():
-                    yield conn
-            except OperationalError:
-                self._drop_write_connection()  # it may be broken (or its file gone): reopen next batch
-                raise
-            finally:
-                if self._write_conn is not None and (conn.invalidated or conn.in_transaction()):
-                    self._drop_write_connection()
-
-    def _drop_write_connection(self) -> None:
-        if self._write_conn is not None:
-            conn, self._write_conn = self._write_conn, None
-            conn.close()
-
-    def _run_group(self, conn: Connection, job: Job, items: Sequence[Any]) -> list[Any]:
+    def _run_group(self, conn: Connection, job: Job, items: Sequence[Any], *, savepoint: bool) -> list[Any]:
+        """Per item, its result or the exception that refused it; without a savepoint, a failure raises."""
+        if not savepoint:
+            return self._run_job(conn, job, items)
         try:
             with conn.begin_nested():
-                tx = SqlTransaction(conn, self.db, self.statements)
-                results = job(tx, items)
-                tx.flush()
-            return results
+                return self._run_job(conn, job, items)
         except OperationalError:
             raise  # the database itself is unavailable or locked: the whole batch fails
         except Exception as exc:  # forwarded to the request(s) that sent these items, never swallowed
             if len(items) == 1:
                 return [exc]
             log.info("write group of %d failed (%s); retrying item by item", len(items), type(exc).__name__)
-            return [self._run_group(conn, job, [item])[0] for item in items]
+            return [self._run_group(conn, job, [item], savepoint=True)[0] for item in items]
+
+    def _run_job(self, conn: Connection, job: Job, items: Sequence[Any]) -> list[Any]:
+        tx = SqlTransaction(conn, self.db, self.statements)
+        results = job(tx, items)
+        tx.flush()
+        return results

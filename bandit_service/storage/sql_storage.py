@@ -27,9 +27,12 @@ __all__ = ["SqlStorage"]
 class SqlStorage:
     """The SQL storage of one process: its repository, its single writer and its report reads."""
 
-    def __init__(self, database: Database, *, max_batch: int = 512, linger_s: float = 0.0) -> None:
+    def __init__(
+        self, database: Database, *, max_batch: int = 512, linger_s: float = 0.0, sqlite_speedups: bool = True
+    ) -> None:
+        """`sqlite_speedups=False` runs a SQLite database the plain way (see `sqlite_speedups`)."""
         self.database = database
-        self.repository = SqlRepository(database)
+        self.repository = SqlRepository(database, sqlite_speedups=sqlite_speedups)
         self.writer = GroupCommitWriter(self.repository, max_batch=max_batch, linger_s=linger_s)
         self._reports = SqlReportStore(database)
 

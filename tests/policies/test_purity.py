@@ -104,5 +104,5 @@ def test_the_global_rng_scan_finds_what_it_should(source: str, found: list[str])
 
 def test_the_scan_sees_every_module() -> None:
     names = {p.stem for p in SOURCES}
-    assert {"stats", "knobs", "fixed", "epsilon_greedy", "thompson", "posterior", "policy"} <= names
+    assert {"stats", "allocation", "fixed", "epsilon_greedy", "thompson", "posterior", "policy"} <= names
     assert len(MODULES) >= 8

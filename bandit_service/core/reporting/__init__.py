@@ -6,7 +6,9 @@ Pure: no I/O, no clock, no database. The service gathers a `ReportInput` from st
 
 from bandit_service.core.reporting.inputs import PRIMARY, DecisionCriteria, Guardrail, PrimaryCriterion, ReportInput
 from bandit_service.core.reporting.report import build_report
-from bandit_service.core.reporting.schema import (
+from bandit_service.core.reporting.segments import DEFAULT_MIN_OBSERVATIONS, build_segment_reports
+from bandit_service.core.reporting.text import render_segments_text, render_text
+from bandit_service.core.reporting.values import (
     ArmFigures,
     ComparisonFigures,
     GuardrailCheck,
@@ -20,8 +22,6 @@ from bandit_service.core.reporting.schema import (
     SegmentEntry,
     SegmentReport,
 )
-from bandit_service.core.reporting.segments import DEFAULT_MIN_OBSERVATIONS, build_segment_reports
-from bandit_service.core.reporting.text import render_segments_text, render_text
 
 __all__ = [
     "DEFAULT_MIN_OBSERVATIONS",

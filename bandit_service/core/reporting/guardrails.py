@@ -6,7 +6,7 @@ import math
 from typing import assert_never
 
 from bandit_service.core.reporting.inputs import PRIMARY, BoundKind, Guardrail, ReportInput
-from bandit_service.core.reporting.schema import GuardrailCheck, MetricKind
+from bandit_service.core.reporting.values import GuardrailCheck, MetricKind
 from policies.frequentist import Comparison, welch_test, z_test
 from policies.stats import StatsArray
 

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import stats as sps
 
 from bandit_service.core.reporting.inputs import ReportInput
-from bandit_service.core.reporting.schema import ArmFigures, ComparisonFigures, MetricKind, MetricReport
+from bandit_service.core.reporting.values import ArmFigures, ComparisonFigures, MetricKind, MetricReport
 from policies.bayesian import bayesian_comparison
 from policies.corrections import holm
 from policies.estimators import ArmEstimates, naive_means, stratified_means

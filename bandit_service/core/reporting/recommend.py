@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 
-from bandit_service.core.reporting.schema import (
+from bandit_service.core.reporting.values import (
     ComparisonFigures,
     GuardrailCheck,
     MetricReport,

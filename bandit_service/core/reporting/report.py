@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from bandit_service.core.reporting.diagnostics import sample_ratio, sample_size
 from bandit_service.core.reporting.guardrails import check_guardrails, metric_stats
-from bandit_service.core.reporting.health import sample_ratio, sample_size
 from bandit_service.core.reporting.inputs import PRIMARY, ReportInput
 from bandit_service.core.reporting.metrics import build_metric, metric_kind
 from bandit_service.core.reporting.recommend import recommend
-from bandit_service.core.reporting.schema import Health, MetricKind, OperationalArm, Quantiles, Report
+from bandit_service.core.reporting.values import Health, MetricKind, OperationalArm, Quantiles, Report
 from policies.stats import StatsArray
 
 __all__ = ["build_report"]

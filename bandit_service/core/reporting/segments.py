@@ -9,7 +9,7 @@ import msgspec
 from bandit_service.core.reporting.guardrails import metric_stats
 from bandit_service.core.reporting.inputs import ReportInput
 from bandit_service.core.reporting.report import build_report
-from bandit_service.core.reporting.schema import Recommendation, SegmentEntry, SegmentReport
+from bandit_service.core.reporting.values import Recommendation, SegmentEntry, SegmentReport
 
 __all__ = ["DEFAULT_MIN_OBSERVATIONS", "build_segment_reports"]
 

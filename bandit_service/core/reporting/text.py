@@ -6,7 +6,7 @@ import math
 import textwrap
 from collections.abc import Sequence
 
-from bandit_service.core.reporting.schema import MetricReport, Report, SegmentReport
+from bandit_service.core.reporting.values import MetricReport, Report, SegmentReport
 
 __all__ = ["render_segments_text", "render_text"]
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from bandit_service.core.reporting.inputs import ReportInput
-from bandit_service.core.reporting.schema import MetricKind, SampleSizeCheck, SrmResult
+from bandit_service.core.reporting.values import MetricKind, SampleSizeCheck, SrmResult
 from policies.power import sample_size_means, sample_size_proportions
 from policies.srm import expected_counts, srm_check
 from policies.stats import StatsArray

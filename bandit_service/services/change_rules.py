@@ -1,6 +1,6 @@
 """Rules that tie operator changes to namespaces and running plans, checked inside the write transaction.
 
-The experiment jobs (`create_experiments`, `mutate_experiments`) call these so every path that
+The experiment jobs (`create_experiments`, `edit_experiments`) call these so every path that
 changes an experiment obeys them, whichever endpoint it came from:
 - a namespace slice may not overlap another experiment of the namespace that is not completed;
 - while a ramp runs, exposure belongs to the ramp; while a completion runs, weights belong to it;
@@ -19,7 +19,7 @@ from bandit_service.core.plans import cancel_plan, slices_overlap
 from bandit_service.core.timestamps import to_datetime
 from bandit_service.ports import WriteTx
 
-__all__ = ["check_change", "check_namespace", "check_new", "settle_change"]
+__all__ = ["check_change", "check_namespace", "check_new", "restart_or_cancel_plans"]
 
 
 def check_namespace(tx: WriteTx, key: str, space: Namespace | None) -> None:
@@ -68,7 +68,7 @@ def check_change(tx: WriteTx, before: Experiment, after: Experiment) -> None:
         )
 
 
-def settle_change(tx: WriteTx, before: Experiment, after: Experiment) -> None:
+def restart_or_cancel_plans(tx: WriteTx, before: Experiment, after: Experiment) -> None:
     """After a status change: cancel running plans on completion, restart their hold on (re)start."""
     if after.status == before.status or after.status == "paused":
         return
