@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from policies.base import Count, PolicyBase, Probability, check_count, check_probability
-from policies.knobs import (
+from policies.allocation import (
     active_mask,
     apply_floor,
     check_floor,
@@ -15,6 +14,7 @@ from policies.knobs import (
     sample_arms,
     uniform_over,
 )
+from policies.base import Count, PolicyBase, Probability, check_count, check_probability
 from policies.stats import BoolArray, FloatArray, IntArray, StatsArray
 
 __all__ = ["EpsilonGreedy", "epsilon_greedy_weights"]

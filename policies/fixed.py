@@ -10,8 +10,8 @@ import msgspec
 import numpy as np
 from numpy.typing import ArrayLike
 
+from policies.allocation import active_mask, sample_arms
 from policies.base import ConfigError, PolicyBase
-from policies.knobs import active_mask, sample_arms
 from policies.posterior import RewardKind
 from policies.stats import FloatArray, IntArray, StatsArray
 

@@ -9,9 +9,9 @@ import msgspec
 import numpy as np
 from numpy.typing import ArrayLike
 
+from policies.allocation import sample_arms
 from policies.beta_thompson_kernel import fits_beta_thompson_kernel, run_beta_thompson_online
 from policies.environments import Environment
-from policies.knobs import sample_arms
 from policies.regret_curve import record_block
 from policies.stats import FloatArray, IntArray, StatsArray
 

@@ -10,8 +10,7 @@ import msgspec
 import numpy as np
 from numpy.typing import ArrayLike
 
-from policies.base import ConfigError, Count, PolicyBase, Probability, check_count, check_probability
-from policies.knobs import (
+from policies.allocation import (
     active_mask,
     apply_floor,
     check_floor,
@@ -21,6 +20,7 @@ from policies.knobs import (
     sample_arms,
     uniform_over,
 )
+from policies.base import ConfigError, Count, PolicyBase, Probability, check_count, check_probability
 from policies.posterior import (
     BetaPosterior,
     Posterior,

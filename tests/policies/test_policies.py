@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
+from policies.allocation import sample_arms
 from policies.epsilon_greedy import EpsilonGreedy
 from policies.fixed import FixedSplit
-from policies.knobs import sample_arms
 from policies.policy import PolicyConfig, decode_policy
 from policies.posterior import RewardKind, StudentTPosterior, prob_best_beta_exact
 from policies.stats import StatsArray
