@@ -14,6 +14,8 @@ from policies.sketch import QuantileSketch
 from tests.service.api import call, decide, read_db, reward, started
 from tests.service.traffic import send_rewards
 
+pytestmark = pytest.mark.sqlite  # these read the SQL report store on the app's own file
+
 
 @pytest.fixture
 def store(settings):
