@@ -20,7 +20,7 @@ RIGHT = {"name": "checkout", "start": 0.5, "end": 1.0}
 def test_two_exclusive_experiments_never_share_a_unit(client):
     started(client, "left", namespace=LEFT)
     started(client, "right", namespace=RIGHT)
-    units = [f"user-{i}" for i in range(10_000)]
+    units = [f"user-{i}" for i in range(4_000)]  # exclusivity and coverage are exact; the split is within 4 SE
     seen = {}
     for key in ("left", "right"):
         decided = decide_all(client, [{"experiment": key, "unit": u} for u in units])
