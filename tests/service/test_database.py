@@ -1,4 +1,5 @@
-"""SQLite set-up under contention: a second process's lock is waited for, not turned into a crash."""
+"""SQLite set-up under contention: a second process's lock is waited for, not turned into a crash; the writer
+lock of the SQLite speed-ups queues writers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 
 from bandit_service.settings import Settings
 from bandit_service.storage.database import open_database
+from bandit_service.storage.sqlite_speedups import writer_lock_for
 
 
 def hold_exclusive_lock(path, seconds: float, ready: threading.Event) -> None:
@@ -36,13 +38,14 @@ def test_switching_a_new_file_to_wal_waits_for_another_process_lock(tmp_path):
 
 
 def test_the_writer_lock_gives_one_writer_the_turn_at_a_time(tmp_path):
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'w.db'}")
-    first, second = open_database(settings), open_database(settings)  # as two worker processes would
+    path = str(tmp_path / "w.db")
+    first, second = writer_lock_for(path), writer_lock_for(path)  # as two worker processes would
+    assert first is not None and second is not None
     order: list[str] = []
     entered = threading.Event()
 
     def hold() -> None:
-        with first.writer_lock():
+        with first.hold():
             entered.set()
             time.sleep(0.2)
             order.append("first done")
@@ -50,13 +53,13 @@ def test_the_writer_lock_gives_one_writer_the_turn_at_a_time(tmp_path):
     thread = threading.Thread(target=hold)
     thread.start()
     entered.wait()
-    with second.writer_lock():
+    with second.hold():
         order.append("second in")
     thread.join()
+    first.close()
+    second.close()
     assert order == ["first done", "second in"]
 
 
-def test_the_writer_lock_is_a_no_op_without_a_file():
-    db = open_database(Settings(database_url="sqlite://"))
-    with db.writer_lock(), db.writer_lock():  # re-entrant use is harmless when there is no file
-        pass
+def test_an_in_memory_database_has_no_writer_lock():
+    assert writer_lock_for(":memory:") is None and writer_lock_for("") is None

@@ -13,9 +13,13 @@ from bandit_service.storage.memory import MemoryStorage
 from bandit_service.storage.sql_storage import SqlStorage
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-plain"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    """A storage that is not opened yet (each test opens and closes it on its own event loop)."""
+    """A storage that is not opened yet (each test opens and closes it on its own event loop).
+
+    `sqlite-plain`: SQLite without its speed-ups (storage/sqlite_speedups.py), as other databases run.
+    """
     if request.param == "memory":
         return MemoryStorage()
-    return SqlStorage(open_database(Settings(database_url=f"sqlite:///{tmp_path / 'contract.db'}")))
+    database = open_database(Settings(database_url=f"sqlite:///{tmp_path / 'contract.db'}"))
+    return SqlStorage(database, sqlite_speedups=request.param == "sqlite")
