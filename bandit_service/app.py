@@ -11,9 +11,10 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from bandit_service.clock import SystemClock
+from bandit_service.http.fast_body import FastBodyRequest
 from bandit_service.http.problems import exception_handlers
 from bandit_service.http.routes import ROUTES
-from bandit_service.http.strict_body import strict_json_request
+from bandit_service.http.strict_body import StrictJsonRequest, strict_json_request
 from bandit_service.ids import process_ids
 from bandit_service.ports import Clock, IdFactory, Storage
 from bandit_service.runtime import Runtime
@@ -68,7 +69,9 @@ def create_app(
             "reports": Provide(runtime.reports, sync_to_thread=False),
         },
         lifespan=[lifespan],
-        request_class=strict_json_request(settings.max_json_depth),
+        request_class=strict_json_request(
+            settings.max_json_depth, FastBodyRequest if settings.fast_body else StrictJsonRequest
+        ),
         exception_handlers=exception_handlers(),  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="bandit-service", version=VERSION, path="/schema"),

@@ -7,8 +7,9 @@ takes over the decoding step: Litestar reads the body through `Request.body()` (
 `json()` checks the media type (415), the nesting depth on the raw bytes (422, never a
 RecursionError), then decodes strictly into the handler's `data` type (422 naming the field, 400
 for malformed JSON). The value goes back through Litestar's own conversion, which passes an
-instance of the target type through unchanged (msgspec's documented behaviour). An empty body
-never reaches `json()`: Litestar reports the missing `data`, which `problems` answers with 400.
+instance of the target type through as it is (msgspec's `convert`). An empty body never reaches
+`json()`: Litestar reports the missing `data`, which `problems` answers with 400. Should a later
+Litestar stop calling `json()` for `data`, the bad-input tests fail (a string passes as a number).
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def decode_strict(body: bytes, media_type: str, data_type: Any, max_depth: int) 
 
 @functools.cache
 def _data_type(fn: Callable[..., Any]) -> Any:
-    # The handler's own annotation of `data`, with `JSONBody[...]` (Annotated) stripped; once per
-    # handler function, as Litestar itself does at start-up.
+    # The handler's own annotation of `data` (the `Annotated` of `JSONBody[...]` stripped), read
+    # through the handler's public `fn` and cached per handler function.
     return typing.get_type_hints(fn)["data"]
 
 
@@ -80,7 +81,10 @@ class StrictJsonRequest(Request[Any, Any, Any]):
         return self.content_type[0].lower()
 
     async def json(self) -> Any:
-        """The body decoded strictly into the route handler's `data` type (a domain error otherwise)."""
+        """The body decoded strictly into the route handler's `data` type (a domain error otherwise).
+
+        Litestar calls it to fill a handler's `data` parameter; no handler here calls it itself.
+        """
         body = await self.body()
         return decode_strict(body, self.body_media_type(), _data_type(self.route_handler.fn), self.max_depth)
 
