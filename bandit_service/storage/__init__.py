@@ -1,3 +1,3 @@
-"""Storage: SQLModel tables behind the `Repository` and `Transaction` protocols."""
+"""Storage: the `ports.Storage` implementations (SQL on SQLite or PostgreSQL, and the in-memory twin)."""
 
 __all__: list[str] = []

@@ -198,14 +198,14 @@ class SqlTransaction:
     def __init__(self, conn: Connection, db: Database, statements: Statements) -> None:
         self.conn = conn
         self.db = db
-        self.st = statements
+        self.statements = statements
         self.counts = CounterDeltas()
         self.sketches = SketchDeltas()
 
     def flush(self) -> None:
         """Write the accumulated counter increments (and quantile-sketch additions)."""
-        self.counts.flush(self.conn, self.st.counters)
-        self.sketches.flush(self.conn, self.st.sketches)
+        self.counts.flush(self.conn, self.statements.counters)
+        self.sketches.flush(self.conn, self.statements.sketches)
 
     def experiment(self, key: str) -> Experiment | None:
         """The experiment with this key."""
@@ -268,7 +268,7 @@ class SqlTransaction:
         """Sticky assignments of these units."""
         if not units:
             return {}
-        rows = self.conn.execute(self.st.assignments, {"experiment_id": experiment_id, "units": list(units)})
+        rows = self.conn.execute(self.statements.assignments, {"experiment_id": experiment_id, "units": list(units)})
         return {r.unit: Assignment(arm=r.arm, propensity=r.propensity, weights_version=r.weights_version) for r in rows}
 
     def insert_assignments(
@@ -277,7 +277,7 @@ class SqlTransaction:
         """Store first assignments; returns what is stored (a concurrent replica's may have won)."""
         if not rows:
             return {}
-        self.st.insert_assignments.execute(
+        inserted = self.statements.insert_assignments.execute(
             self.conn,
             [
                 {
@@ -291,16 +291,15 @@ class SqlTransaction:
                 for unit, a in rows
             ],
         )
-        if self.db.serialised_writes:
-            # The write lock is held since the job's read at BEGIN: nobody else can have inserted.
-            return dict(rows)
+        if inserted == len(rows):
+            return dict(rows)  # every row is new (on conflict do nothing inserts none of the others)
         return self.assignments(experiment_id, [unit for unit, _ in rows])
 
     def insert_decisions(self, rows: Sequence[Decision]) -> None:
         """Log decisions as pending and count them."""
         if not rows:
             return
-        self.st.insert_decisions.execute(
+        self.statements.insert_decisions.execute(
             self.conn,
             [
                 {
@@ -325,7 +324,7 @@ class SqlTransaction:
     def decision_contexts(self, ids: Collection[str]) -> dict[str, DecisionContext]:
         """Decisions by id, with their experiment's key and reward kind, the arm's name and their reward."""
         out = {}
-        for row in self.st.decision_contexts.rows(self.conn, list(ids)):
+        for row in self.statements.decision_contexts.rows(self.conn, list(ids)):
             decision_id, experiment_id, arm, weights_version, status, expires_at, key, reward_kind, arm_name = row[:9]
             value, metrics, idempotency_key, body_hash, created_at = row[9:]
             reward = None
@@ -361,14 +360,14 @@ class SqlTransaction:
         """Rewards by idempotency key."""
         if not keys:
             return {}
-        rows = self.conn.execute(self.st.rewards_by_key, {"keys": list(keys)})
+        rows = self.conn.execute(self.statements.rewards_by_key, {"keys": list(keys)})
         return {r.idempotency_key: _stored_reward(r) for r in rows}
 
     def insert_rewards(self, rows: Sequence[StoredReward]) -> None:
         """Store rewards, mark their decisions rewarded (only if still pending), count them."""
         if not rows:
             return
-        mark = self.st.mark_rewarded
+        mark = self.statements.mark_rewarded
         params = [{"decision_id": r.decision_id} for r in rows]
         if self.db.write.dialect.supports_sane_multi_rowcount:  # SQLite does
             changed = mark.execute(self.conn, params)
@@ -377,7 +376,7 @@ class SqlTransaction:
         if changed != len(rows):
             # Another replica expired or rewarded one of these decisions since we read it.
             raise ConflictError("decision_id: the decision changed concurrently; retry", field="decision_id")
-        self.st.insert_rewards.execute(
+        self.statements.insert_rewards.execute(
             self.conn,
             [
                 {
@@ -402,7 +401,7 @@ class SqlTransaction:
         """Mark still-pending decisions expired and count them with their experiment's default reward."""
         if not ids:
             return []
-        rows = self.conn.execute(self.st.expire, {"ids": list(ids)})
+        rows = self.conn.execute(self.statements.expire, {"ids": list(ids)})
         expired = [
             ExpiredDecision(
                 decision_id=r.id, experiment_id=r.experiment_id, arm=r.arm, weights_version=r.weights_version
@@ -437,7 +436,7 @@ class SqlRepository:
     def __init__(self, db: Database, *, sqlite_speedups: bool = True) -> None:
         self.db = db
         self.execution = choose_execution(db, speedups=sqlite_speedups)
-        self.statements = Statements(db, self.execution)
+        self.statementsatements = Statements(db, self.execution)
 
     def create_schema(self) -> None:
         """Create missing tables, holding the database's write lock so concurrent starts do not race."""
@@ -577,7 +576,7 @@ class SqlRepository:
             return [self._run_group(conn, job, [item], savepoint=True)[0] for item in items]
 
     def _run_job(self, conn: Connection, job: Job, items: Sequence[Any]) -> list[Any]:
-        tx = SqlTransaction(conn, self.db, self.statements)
+        tx = SqlTransaction(conn, self.db, self.statementsatements)
         results = job(tx, items)
         tx.flush()
         return results

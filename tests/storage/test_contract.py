@@ -37,7 +37,6 @@ from bandit_service.core.plans import PlanState, PlanStatus, PlanStep
 from bandit_service.core.timestamps import to_datetime
 from bandit_service.ports import Storage, WriteTx
 from bandit_service.storage.sketches import SKETCH_ACCURACY
-from bandit_service.storage.sql_storage import SqlStorage
 from policies import ArmStats, ThompsonSampling
 from policies.sketch import QuantileSketch
 
@@ -335,12 +334,7 @@ async def a_conflicting_insert_returns_the_stored_assignment(storage: Storage) -
     assert kept == {"u1": first, "u2": later}
 
 
-def test_a_conflicting_insert_returns_the_stored_assignment(storage: Storage, request: pytest.FixtureRequest) -> None:
-    if isinstance(storage, SqlStorage):
-        # Reported to the lead: on SQLite the rows passed in are returned, not the stored ones. The
-        # decision job reads first in the same transaction, so the service never sees it today.
-        reason = "SqlTransaction.insert_assignments on SQLite returns the rows it was given"
-        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason))
+def test_a_conflicting_insert_returns_the_stored_assignment(storage: Storage) -> None:
     contract(a_conflicting_insert_returns_the_stored_assignment)(storage)
 
 
