@@ -1,10 +1,19 @@
-"""Shared fixtures and the Hypothesis profile: derandomized under CI, random locally."""
+"""Shared fixtures and the Hypothesis profile: derandomized under CI, random locally.
+
+PostgreSQL: the server named by `BANDIT_TEST_POSTGRES_URL` (`.ci/postgres.sh` starts one). Without it
+the PostgreSQL cases are skipped with that reason, except under CI, where a missing server fails.
+Each PostgreSQL case gets a fresh schema of its own, dropped afterwards.
+"""
 
 import os
+import uuid
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from hypothesis import settings
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 # CI replays the same examples on every run, so a red build is the code's fault, not a new seed's;
 # local runs keep exploring. Loaded here, before any test module is imported, because a settings
@@ -18,3 +27,32 @@ settings.load_profile("ci" if os.environ.get("CI") else "default")
 def rng() -> np.random.Generator:
     """A fresh generator with a fixed seed, so tests are deterministic."""
     return np.random.default_rng(20261122)
+
+
+POSTGRES_URL = os.environ.get("BANDIT_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test server's URL (a failure under CI when none is set: the half must not vanish silently)."""
+    if POSTGRES_URL:
+        return POSTGRES_URL
+    if os.environ.get("CI"):
+        pytest.fail("BANDIT_TEST_POSTGRES_URL is not set: .ci/run must start PostgreSQL (.ci/postgres.sh)")
+    pytest.skip("no PostgreSQL server: set BANDIT_TEST_POSTGRES_URL (e.g. eval \"$(bash .ci/postgres.sh)\")")
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url: str) -> Iterator[str]:
+    """A URL whose connections use a fresh schema of their own (search_path), dropped afterwards."""
+    schema = f"contract_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

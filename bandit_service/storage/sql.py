@@ -114,6 +114,12 @@ def _load_experiments(
     return [experiment_from_rows(r, arms[r.id]) for r in rows]
 
 
+def _storable(key: str) -> bool:
+    """Whether a key could be stored: PostgreSQL refuses a NUL byte in text (an error, not "no row"),
+    and no stored key has one (keys are slugs), so such a key is simply not found."""
+    return "\x00" not in key
+
+
 def _stored_reward(m: Any) -> StoredReward:
     return StoredReward(
         decision_id=m.decision_id,
@@ -209,6 +215,8 @@ class SqlTransaction:
 
     def experiment(self, key: str) -> Experiment | None:
         """The experiment with this key."""
+        if not _storable(key):
+            return None
         found = _load_experiments(self.conn, EXPERIMENTS.c.key == key)
         return found[0] if found else None
 
@@ -456,6 +464,8 @@ class SqlRepository:
 
     def experiment(self, key: str) -> Experiment | None:
         """The experiment with this key."""
+        if not _storable(key):
+            return None
         with self.db.read.connect() as conn:
             found = _load_experiments(conn, EXPERIMENTS.c.key == key)
         return found[0] if found else None

@@ -1,4 +1,5 @@
-"""The storages the contract suite runs on: the in-memory twin and a real SQLite file."""
+"""The storages the contract suite runs on: the in-memory twin, a real SQLite file and a real PostgreSQL
+(a fresh schema per case on the server of `BANDIT_TEST_POSTGRES_URL`; see `tests/conftest.py`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from bandit_service.storage.memory import MemoryStorage
 from bandit_service.storage.sql_storage import SqlStorage
 
 
-@pytest.fixture(params=["memory", "sqlite", "sqlite-plain"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-plain", "postgresql"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     """A storage that is not opened yet (each test opens and closes it on its own event loop).
 
@@ -21,5 +22,8 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     """
     if request.param == "memory":
         return MemoryStorage()
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_schema_url")
+        return SqlStorage(open_database(Settings(database_url=url)))
     database = open_database(Settings(database_url=f"sqlite:///{tmp_path / 'contract.db'}"))
     return SqlStorage(database, sqlite_speedups=request.param == "sqlite")
