@@ -1,6 +1,6 @@
 """Shared fixtures and the Hypothesis profile: derandomized under CI, random locally.
 
-PostgreSQL: the server named by `BANDIT_TEST_POSTGRES_URL` (`.ci/postgres.sh` starts one). Without it
+PostgreSQL: the server named by `TEST_POSTGRES_URL` (`.ci/postgres.sh` starts one). Without it
 the PostgreSQL cases are skipped with that reason, except under CI, where a missing server fails.
 Each PostgreSQL case gets a fresh schema of its own, dropped afterwards.
 """
@@ -29,7 +29,7 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(20261122)
 
 
-POSTGRES_URL = os.environ.get("BANDIT_TEST_POSTGRES_URL")
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +38,8 @@ def postgres_url() -> str:
     if POSTGRES_URL:
         return POSTGRES_URL
     if os.environ.get("CI"):
-        pytest.fail("BANDIT_TEST_POSTGRES_URL is not set: .ci/run must start PostgreSQL (.ci/postgres.sh)")
-    pytest.skip("no PostgreSQL server: set BANDIT_TEST_POSTGRES_URL (e.g. eval \"$(bash .ci/postgres.sh)\")")
+        pytest.fail("TEST_POSTGRES_URL is not set: .ci/run must start PostgreSQL (.ci/postgres.sh)")
+    pytest.skip("no PostgreSQL server: set TEST_POSTGRES_URL (e.g. eval \"$(bash .ci/postgres.sh)\")")
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The storages the contract suite runs on: the in-memory twin, a real SQLite file and a real PostgreSQL
-(a fresh schema per case on the server of `BANDIT_TEST_POSTGRES_URL`; see `tests/conftest.py`)."""
+(a fresh schema per case on the server of `TEST_POSTGRES_URL`; see `tests/conftest.py`)."""
 
 from __future__ import annotations
 
