@@ -7,9 +7,9 @@ while new ones are appended.
 
 from __future__ import annotations
 
-from bandit_service.core.errors import NotFoundError
 from bandit_service.core.model import EventPage
 from bandit_service.ports import Storage
+from bandit_service.services.lookup import load_experiment
 
 __all__ = ["AuditService"]
 
@@ -22,9 +22,7 @@ class AuditService:
 
     async def events(self, key: str, after: int, limit: int) -> EventPage:
         """Entries with id > `after`, oldest first, at most `limit`; `next_after` is set while more may follow."""
-        experiment = await self._storage.experiment(key)
-        if experiment is None:
-            raise NotFoundError(f"no experiment with key {key!r}", field="key")
+        experiment = await load_experiment(self._storage, key)
         found = await self._storage.events(experiment.id, after, limit)
         next_after = found[-1].id if len(found) == limit else None
         return EventPage(experiment=key, events=tuple(found), next_after=next_after)

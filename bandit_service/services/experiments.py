@@ -39,6 +39,7 @@ from bandit_service.core.weights import with_weights
 from bandit_service.ports import Clock, IdFactory, Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
 from bandit_service.services.change_rules import check_change, check_new, restart_or_cancel_plans
+from bandit_service.services.lookup import load_experiment
 from bandit_service.services.reweighting import Reweighter
 from policies import ArmStats, validate_weights
 
@@ -321,7 +322,7 @@ class ExperimentService:
 
     async def get(self, key: str) -> ExperimentCounts:
         """An experiment with its per-arm statistics, read from the database (not the cache)."""
-        experiment = await self._load(key)
+        experiment = await load_experiment(self._storage, key)
         counts = await self._storage.arm_counts(experiment)
         return ExperimentCounts(experiment=experiment, counts=tuple(counts))
 
@@ -352,7 +353,7 @@ class ExperimentService:
 
     async def set_weights(self, key: str, data: WeightsIn) -> WeightsHistory:
         """Manual weights of a fixed split (an operator ramping 90/10 -> 50/50)."""
-        experiment = await self._load(key)
+        experiment = await load_experiment(self._storage, key)
         counts = await self._storage.arm_counts(experiment)
         stats = tuple(c.stats for c in counts)
         now = self._clock.time()
@@ -362,7 +363,7 @@ class ExperimentService:
 
     async def reweight(self, key: str) -> WeightsHistory:
         """Recompute the weights now, from the counters, through the experiment's policy."""
-        experiment = await self._load(key)
+        experiment = await load_experiment(self._storage, key)
         if experiment.status != "active":
             raise IllegalTransitionError(
                 f"cannot reweight experiment {key!r}: its status is {experiment.status!r} (allowed from active)",
@@ -382,15 +383,9 @@ class ExperimentService:
 
     async def history(self, key: str, limit: int) -> WeightsHistory:
         """The weights history, oldest first (the most recent `limit` versions)."""
-        experiment = await self._load(key)
+        experiment = await load_experiment(self._storage, key)
         records = await self._storage.weights_history(experiment.id, limit)
         return WeightsHistory(experiment=experiment, records=tuple(records))
-
-    async def _load(self, key: str) -> Experiment:
-        experiment = await self._storage.experiment(key)
-        if experiment is None:
-            raise NotFoundError(f"no experiment with key {key!r}", field="key")
-        return experiment
 
     async def _mutate(self, mutation: ExperimentEdit) -> Experiment:
         updated: Experiment = await self._storage.write(edit_experiments, mutation)

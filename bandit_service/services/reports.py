@@ -24,7 +24,6 @@ from collections.abc import Sequence
 import msgspec
 import numpy as np
 
-from bandit_service.core.errors import NotFoundError
 from bandit_service.core.experiment_rules import initial_weights
 from bandit_service.core.model import Experiment, WeightsRecord
 from bandit_service.core.report_data import PeriodCounters, ReportData, SegmentData
@@ -39,6 +38,7 @@ from bandit_service.core.reporting import (
     build_segment_reports,
 )
 from bandit_service.ports import Storage
+from bandit_service.services.lookup import load_experiment
 from policies.stats import StatsArray
 
 __all__ = ["DRAWS", "MAX_SEGMENTS", "ReportService", "breach_reason", "report_input", "report_seed"]
@@ -152,14 +152,14 @@ class ReportService:
 
     async def build(self, key: str, *, segment: str | None = None) -> Report | SegmentReport:
         """The report of experiment `key`, or one report per value of the decision attribute `segment`."""
-        experiment = await self._load(key)
+        experiment = await load_experiment(self._storage, key)
         if segment is None:
             return await self._whole(experiment)
         return await self._segments(experiment, segment)
 
     async def guardrail_breach(self, key: str) -> str | None:
         """None when every guardrail holds (or none is configured); else why, naming metric, arm and figures."""
-        experiment = await self._load(key)
+        experiment = await load_experiment(self._storage, key)
         criteria = experiment.config.criteria
         if criteria is None or not criteria.guardrails:
             return None
@@ -198,12 +198,6 @@ class ReportService:
             for entry in segments.segments
         )
         return msgspec.structs.replace(segments, segments=entries)
-
-    async def _load(self, key: str) -> Experiment:
-        experiment = await self._storage.experiment(key)
-        if experiment is None:
-            raise NotFoundError(f"no experiment with key {key!r}", field="key")
-        return experiment
 
 
 def _with_notes(report: Report, counters: PeriodCounters) -> Report:

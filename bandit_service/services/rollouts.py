@@ -47,6 +47,7 @@ from bandit_service.core.timestamps import to_datetime
 from bandit_service.ports import Clock, Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
 from bandit_service.services.experiments import EditedExperiment, ExperimentEdit, ExperimentService, edit_experiments
+from bandit_service.services.lookup import load_experiment
 from policies import ArmStats
 
 __all__ = ["GuardrailBreach", "RolloutService"]
@@ -172,8 +173,7 @@ class RolloutService:
 
     async def ramp(self, key: str) -> ExperimentPlan:
         """The exposure ramp and where it stands."""
-        experiment, plan = await self._plan_of(key, "ramp")
-        return ExperimentPlan(experiment=experiment, plan=plan)
+        return await self._plan_of(key, "ramp")
 
     async def cancel_ramp(self, key: str) -> ExperimentPlan:
         """Stop a running ramp; the exposure stays where it is."""
@@ -196,8 +196,7 @@ class RolloutService:
 
     async def completion(self, key: str) -> ExperimentPlan:
         """The gradual completion and where it stands."""
-        experiment, plan = await self._plan_of(key, "completion")
-        return ExperimentPlan(experiment=experiment, plan=plan)
+        return await self._plan_of(key, "completion")
 
     async def cancel_completion(self, key: str) -> ExperimentPlan:
         """Stop shifting to the winner; weights stay, scheduled reweights resume."""
@@ -253,20 +252,15 @@ class RolloutService:
         self._cache.put(result.experiment)
         return result
 
-    async def _plan_of(self, key: str, kind: RolloutKind) -> tuple[Experiment, Rollout]:
-        experiment = await self._load(key)
+    async def _plan_of(self, key: str, kind: RolloutKind) -> ExperimentPlan:
+        experiment = await load_experiment(self._storage, key)
         plan = (await self._storage.rollouts(experiment.id)).get(kind)
         if plan is None:
             raise NotFoundError(f"experiment {key!r} has no {kind}", field=kind)
-        return experiment, plan
+        return ExperimentPlan(experiment=experiment, plan=plan)
 
     async def _stats(self, key: str) -> tuple[ArmStats, ...]:
-        experiment = await self._load(key)
+        experiment = await load_experiment(self._storage, key)
         counts = await self._storage.arm_counts(experiment)
         return tuple(c.stats for c in counts)
 
-    async def _load(self, key: str) -> Experiment:
-        experiment = await self._storage.experiment(key)
-        if experiment is None:
-            raise NotFoundError(f"no experiment with key {key!r}", field="key")
-        return experiment
