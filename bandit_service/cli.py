@@ -1,16 +1,17 @@
-"""The `bandit-service` command: `serve`, operator commands over HTTP, `analyze` and `sample-size`."""
+"""The `bandit-service` command: `serve`, `migrate`, operator commands over HTTP, `analyze` and `sample-size`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
 
-from bandit_service.offline import analyze_csv, plan_sample_size
 from bandit_service.operator import OperatorError, run_operator
+from bandit_service.settings import Settings
 
 __all__ = ["build_parser", "main"]
 
@@ -27,6 +28,35 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         proxy_headers=False,
     )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """Upgrade the database of BANDIT_DATABASE_URL to the newest schema revision."""
+    # Imported here, like uvicorn in `_serve`, so that other subcommands start fast.
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bandit_service.storage.database import open_database
+    from bandit_service.storage.schema import current_revision, upgrade_schema
+
+    try:
+        settings = Settings.from_env(os.environ)
+    except ValueError as exc:
+        print(f"bandit-service migrate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        db = open_database(settings)
+        try:
+            before = current_revision(db)
+            upgrade_schema(db)
+            after = current_revision(db)
+        finally:
+            db.dispose()
+    except (CommandError, SQLAlchemyError) as exc:
+        print(f"bandit-service migrate: {exc}", file=sys.stderr)
+        return 1
+    print(f"schema revision: {before or 'none'} -> {after}")
     return 0
 
 
@@ -59,6 +89,8 @@ def _operator(http: httpx.Client | None) -> Callable[[argparse.Namespace], int]:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    from bandit_service.offline import analyze_csv  # numpy and scipy: imported only by the offline commands
+
     try:
         print(analyze_csv(Path(args.csv), args.control, args.seed, args.level))
     except (OSError, ValueError) as exc:
@@ -68,6 +100,8 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _sample_size(args: argparse.Namespace) -> int:
+    from bandit_service.offline import plan_sample_size  # numpy and scipy: imported only by the offline commands
+
     try:
         plan = plan_sample_size(
             args.baseline,
@@ -145,6 +179,15 @@ def build_parser(http: httpx.Client | None = None) -> argparse.ArgumentParser:
         help="uvicorn log level",
     )
     serve.set_defaults(handler=_serve)
+    migrate = commands.add_parser(
+        "migrate",
+        help="upgrade the database schema to the newest revision",
+        description="Upgrade the schema of the database named by BANDIT_DATABASE_URL (default sqlite:///bandit.db) "
+        "to the newest revision and print the revision before and after. A database made before migrations "
+        "existed is recognised and stamped first. Safe to run while replicas start: one migrates, the others "
+        "wait, then find nothing to do. `serve` runs the same upgrade at start-up.",
+    )
+    migrate.set_defaults(handler=_migrate)
     _add_operator_commands(commands, http)
     _add_offline_commands(commands)
     return parser

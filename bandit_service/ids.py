@@ -11,7 +11,6 @@ from bandit_service.ports import IdFactory
 __all__ = ["process_ids", "random_id", "sequential_ids"]
 
 
-
 def random_id() -> str:
     """128 random bits as 32 lowercase hex characters."""
     return secrets.token_hex(16)

@@ -24,6 +24,7 @@ from bandit_service.core.model import (
     DecisionContext,
     Event,
     Experiment,
+    ExperimentChanges,
     ExperimentStatus,
     ExpiredDecision,
     LoggedEvent,
@@ -91,10 +92,17 @@ class WriteTx(Protocol):
         """Sticky assignments of these units."""
         ...
 
-    def insert_assignments(
-        self, experiment_id: int, rows: Sequence[tuple[str, Assignment]], now: float
-    ) -> dict[str, Assignment]:
-        """Store first assignments of (unit, assignment); returns what is stored (another replica may win)."""
+    def insert_assignments(self, experiment_id: int, rows: Sequence[tuple[str, Assignment]], now: float) -> set[str]:
+        """Store first assignments of (unit, assignment); the units whose row this insert created.
+
+        A unit missing from the answer already had an assignment (a concurrent replica stored it
+        first): it is not a new unit for this transaction, and its stored arm wins.
+        """
+        ...
+
+    def active_experiments(self, ids: Collection[int]) -> set[int]:
+        """Those of these experiments that are active, read under a lock that keeps their status
+        until this transaction commits (a pause or completion waits for it, or it waits for them)."""
         ...
 
     def insert_decisions(self, rows: Sequence[Decision]) -> None:
@@ -102,7 +110,8 @@ class WriteTx(Protocol):
         ...
 
     def decision_contexts(self, ids: Collection[str]) -> dict[str, DecisionContext]:
-        """Decisions by id, with their experiment's key, reward kind, the arm's name and their reward (if any)."""
+        """Decisions by id, with their experiment's key, reward kind and status (locked as in
+        `active_experiments`), the arm's name and their reward (if any)."""
         ...
 
     def rewards_by_key(self, keys: Collection[str]) -> dict[str, StoredReward]:
@@ -160,6 +169,11 @@ class Storage(Protocol):
 
     async def write(self, job: Job, item: Any) -> Any:
         """Run `job` on `item` in a write transaction; its outcome once committed (or the error that refused it)."""
+        ...
+
+    async def changes(self, since: int | None) -> ExperimentChanges:
+        """Experiments created or updated (by any process) after change number `since`, and the latest
+        number; `since=None` asks for the latest number only. Numbers follow commit order."""
         ...
 
     async def experiment(self, key: str) -> Experiment | None:

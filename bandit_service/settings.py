@@ -32,7 +32,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     commit_linger_ms: Annotated[float, Meta(ge=0, le=1_000)] = 0.0
     """Extra wait for more writes before committing; 0 batches what queued during the last commit."""
     cache_ttl_s: Annotated[float, Meta(ge=0, le=3_600)] = 1.0
-    """Longest a worker serves a cached experiment before re-reading it (how fast workers converge)."""
+    """The staleness bound: a process answers from its cached experiments only if it asked the database
+    for changes (made by any process) within this many seconds, so every worker and replica sees a
+    change within it, after idle as under load. 0 checks before every decision."""
     scheduler_enabled: bool = True
     scheduler_tick_s: Annotated[float, Meta(gt=0, le=3_600)] = 5.0
     """How often the scheduler looks for due reweights and closed reward windows."""

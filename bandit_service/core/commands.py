@@ -147,5 +147,3 @@ class RampIn(_Wire, frozen=True, kw_only=True):
     """Body of PUT .../ramp: exposure steps, advanced by the scheduler while every guardrail holds."""
 
     steps: Annotated[tuple[RampStepIn, ...], Meta(min_length=1, max_length=100)]
-
-

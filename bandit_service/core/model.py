@@ -21,6 +21,7 @@ __all__ = [
     "Event",
     "EventPage",
     "Experiment",
+    "ExperimentChanges",
     "ExperimentConfig",
     "ExperimentCounts",
     "ExperimentPlan",
@@ -54,8 +55,6 @@ class Namespace(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
         # Checked while decoding, so the problem names `namespace` like any other bad value.
         if self.start >= self.end:
             raise ValueError(f"start ({self.start}) must be below end ({self.end})")
-
-
 
 
 class _Value(msgspec.Struct, frozen=True, kw_only=True):
@@ -211,7 +210,15 @@ class DecisionContext(_Value, frozen=True, kw_only=True):
     weights_version: int
     status: DecisionStatus
     expires_at: float
+    experiment_status: ExperimentStatus
     reward: StoredReward | None = None  # the reward it already has
+
+
+class ExperimentChanges(_Value, frozen=True, kw_only=True):
+    """What changed since a change number: the latest number, and the changed experiments' revisions by key."""
+
+    seq: int
+    revisions: dict[str, int]
 
 
 class ExpiredDecision(_Value, frozen=True, kw_only=True):

@@ -1,8 +1,10 @@
 """Reward attribution: what a reward claim is, and whether the stored state takes it.
 
 A claim is judged against its decision and any earlier reward (by decision or idempotency key):
-an exact retry gets the earlier answer, a conflicting one a 409, a reward after its window a
-422, a non-0/1 reward on a Bernoulli experiment a 422. Pure: the write job reads the state.
+an exact retry gets the earlier answer, a conflicting one a 409, a new reward for a decision of a
+completed experiment a 409 (completion makes the counts final; a paused experiment still takes
+the rewards of decisions made while it was active), a reward after its window a 422, a non-0/1
+reward on a Bernoulli experiment a 422. Pure: the write job reads the state.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ def judge_claim(
             return prior
         raise ConflictError(
             f"decision {claim.decision_id!r} already has a reward ({prior.value}); a decision takes one reward",
+            field="decision_id",
+        )
+    if decision.experiment_status == "completed":
+        raise ConflictError(
+            f"experiment {decision.experiment_key!r} is completed: its counts are final and take no new rewards",
             field="decision_id",
         )
     if decision.status == "expired" or claim.received_at >= decision.expires_at:

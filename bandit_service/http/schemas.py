@@ -22,7 +22,6 @@ class _Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     """Common options: immutable, unknown fields refused."""
 
 
-
 class DecisionOut(_Wire, frozen=True, kw_only=True):
     """The arm to use, with what is needed to report its reward and analyse it later."""
 

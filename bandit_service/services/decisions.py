@@ -63,32 +63,36 @@ def place(experiment: Experiment, unit: str | None, attributes: Mapping[str, Any
     return choose_arm(experiment.salt, key, experiment.arm_names, experiment.weights)
 
 
-def log_decisions(tx: WriteTx, items: Sequence[Placement]) -> list[Assignment]:
-    """Write job: resolve sticky assignments (the stored arm wins), log the decisions, count them."""
-    final = [Assignment(arm=p.arm, propensity=p.propensity, weights_version=p.weights_version) for p in items]
-    new_unit = [False] * len(items)
-    by_experiment: dict[int, dict[str, list[int]]] = {}  # experiment -> unit -> positions in the batch
-    for i, p in enumerate(items):
+def log_decisions(tx: WriteTx, items: Sequence[Placement]) -> list[Assignment | None]:
+    """Write job: resolve sticky assignments (the stored arm wins), log the decisions, count them.
+
+    A decision is logged only if its experiment is still active as this transaction commits
+    (another process may have paused or completed it since this one cached it); for the others
+    the outcome is None and nothing is stored.
+    """
+    active = tx.active_experiments({p.experiment_id for p in items})
+    kept_items = [p for p in items if p.experiment_id in active]
+    final = [Assignment(arm=p.arm, propensity=p.propensity, weights_version=p.weights_version) for p in kept_items]
+    new_unit = [False] * len(kept_items)
+    by_experiment: dict[int, dict[str, list[int]]] = {}  # experiment -> unit -> positions in kept_items
+    for i, p in enumerate(kept_items):
         if p.sticky and p.unit is not None:
             by_experiment.setdefault(p.experiment_id, {}).setdefault(p.unit, []).append(i)
-    for experiment_id, positions in by_experiment.items():
+    for experiment_id, positions in sorted(by_experiment.items()):
         stored = tx.assignments(experiment_id, positions.keys())
         new_units = [unit for unit in positions if unit not in stored]
-        for unit, where in positions.items():
-            if unit in stored:
-                for i in where:
-                    final[i] = stored[unit]
-            else:
-                new_unit[where[0]] = True  # the unit's first decision in this batch creates its assignment
         if new_units:
             first = [(unit, final[positions[unit][0]]) for unit in new_units]
-            kept = tx.insert_assignments(experiment_id, first, items[positions[new_units[0]][0]].created_at)
-            for unit in new_units:
-                where = positions[unit]
-                if kept[unit] != final[where[0]]:  # a concurrent replica assigned this unit first
-                    new_unit[where[0]] = False
-                for i in where:
-                    final[i] = kept[unit]
+            created = tx.insert_assignments(experiment_id, first, kept_items[positions[new_units[0]][0]].created_at)
+            # A unit is new only where this insert created its row; the others were assigned by a
+            # concurrent replica a moment ago, and its stored arm wins.
+            stored |= tx.assignments(experiment_id, [unit for unit in new_units if unit not in created])
+            for unit in created:
+                new_unit[positions[unit][0]] = True  # the unit's first decision in this batch
+        for unit, where in positions.items():
+            chosen = stored.get(unit, final[where[0]])  # the stored arm, or the one this batch stored
+            for i in where:
+                final[i] = chosen
     tx.insert_decisions(
         [
             Decision(
@@ -103,10 +107,11 @@ def log_decisions(tx: WriteTx, items: Sequence[Placement]) -> list[Assignment]:
                 expires_at=p.expires_at,
                 new_unit=new,
             )
-            for p, a, new in zip(items, final, new_unit, strict=True)
+            for p, a, new in zip(kept_items, final, new_unit, strict=True)
         ]
     )
-    return final
+    answers = iter(final)
+    return [next(answers) if p.experiment_id in active else None for p in items]
 
 
 class DecisionService:
@@ -126,16 +131,7 @@ class DecisionService:
         decision_id = self._ids()
         arm = place(experiment, data.unit, data.attributes, decision_id)
         if arm is None:
-            served = experiment.control_index
-            if experiment.status == "completed" and experiment.winner is not None:
-                served = experiment.arm_index(experiment.winner)
-            return Served(
-                decision_id=OUTSIDE_PREFIX + decision_id,
-                experiment=experiment,
-                arm=served,
-                propensity=1.0,
-                in_experiment=False,
-            )
+            return _outside(experiment, decision_id)
         now = self._clock.time()
         placement = Placement(
             decision_id=decision_id,
@@ -149,7 +145,12 @@ class DecisionService:
             created_at=now,
             expires_at=now + experiment.config.reward_window_s,
         )
-        assigned: Assignment = await self._storage.write(log_decisions, placement)
+        assigned: Assignment | None = await self._storage.write(log_decisions, placement)
+        if assigned is None:
+            # The experiment stopped being active after this process cached it: nothing was stored;
+            # answer as the database says now.
+            fresh = await self._cache.reload(data.experiment)
+            return _outside(fresh if fresh is not None else experiment, decision_id)
         return Served(
             decision_id=decision_id,
             experiment=experiment,
@@ -157,3 +158,17 @@ class DecisionService:
             propensity=assigned.propensity,
             in_experiment=True,
         )
+
+
+def _outside(experiment: Experiment, decision_id: str) -> Served:
+    """The answer for a unit outside the experiment: the control, or the winner once completed with one."""
+    served = experiment.control_index
+    if experiment.status == "completed" and experiment.winner is not None:
+        served = experiment.arm_index(experiment.winner)
+    return Served(
+        decision_id=OUTSIDE_PREFIX + decision_id,
+        experiment=experiment,
+        arm=served,
+        propensity=1.0,
+        in_experiment=False,
+    )

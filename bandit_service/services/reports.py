@@ -143,9 +143,7 @@ def breach_reason(checks: Sequence[GuardrailCheck], control: str, level: float) 
 class ReportService:
     """Experiment reports, whole or split by a decision attribute, and the guardrail check of guarded rollouts."""
 
-    def __init__(
-        self, storage: Storage, *, draws: int = DRAWS, max_segments: int = MAX_SEGMENTS
-    ) -> None:
+    def __init__(self, storage: Storage, *, draws: int = DRAWS, max_segments: int = MAX_SEGMENTS) -> None:
         self._storage = storage
         self._draws = draws
         self._max_segments = max_segments

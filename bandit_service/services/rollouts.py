@@ -58,8 +58,6 @@ GuardrailBreach = Callable[[str], Awaitable[str | None]]
 """Given an experiment key: None when every guardrail holds (or none is set), else why one is breached."""
 
 
-
-
 def _is_due(plan: Rollout, now: float) -> bool:
     """Whether a plan would move now if its guardrails hold (running, and its step's hold is over)."""
     return not isinstance(advance(plan.steps, plan.state, to_datetime(now), None), Hold)
@@ -135,7 +133,6 @@ def edit_plans(tx: WriteTx, items: Sequence[PlanEdit]) -> list[Any]:
             tx.log_event(entry)
         out.append(PlanResult(experiment=experiment, plans=stored))
     return out
-
 
 
 class RolloutService:
@@ -263,4 +260,3 @@ class RolloutService:
         experiment = await load_experiment(self._storage, key)
         counts = await self._storage.arm_counts(experiment)
         return tuple(c.stats for c in counts)
-

@@ -3,11 +3,15 @@
 Counters are sufficient statistics (counts, sums, sums of squares), so increments add up in any
 order and a batch of a thousand events costs one statement per table. The upsert adds to the
 stored values in SQL (`n = n + excluded.n`), so concurrent replicas never lose an update.
+
+Rows are written sorted by key, and once per transaction (after all its job groups): two
+replicas' transactions then lock the counter rows they share in the same order, so they wait
+for each other instead of deadlocking.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table
@@ -65,14 +69,22 @@ class CounterDeltas:
             _add(self.arm_metrics, (experiment_id, arm, name), metric_step)
             _add(self.period_metrics, (experiment_id, version, arm, name), metric_step)
 
+    def merge(self, other: CounterDeltas) -> None:
+        """Add another transaction part's increments to these."""
+        for mine, theirs in zip(self._tables(), other._tables(), strict=True):
+            for key, step in theirs.items():
+                _add(mine, key, step)
+
+    def _tables(self) -> list[dict[Any, list[float]]]:
+        return [self.arms, self.periods, self.arm_metrics, self.period_metrics]
+
     def flush(self, conn: Connection, statements: CounterStatements) -> None:
         """Write all increments (one upsert statement per table) and forget them."""
-        tables: list[dict[Any, list[float]]] = [self.arms, self.periods, self.arm_metrics, self.period_metrics]
-        for deltas, (statement, keys, columns) in zip(tables, statements.upserts, strict=True):
+        for deltas, (statement, keys, columns) in zip(self._tables(), statements.upserts, strict=True):
             if deltas:
                 rows = [
                     {**dict(zip(keys, key, strict=True)), **dict(zip(columns, step, strict=True))}
-                    for key, step in deltas.items()
+                    for key, step in sorted(deltas.items())
                 ]
                 statement.execute(conn, rows)
             deltas.clear()
@@ -92,7 +104,7 @@ class CounterStatements:
         ]
 
 
-def _add(table: dict[Any, list[float]], key: Any, step: tuple[float, ...]) -> None:
+def _add(table: dict[Any, list[float]], key: Any, step: Sequence[float]) -> None:
     current = table.get(key)
     if current is None:
         table[key] = list(step)

@@ -17,15 +17,25 @@ import msgspec
 from sqlalchemy import Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from bandit_service.settings import Settings
 
-__all__ = ["Database", "open_database"]
+__all__ = ["Database", "is_transient", "open_database"]
+
+# SQLSTATEs of a transaction the server rolled back to break a deadlock or a serialization
+# conflict: the same transaction, run again, normally succeeds.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 
 
 def _json_dumps(value: Any) -> str:
     return msgspec.json.encode(value).decode()
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """Whether the database rolled the transaction back only because it lost a lock conflict."""
+    return getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
 class Database:

@@ -26,6 +26,7 @@ from bandit_service.core.model import (
     DecisionStatus,
     Event,
     Experiment,
+    ExperimentChanges,
     ExperimentStatus,
     ExpiredDecision,
     LoggedEvent,
@@ -62,7 +63,8 @@ class _Tables:
     """The rows, one dict per SQL table, keyed by its primary key."""
 
     def __init__(self) -> None:
-        self.sequences: dict[str, int] = {"experiments": 0, "events": 0}
+        self.sequences: dict[str, int] = {"experiments": 0, "events": 0, "changes": 0}
+        self.change_seq: dict[int, int] = {}  # experiment id -> the change number of its last change
         self.experiments: dict[int, Experiment] = {}
         self.keys: dict[str, int] = {}  # the unique index on experiments.key
         self.weights: dict[tuple[int, int], WeightsRecord] = {}
@@ -147,6 +149,7 @@ class MemoryTx:
             raise AlreadyExistsError(f"an experiment with key {new.key!r} already exists", field="key")
         experiment = Experiment(**msgspec.structs.asdict(new), id=self._next("experiments"), revision=1)
         self._put(self._t.experiments, experiment.id, _kept(experiment))
+        self._put(self._t.change_seq, experiment.id, self._next("changes"))
         self._put(self._t.keys, experiment.key, experiment.id)
         return experiment
 
@@ -166,6 +169,7 @@ class MemoryTx:
             revision=revision,
         )
         self._put(self._t.experiments, experiment.id, _kept(row))
+        self._put(self._t.change_seq, experiment.id, self._next("changes"))
         return msgspec.structs.replace(experiment, revision=revision)
 
     def append_weights(self, record: WeightsRecord) -> None:
@@ -182,14 +186,18 @@ class MemoryTx:
         table = self._t.assignments
         return {u: table[(experiment_id, u)] for u in units if (experiment_id, u) in table}
 
-    def insert_assignments(
-        self, experiment_id: int, rows: Sequence[tuple[str, Assignment]], now: float
-    ) -> dict[str, Assignment]:
-        """Store first assignments (on conflict do nothing); returns what is stored."""
+    def insert_assignments(self, experiment_id: int, rows: Sequence[tuple[str, Assignment]], now: float) -> set[str]:
+        """Store first assignments (on conflict do nothing); the units whose row this created."""
+        created = set()
         for unit, assignment in rows:
             if (experiment_id, unit) not in self._t.assignments:
                 self._put(self._t.assignments, (experiment_id, unit), assignment)
-        return self.assignments(experiment_id, [unit for unit, _ in rows])
+                created.add(unit)
+        return created
+
+    def active_experiments(self, ids: Collection[int]) -> set[int]:
+        """Those of these experiments that are active (one writer at a time: nothing changes before commit)."""
+        return {i for i in ids if i in self._t.experiments and self._t.experiments[i].status == "active"}
 
     def insert_decisions(self, rows: Sequence[Decision]) -> None:
         """Log decisions as pending and count them."""
@@ -219,6 +227,7 @@ class MemoryTx:
                 weights_version=d.weights_version,
                 status=self._t.status[i],
                 expires_at=d.expires_at,
+                experiment_status=experiment.status,
                 reward=None if reward is None else self._t.joined(reward),
             )
         return out
@@ -344,6 +353,17 @@ class MemoryStorage:
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
+    async def changes(self, since: int | None) -> ExperimentChanges:
+        """Experiments changed after change number `since` (None: just the latest number)."""
+        t = self._t
+        if since is None:
+            return ExperimentChanges(seq=t.sequences["changes"], revisions={})
+        changed = [i for i, seq in t.change_seq.items() if seq > since]
+        return ExperimentChanges(
+            seq=max([since, *(t.change_seq[i] for i in changed)]),
+            revisions={t.experiments[i].key: t.experiments[i].revision for i in changed},
+        )
 
     async def experiment(self, key: str) -> Experiment | None:
         """The experiment with this key."""

@@ -55,6 +55,11 @@ class SketchDeltas:
             if x >= 0 and is_sketched(name):
                 self.values.setdefault((experiment_id, arm, name), []).append(float(x))
 
+    def merge(self, other: SketchDeltas) -> None:
+        """Add another transaction part's values to these."""
+        for key, values in other.values.items():
+            self.values.setdefault(key, []).extend(values)
+
     def flush(self, conn: Connection, statements: SketchStatements) -> None:
         """Add the values to the stored sketches (one upsert per table) and forget them."""
         if not self.values:
@@ -62,7 +67,7 @@ class SketchDeltas:
         # The rows of `QuantileSketch().add(values)` per sketch, with the same bucket formula and
         # the same numpy log, but one numpy pass for the whole transaction: per-sketch numpy
         # calls and validated sketch objects were a measurable share of the writer thread's time.
-        groups = list(self.values.items())
+        groups = sorted(self.values.items())  # sorted: replicas lock shared rows in one order
         flat = np.fromiter((x for _, values in groups for x in values), dtype=np.float64)
         if not np.all(np.isfinite(flat)):
             raise ValueError("values: must be finite (no NaN or infinity)")

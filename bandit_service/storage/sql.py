@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection, Sequence
 from typing import Any, assert_never
 
 from sqlalchemy import and_, bindparam, delete, insert, literal_column, select, text, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bandit_service.core.errors import AlreadyExistsError, ConflictError
 from bandit_service.core.model import (
@@ -19,6 +20,7 @@ from bandit_service.core.model import (
     DecisionContext,
     Event,
     Experiment,
+    ExperimentChanges,
     ExperimentStatus,
     ExpiredDecision,
     LoggedEvent,
@@ -36,7 +38,7 @@ from bandit_service.storage.convert import (
     weights_values,
 )
 from bandit_service.storage.counters import CounterDeltas, CounterStatements
-from bandit_service.storage.database import Database
+from bandit_service.storage.database import Database, is_transient
 from bandit_service.storage.plans import (
     load_events,
     load_rollouts,
@@ -44,6 +46,7 @@ from bandit_service.storage.plans import (
     running_rollout_keys,
     save_rollout,
 )
+from bandit_service.storage.schema import upgrade_schema
 from bandit_service.storage.sketches import SketchDeltas, SketchStatements
 from bandit_service.storage.sqlite_speedups import choose_execution
 from bandit_service.storage.statements import Execution
@@ -52,12 +55,12 @@ from bandit_service.storage.tables import (
     ARM_METRICS,
     ARMS,
     ASSIGNMENTS,
+    CHANGE_COUNTER,
     DECISIONS,
     EVENTS,
     EXPERIMENTS,
     REWARDS,
     WEIGHTS,
-    metadata,
 )
 from policies import ArmStats
 
@@ -89,6 +92,11 @@ REWARD_COLUMNS = (
     "body_hash",
     "created_at",
 )
+
+# How often a write batch that lost a deadlock or a serialization check is run again, and the
+# pause before each new attempt (doubled every time), before its requests are answered 503.
+WRITE_ATTEMPTS = 5
+RETRY_PAUSE_S = 0.005
 
 # The columns of a decision's existing reward in the decision_contexts query.
 _PRIOR_REWARD_COLUMNS = ("value", "metrics", "idempotency_key", "body_hash", "created_at")
@@ -148,9 +156,19 @@ class Statements:
             ASSIGNMENTS.c.experiment_id == bindparam("experiment_id"),
             ASSIGNMENTS.c.unit.in_(bindparam("units", expanding=True)),
         )
+        new_assignments = db.upsert(ASSIGNMENTS).on_conflict_do_nothing(index_elements=["experiment_id", "unit"])
         self.insert_assignments = execution.statement(
-            db.upsert(ASSIGNMENTS).on_conflict_do_nothing(index_elements=["experiment_id", "unit"]),
-            ("experiment_id", "unit", "arm", "propensity", "weights_version", "created_at"),
+            new_assignments, ("experiment_id", "unit", "arm", "propensity", "weights_version", "created_at")
+        )
+        # Where writers are not serialised (PostgreSQL), the rows an insert created, by unit.
+        self.insert_assignments_returning = new_assignments.returning(ASSIGNMENTS.c.unit)
+        # Statuses under a share lock (FOR SHARE on PostgreSQL; SQLite's writer already holds the
+        # database's write lock): a pause or completion cannot commit before this transaction does.
+        self.locked_statuses = (
+            select(EXPERIMENTS.c.id, EXPERIMENTS.c.status)
+            .where(EXPERIMENTS.c.id.in_(bindparam("ids", expanding=True)))
+            .order_by(EXPERIMENTS.c.id)
+            .with_for_update(read=True)
         )
         self.insert_decisions = execution.statement(insert(DECISIONS), DECISION_COLUMNS)
         # A reward's decision, its experiment's key and reward kind, its arm's name and the
@@ -164,6 +182,7 @@ class Statements:
                 DECISIONS.c.status,
                 DECISIONS.c.expires_at,
                 EXPERIMENTS.c.key,
+                EXPERIMENTS.c.status.label("experiment_status"),
                 # Only the reward kind, extracted by the database: decoding the whole config JSON
                 # per reward was a measurable share of the writer thread's time under load.
                 EXPERIMENTS.c.config["reward"].as_string().label("reward_kind"),
@@ -173,7 +192,8 @@ class Statements:
             .join(EXPERIMENTS, EXPERIMENTS.c.id == DECISIONS.c.experiment_id)
             .join(ARMS, and_(ARMS.c.experiment_id == DECISIONS.c.experiment_id, ARMS.c.position == DECISIONS.c.arm))
             .outerjoin(REWARDS, REWARDS.c.decision_id == DECISIONS.c.id)
-            .where(DECISIONS.c.id.in_(bindparam("ids", expanding=True))),
+            .where(DECISIONS.c.id.in_(bindparam("ids", expanding=True)))
+            .with_for_update(read=True, of=EXPERIMENTS),  # the status holds until COMMIT (see locked_statuses)
             "ids",
         )
         self.rewards_by_key = (
@@ -199,7 +219,7 @@ class Statements:
 
 
 class SqlTransaction:
-    """One job group's view of the write transaction; counter increments are flushed at the end."""
+    """One job group's view of the write transaction; its counter increments are collected, not written."""
 
     def __init__(self, conn: Connection, db: Database, statements: Statements) -> None:
         self.conn = conn
@@ -207,11 +227,6 @@ class SqlTransaction:
         self.statements = statements
         self.counts = CounterDeltas()
         self.sketches = SketchDeltas()
-
-    def flush(self) -> None:
-        """Write the accumulated counter increments (and quantile-sketch additions)."""
-        self.counts.flush(self.conn, self.statements.counters)
-        self.sketches.flush(self.conn, self.statements.sketches)
 
     def experiment(self, key: str) -> Experiment | None:
         """The experiment with this key."""
@@ -224,11 +239,26 @@ class SqlTransaction:
         """Experiments by id."""
         return {e.id: e for e in _load_experiments(self.conn, EXPERIMENTS.c.id.in_(list(ids)))}
 
+    def _next_change(self) -> int:
+        """The next change number: the counter row stays locked until COMMIT, so numbers follow commit order.
+
+        Taken before the experiment row is written, so writers of several experiments queue here
+        first instead of locking experiment rows in different orders.
+        """
+        self.conn.execute(update(CHANGE_COUNTER).where(CHANGE_COUNTER.c.id == 1).values(seq=CHANGE_COUNTER.c.seq + 1))
+        seq = self.conn.execute(select(CHANGE_COUNTER.c.seq).where(CHANGE_COUNTER.c.id == 1)).scalar_one_or_none()
+        if seq is None:
+            raise RuntimeError("the change_counter row is missing: run `bandit-service migrate`")
+        return int(seq)
+
     def insert_experiment(self, new: NewExperiment) -> Experiment:
         """Store a new experiment and its arms."""
         if self.conn.execute(select(EXPERIMENTS.c.id).where(EXPERIMENTS.c.key == new.key)).first() is not None:
             raise AlreadyExistsError(f"an experiment with key {new.key!r} already exists", field="key")
-        statement = insert(EXPERIMENTS).values(**experiment_values(new), revision=1).returning(EXPERIMENTS.c.id)
+        values = experiment_values(new)
+        statement = (
+            insert(EXPERIMENTS).values(**values, revision=1, change_seq=self._next_change()).returning(EXPERIMENTS.c.id)
+        )
         experiment_id = int(self.conn.execute(statement).scalar_one())
         self.conn.execute(insert(ARMS), arm_rows(experiment_id, new.arms))
         return Experiment(**{f: getattr(new, f) for f in new.__struct_fields__}, id=experiment_id, revision=1)
@@ -243,7 +273,7 @@ class SqlTransaction:
         result = self.conn.execute(
             update(EXPERIMENTS)
             .where(EXPERIMENTS.c.id == experiment.id, EXPERIMENTS.c.revision == experiment.revision)
-            .values(**values, revision=experiment.revision + 1)
+            .values(**values, revision=experiment.revision + 1, change_seq=self._next_change())
         )
         if result.rowcount != 1:
             return None
@@ -279,29 +309,39 @@ class SqlTransaction:
         rows = self.conn.execute(self.statements.assignments, {"experiment_id": experiment_id, "units": list(units)})
         return {r.unit: Assignment(arm=r.arm, propensity=r.propensity, weights_version=r.weights_version) for r in rows}
 
-    def insert_assignments(
-        self, experiment_id: int, rows: Sequence[tuple[str, Assignment]], now: float
-    ) -> dict[str, Assignment]:
-        """Store first assignments; returns what is stored (a concurrent replica's may have won)."""
+    def insert_assignments(self, experiment_id: int, rows: Sequence[tuple[str, Assignment]], now: float) -> set[str]:
+        """Store first assignments; the units whose row this insert created (a concurrent replica's may exist).
+
+        Sorted by unit, so two replicas inserting the same units wait for each other in one order.
+        """
         if not rows:
-            return {}
-        inserted = self.statements.insert_assignments.execute(
-            self.conn,
-            [
-                {
-                    "experiment_id": experiment_id,
-                    "unit": unit,
-                    "arm": a.arm,
-                    "propensity": a.propensity,
-                    "weights_version": a.weights_version,
-                    "created_at": now,
-                }
-                for unit, a in rows
-            ],
-        )
-        if inserted == len(rows):
-            return dict(rows)  # every row is new (on conflict do nothing inserts none of the others)
-        return self.assignments(experiment_id, [unit for unit, _ in rows])
+            return set()
+        params = [
+            {
+                "experiment_id": experiment_id,
+                "unit": unit,
+                "arm": a.arm,
+                "propensity": a.propensity,
+                "weights_version": a.weights_version,
+                "created_at": now,
+            }
+            for unit, a in sorted(rows, key=lambda row: row[0])
+        ]
+        if not self.db.serialised_writes:
+            return set(self.conn.execute(self.statements.insert_assignments_returning, params).scalars())
+        # One writer at a time (SQLite): the job read these units as unassigned in this
+        # transaction, so nobody can have stored them since; the count confirms it.
+        inserted = self.statements.insert_assignments.execute(self.conn, params)
+        if inserted != len(rows):
+            raise ConflictError("unit: an assignment changed concurrently; retry", field="unit")
+        return {unit for unit, _ in rows}
+
+    def active_experiments(self, ids: Collection[int]) -> set[int]:
+        """Those of these experiments that are active; their status holds until this transaction commits."""
+        if not ids:
+            return set()
+        rows = self.conn.execute(self.statements.locked_statuses, {"ids": sorted(ids)})
+        return {r.id for r in rows if r.status == "active"}
 
     def insert_decisions(self, rows: Sequence[Decision]) -> None:
         """Log decisions as pending and count them."""
@@ -333,8 +373,9 @@ class SqlTransaction:
         """Decisions by id, with their experiment's key and reward kind, the arm's name and their reward."""
         out = {}
         for row in self.statements.decision_contexts.rows(self.conn, list(ids)):
-            decision_id, experiment_id, arm, weights_version, status, expires_at, key, reward_kind, arm_name = row[:9]
-            value, metrics, idempotency_key, body_hash, created_at = row[9:]
+            decision_id, experiment_id, arm, weights_version, status, expires_at, key, experiment_status = row[:8]
+            reward_kind, arm_name = row[8:10]
+            value, metrics, idempotency_key, body_hash, created_at = row[10:]
             reward = None
             if body_hash is not None:  # the outer join found a reward
                 reward = StoredReward(
@@ -360,6 +401,7 @@ class SqlTransaction:
                 weights_version=weights_version,
                 status=status,
                 expires_at=expires_at,
+                experiment_status=experiment_status,
                 reward=reward,
             )
         return out
@@ -376,7 +418,8 @@ class SqlTransaction:
         if not rows:
             return
         mark = self.statements.mark_rewarded
-        params = [{"decision_id": r.decision_id} for r in rows]
+        # Sorted, so replicas rewarding the same decisions lock their rows in one order.
+        params = [{"decision_id": r.decision_id} for r in sorted(rows, key=lambda r: r.decision_id)]
         if self.db.write.dialect.supports_sane_multi_rowcount:  # SQLite does
             changed = mark.execute(self.conn, params)
         else:
@@ -409,7 +452,7 @@ class SqlTransaction:
         """Mark still-pending decisions expired and count them with their experiment's default reward."""
         if not ids:
             return []
-        rows = self.conn.execute(self.statements.expire, {"ids": list(ids)})
+        rows = self.conn.execute(self.statements.expire, {"ids": sorted(ids)})
         expired = [
             ExpiredDecision(
                 decision_id=r.id, experiment_id=r.experiment_id, arm=r.arm, weights_version=r.weights_version
@@ -444,13 +487,11 @@ class SqlRepository:
     def __init__(self, db: Database, *, sqlite_speedups: bool = True) -> None:
         self.db = db
         self.execution = choose_execution(db, speedups=sqlite_speedups)
-        self.statementsatements = Statements(db, self.execution)
+        self.statements = Statements(db, self.execution)
 
     def create_schema(self) -> None:
-        """Create missing tables, holding the database's write lock so concurrent starts do not race."""
-        with self.db.write.begin() as conn:
-            self.db.lock_schema(conn)
-            metadata.create_all(conn)
+        """Migrate the schema to the newest revision, holding the schema lock (see `schema`)."""
+        upgrade_schema(self.db)
 
     def close(self) -> None:
         """Release connections."""
@@ -461,6 +502,23 @@ class SqlRepository:
         """Raise if the database cannot be reached."""
         with self.db.read.connect() as conn:
             conn.execute(text("SELECT 1"))
+
+    def changes(self, since: int | None) -> ExperimentChanges:
+        """Experiments changed after change number `since` (None: only the latest number), by the change index."""
+        with self.db.read.connect() as conn:
+            if since is None:
+                latest = conn.execute(select(CHANGE_COUNTER.c.seq)).scalar_one_or_none()
+                return ExperimentChanges(seq=int(latest or 0), revisions={})
+            # One statement, one snapshot: numbers follow commit order, so seeing n means seeing all
+            # changes up to n, and the largest number returned is where the next poll starts.
+            rows = conn.execute(
+                select(EXPERIMENTS.c.key, EXPERIMENTS.c.revision, EXPERIMENTS.c.change_seq).where(
+                    EXPERIMENTS.c.change_seq > since
+                )
+            ).all()
+        return ExperimentChanges(
+            seq=max([since, *(r.change_seq for r in rows)]), revisions={r.key: r.revision for r in rows}
+        )
 
     def experiment(self, key: str) -> Experiment | None:
         """The experiment with this key."""
@@ -567,10 +625,33 @@ class SqlRepository:
             return load_events(conn, experiment_id, after, limit)
 
     def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]]) -> list[list[Any]]:
-        """One transaction; each job group in a savepoint, retried item by item if the group fails."""
-        return self.execution.writes.run_batch(groups, self._run_group)
+        """One transaction; each job group in a savepoint, retried item by item if the group fails.
 
-    def _run_group(self, conn: Connection, job: Job, items: Sequence[Any], *, savepoint: bool) -> list[Any]:
+        A transaction that loses a deadlock or a serialization check (PostgreSQL) is run again
+        whole, a few times, before its requests are answered 503: the jobs only read and write
+        through their transaction, so a new attempt computes everything afresh.
+        """
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return self.execution.writes.run_batch(groups, lambda: _BatchRun(self.db, self.statements))
+            except OperationalError as exc:
+                if attempt == WRITE_ATTEMPTS or not is_transient(exc):
+                    raise
+                log.info("write batch attempt %d lost a lock conflict (%s); running it again", attempt, exc.orig)
+                time.sleep(RETRY_PAUSE_S * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")  # the last attempt returns or raises
+
+
+class _BatchRun:
+    """One attempt at a batch: job groups in savepoints, their counter increments written once at the end."""
+
+    def __init__(self, db: Database, statements: Statements) -> None:
+        self.db = db
+        self.statements = statements
+        self.counts = CounterDeltas()
+        self.sketches = SketchDeltas()
+
+    def group(self, conn: Connection, job: Job, items: Sequence[Any], *, savepoint: bool) -> list[Any]:
         """Per item, its result or the exception that refused it; without a savepoint, a failure raises."""
         if not savepoint:
             return self._run_job(conn, job, items)
@@ -578,15 +659,30 @@ class SqlRepository:
             with conn.begin_nested():
                 return self._run_job(conn, job, items)
         except OperationalError:
-            raise  # the database itself is unavailable or locked: the whole batch fails
+            raise  # the database itself is unavailable, locked or deadlocked: the whole batch fails
+        except IntegrityError as exc:
+            if len(items) == 1:  # a concurrent replica stored the same unique key first
+                log.info("write refused by a constraint: %s", exc.orig)
+                return [ConflictError("a concurrent write stored the same key; retry", field="body")]
+            return self._one_by_one(conn, job, items, exc)
         except Exception as exc:  # forwarded to the request(s) that sent these items, never swallowed
             if len(items) == 1:
                 return [exc]
-            log.info("write group of %d failed (%s); retrying item by item", len(items), type(exc).__name__)
-            return [self._run_group(conn, job, [item], savepoint=True)[0] for item in items]
+            return self._one_by_one(conn, job, items, exc)
+
+    def _one_by_one(self, conn: Connection, job: Job, items: Sequence[Any], exc: Exception) -> list[Any]:
+        log.info("write group of %d failed (%s); retrying item by item", len(items), type(exc).__name__)
+        return [self.group(conn, job, [item], savepoint=True)[0] for item in items]
 
     def _run_job(self, conn: Connection, job: Job, items: Sequence[Any]) -> list[Any]:
-        tx = SqlTransaction(conn, self.db, self.statementsatements)
+        tx = SqlTransaction(conn, self.db, self.statements)
         results = job(tx, items)
-        tx.flush()
+        # Kept only once the job (and its savepoint) succeeded; written by `finish`.
+        self.counts.merge(tx.counts)
+        self.sketches.merge(tx.sketches)
         return results
+
+    def finish(self, conn: Connection) -> None:
+        """Write the batch's counter increments and sketch values, sorted by key (see `counters`)."""
+        self.counts.flush(conn, self.statements.counters)
+        self.sketches.flush(conn, self.statements.sketches)

@@ -9,6 +9,7 @@ from typing import Any
 from bandit_service.core.model import (
     ArmCounts,
     Experiment,
+    ExperimentChanges,
     ExperimentStatus,
     LoggedEvent,
     Rollout,
@@ -57,6 +58,10 @@ class SqlStorage:
     async def write(self, job: Job, item: Any) -> Any:
         """Queue the item for the writer; its outcome after COMMIT."""
         return await self.writer.submit(job, item)
+
+    async def changes(self, since: int | None) -> ExperimentChanges:
+        """Experiments changed after change number `since` (None: just the latest number)."""
+        return await asyncio.to_thread(self.repository.changes, since)
 
     async def experiment(self, key: str) -> Experiment | None:
         """The experiment with this key."""

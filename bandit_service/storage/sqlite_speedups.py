@@ -40,12 +40,13 @@ from sqlalchemy.sql.base import Executable
 from bandit_service.ports import Job
 from bandit_service.storage.database import Database
 from bandit_service.storage.statements import (
+    BatchRun,
     Execution,
-    GroupRunner,
     KeyQuery,
     PlainExecution,
     Statement,
     WritePath,
+    run_groups,
 )
 
 __all__ = [
@@ -229,7 +230,7 @@ class PinnedWrites:
         self._conn: Connection | None = None
         self._guard = threading.Lock()
 
-    def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]], run_group: GroupRunner) -> list[list[Any]]:
+    def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]], start: Callable[[], BatchRun]) -> list[list[Any]]:
         """One transaction; a batch of one group first runs without its savepoint.
 
         Requests of one kind usually arrive together, so most batches hold one group. If that
@@ -237,16 +238,16 @@ class PinnedWrites:
         group in a savepoint, with the same outcome.
         """
         if len(groups) == 1:
-            job, items = groups[0]
+            _, items = groups[0]
             try:
                 with self._transaction() as conn:
-                    return [run_group(conn, job, items, savepoint=False)]
+                    return run_groups(conn, groups, start(), savepoint=False)
             except OperationalError:
                 raise  # the database itself is unavailable or locked: the whole batch fails
             except Exception:
                 log.debug("write group of %d failed; running it again with savepoints", len(items))
         with self._transaction() as conn:
-            return [run_group(conn, job, items, savepoint=True) for job, items in groups]
+            return run_groups(conn, groups, start(), savepoint=True)
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:

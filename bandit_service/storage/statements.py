@@ -7,7 +7,7 @@ plain versions that use only SQLAlchemy's public API, so they work on every dial
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, Select
@@ -17,8 +17,8 @@ from sqlalchemy.sql.base import Executable
 from bandit_service.ports import Job
 
 __all__ = [
+    "BatchRun",
     "Execution",
-    "GroupRunner",
     "KeyQuery",
     "PlainExecution",
     "PlainKeyQuery",
@@ -26,6 +26,7 @@ __all__ = [
     "PooledWrites",
     "Statement",
     "WritePath",
+    "run_groups",
 ]
 
 
@@ -45,19 +46,33 @@ class KeyQuery(Protocol):
         ...
 
 
-class GroupRunner(Protocol):
-    """The repository's part of a write: run one job group on a connection (in a savepoint or not)."""
+class BatchRun(Protocol):
+    """The repository's part of one attempt at a batch: its job groups, then what is written once at the end."""
 
-    def __call__(self, conn: Connection, job: Job, items: Sequence[Any], *, savepoint: bool) -> list[Any]:
+    def group(self, conn: Connection, job: Job, items: Sequence[Any], *, savepoint: bool) -> list[Any]:
         """Per item, its result or the exception that refused it (without a savepoint, a failure raises)."""
         ...
+
+    def finish(self, conn: Connection) -> None:
+        """Write what the groups accumulated (counter increments), just before COMMIT."""
+        ...
+
+
+def run_groups(
+    conn: Connection, groups: Sequence[tuple[Job, Sequence[Any]]], run: BatchRun, *, savepoint: bool
+) -> list[list[Any]]:
+    """Run every group of a batch, then its end-of-batch writes, inside the connection's transaction."""
+    results = [run.group(conn, job, items, savepoint=savepoint) for job, items in groups]
+    run.finish(conn)
+    return results
 
 
 class WritePath(Protocol):
     """Where the single writer's transactions run."""
 
-    def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]], run_group: GroupRunner) -> list[list[Any]]:
-        """Run all groups in one transaction; per group, per item, its result or the exception that refused it."""
+    def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]], start: Callable[[], BatchRun]) -> list[list[Any]]:
+        """Run all groups in one transaction (`start()` makes each attempt's `BatchRun`); per group,
+        per item, its result or the exception that refused it."""
         ...
 
     def close(self) -> None:
@@ -112,10 +127,10 @@ class PooledWrites:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]], run_group: GroupRunner) -> list[list[Any]]:
+    def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]], start: Callable[[], BatchRun]) -> list[list[Any]]:
         """Run all groups in one transaction (the pool's checkout ping replaces a connection the server dropped)."""
         with self.engine.connect() as conn, conn.begin():
-            return [run_group(conn, job, items, savepoint=True) for job, items in groups]
+            return run_groups(conn, groups, start(), savepoint=True)
 
     def close(self) -> None:
         """Nothing to release: connections go back to the pool after each transaction."""

@@ -17,6 +17,7 @@ __all__ = [
     "ARM_METRICS",
     "ASSIGNMENTS",
     "BUCKETS",
+    "CHANGE_COUNTER",
     "DECISIONS",
     "EVENTS",
     "EXPERIMENTS",
@@ -31,6 +32,7 @@ __all__ = [
     "ArmRow",
     "ArmSketchRow",
     "AssignmentRow",
+    "ChangeCounterRow",
     "DecisionRow",
     "EventRow",
     "ExperimentRow",
@@ -64,10 +66,26 @@ class ExperimentRow(SQLModel, table=True):
     next_reweight_at: float | None = None
     reweighted_at: float | None = None
     revision: int = 1
+    # The change number of the experiment's last change (see ChangeCounterRow); caches poll it.
+    change_seq: int = Field(default=0, index=True)
     created_at: float
     updated_at: float
     started_at: float | None = None
     completed_at: float | None = None
+
+
+class ChangeCounterRow(SQLModel, table=True):
+    """One row: the number of the last experiment change, cluster-wide.
+
+    Every transaction that creates or updates an experiment increments it and stamps the
+    experiment with the new number. The increment holds the row's lock until COMMIT, so numbers
+    are handed out in commit order: a process that has seen number n has seen every change up to n.
+    """
+
+    __tablename__ = "change_counter"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
 
 
 class ArmRow(SQLModel, table=True):
@@ -279,6 +297,7 @@ def table_of(model: type[SQLModel]) -> Table:
 
 # The Core tables, one handle each, for the storage modules' statements.
 ARMS = table_of(ArmRow)
+CHANGE_COUNTER = table_of(ChangeCounterRow)
 ARM_COUNTERS = table_of(ArmCounterRow)
 ARM_METRICS = table_of(ArmMetricRow)
 ASSIGNMENTS = table_of(AssignmentRow)

@@ -128,15 +128,33 @@ def test_a_returning_unit_counts_as_one_unit_and_many_decisions(client):
     assert (arm["units"], arm["decisions"], arm["pending"]) == (1, 3, 3)
 
 
-def test_workers_converge_on_a_change_within_the_cache_ttl(make_app, clock):
+def test_a_worker_never_stores_a_decision_after_another_paused_the_experiment(make_app, clock):
     with TestClient(make_app(cache_ttl_s=1.0)) as one, TestClient(make_app(cache_ttl_s=1.0)) as two:
         started(one)
-        assert decide(two, unit="u1")["in_experiment"]  # first read of the key by worker two
+        assert decide(two, unit="u1")["in_experiment"]  # worker two caches the active experiment
         one.post("/v1/experiments/exp/pause")
-        assert decide(two, unit="u1")["in_experiment"]  # still cached: at most ttl old
+        # Two's cache is still within its bound, but the write checks the status as it commits:
+        # the unit is served the control, and nothing is stored.
+        served = decide(two, unit="u2")
+        assert served["in_experiment"] is False and served["decision_id"].startswith("out_")
+        stats = one.get("/v1/experiments/exp").json()["stats"]
+        assert sum(s["decisions"] for s in stats.values()) == 1
+
+
+def test_workers_see_a_change_on_the_first_request_after_the_bound_even_after_idle(make_app, clock):
+    # The old cache refreshed lazily: the first request after idle got the stale state and
+    # started a background refresh. Now the request itself checks for changes once its cache
+    # is older than the bound.
+    with TestClient(make_app(cache_ttl_s=1.0)) as one, TestClient(make_app(cache_ttl_s=1.0)) as two:
+        one.post("/v1/experiments", json=experiment_body())
+        assert decide(two, unit="u1")["in_experiment"] is False  # a draft, cached by two
+        one.post("/v1/experiments/exp/start")
+        assert decide(two, unit="u1")["in_experiment"] is False  # within the bound: may be stale
+        clock.advance(60.0)  # idle
+        assert decide(two, unit="u1")["in_experiment"] is True  # the very first request sees it
+        one.post("/v1/experiments/exp/pause")
         clock.advance(1.0)
-        served = [decide(two, unit="u1")["in_experiment"] for _ in range(50)]
-        assert served[-1] is False  # refreshed in the background from the shared file
+        assert decide(two, unit="u1")["in_experiment"] is False
 
 
 def test_concurrent_first_requests_of_one_unit_agree_and_count_one_unit(client):
@@ -150,17 +168,31 @@ def test_concurrent_first_requests_of_one_unit_agree_and_count_one_unit(client):
 class MemoryTransaction:
     """Just enough of a Transaction for the decision job: assignments and decisions in dicts."""
 
-    def __init__(self, stored: dict[str, Assignment]) -> None:
+    def __init__(
+        self,
+        stored: dict[str, Assignment],
+        *,
+        concurrent: dict[str, Assignment] | None = None,
+        active: bool = True,
+    ) -> None:
         self.stored = dict(stored)
+        # Rows another replica commits after this transaction's read and before its insert.
+        self.concurrent = dict(concurrent or {})
+        self.active = active
         self.decisions: list[Decision] = []
+
+    def active_experiments(self, ids):
+        return set(ids) if self.active else set()
 
     def assignments(self, experiment_id, units):
         return {u: self.stored[u] for u in units if u in self.stored}
 
     def insert_assignments(self, experiment_id, rows, now):
+        self.stored.update(self.concurrent)
+        created = {unit for unit, _ in rows if unit not in self.stored}
         for unit, assignment in rows:
             self.stored.setdefault(unit, assignment)
-        return {unit: self.stored[unit] for unit, _ in rows}
+        return created
 
     def insert_decisions(self, rows):
         self.decisions.extend(rows)
@@ -195,3 +227,21 @@ def test_the_stored_or_first_assignment_wins_within_a_batch():
     assert out == [old, fresh, fresh, fresh]
     assert [d.new_unit for d in tx.decisions] == [False, True, False, False]
     assert [d.weights_version for d in tx.decisions] == [7, 7, 7, 7]  # the period of the decision itself
+
+
+def test_a_unit_another_replica_assigned_first_is_not_counted_new_even_on_the_same_arm():
+    # The replica race behind the `units` overcount: both replicas hash the new unit to arm 1;
+    # the other one's insert wins. Comparing assignments could not tell them apart (same arm,
+    # same propensity), so both counted the unit as new; only the replica whose insert created
+    # the row may.
+    theirs = Assignment(arm=1, propensity=0.9, weights_version=7)
+    tx = MemoryTransaction({}, concurrent={"u": theirs})
+    out = log_decisions(tx, [placement("d1", "u", 1, 0.9), placement("d2", "v", 0, 0.1)])  # type: ignore[arg-type]
+    assert out == [theirs, Assignment(arm=0, propensity=0.1, weights_version=7)]
+    assert [d.new_unit for d in tx.decisions] == [False, True]
+
+
+def test_nothing_is_logged_for_an_experiment_that_is_no_longer_active_at_commit():
+    tx = MemoryTransaction({}, active=False)
+    assert log_decisions(tx, [placement("d1", "u", 1, 0.9), placement("d2", None, 0, 0.1)]) == [None, None]  # type: ignore[arg-type]
+    assert tx.decisions == [] and tx.stored == {}

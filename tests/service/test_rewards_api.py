@@ -162,3 +162,26 @@ def test_a_batch_answers_each_item_and_counts_retries_once(client, db_path):
     again = client.post("/v1/rewards/batch", json=items[:1]).json()
     assert again["results"][0]["reward"] == body["results"][0]["reward"]
     assert read_db(db_path, "SELECT sum(n) FROM arm_counters")[0][0] == 2
+
+
+def test_a_reward_for_a_decision_of_a_completed_experiment_is_409_and_not_counted(client):
+    # Before: the reward was accepted and counted after completion, moving a finished report.
+    started(client)
+    done, paused = decide(client, unit="u1"), decide(client, unit="u2")
+    assert reward(client, done["decision_id"], 1).status_code == 200
+    client.post("/v1/experiments/exp/pause")
+    # Paused: a decision made while active still takes its reward.
+    assert reward(client, paused["decision_id"], 0).status_code == 200
+    late = decide(client, unit="u3")
+    assert late["in_experiment"] is False
+    client.post("/v1/experiments/exp/start")
+    pending = decide(client, unit="u4")
+    assert pending["in_experiment"] is True
+    client.post("/v1/experiments/exp/complete", json={"winner": "a"})
+    before = stats_of(client)
+    refused = reward(client, pending["decision_id"], 1)
+    assert refused.status_code == 409
+    assert refused.json()["field"] == "decision_id" and "completed" in refused.json()["detail"]
+    assert stats_of(client) == before
+    # An exact retry of a reward stored before completion is still answered as the first time.
+    assert reward(client, done["decision_id"], 1).status_code == 200

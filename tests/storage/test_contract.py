@@ -317,25 +317,39 @@ async def test_sticky_assignments_keep_the_first(storage: Storage) -> None:
     exp = await create(storage, "exp")
     first = Assignment(arm=0, propensity=0.5, weights_version=1)
     later = Assignment(arm=1, propensity=0.25, weights_version=2)
-    stored = await write(storage, lambda tx: tx.insert_assignments(exp.id, [("u1", first), ("u2", later)], T0))
-    assert stored == {"u1": first, "u2": later}
-    await write(storage, lambda tx: tx.insert_assignments(exp.id, [("u1", later), ("u3", later)], T0 + 1))
+    # A job inserts the units it found unassigned; the answer is the rows the insert created.
+    created = await write(storage, lambda tx: tx.insert_assignments(exp.id, [("u2", later), ("u1", first)], T0))
+    assert created == {"u1", "u2"}
+    assert await write(storage, lambda tx: tx.insert_assignments(exp.id, [("u3", later)], T0 + 1)) == {"u3"}
     found = await write(storage, lambda tx: tx.assignments(exp.id, ["u1", "u2", "u3", "u4"]))
     assert found == {"u1": first, "u2": later, "u3": later}
     assert await write(storage, lambda tx: tx.assignments(exp.id + 1, ["u1"])) == {}
 
 
-async def a_conflicting_insert_returns_the_stored_assignment(storage: Storage) -> None:
-    exp = await create(storage, "exp")
-    first = Assignment(arm=0, propensity=0.5, weights_version=1)
-    later = Assignment(arm=1, propensity=0.25, weights_version=2)
-    await write(storage, lambda tx: tx.insert_assignments(exp.id, [("u1", first)], T0))
-    kept = await write(storage, lambda tx: tx.insert_assignments(exp.id, [("u1", later), ("u2", later)], T0 + 1))
-    assert kept == {"u1": first, "u2": later}
+@contract
+async def test_only_active_experiments_pass_the_status_check(storage: Storage) -> None:
+    draft = await create(storage, "draft")
+    active = await create(storage, "active")
+    stored = await write(storage, lambda tx: tx.update_experiment(msgspec.structs.replace(active, status="active")))
+    assert stored is not None
+    assert await write(storage, lambda tx: tx.active_experiments({draft.id, active.id, 999})) == {active.id}
 
 
-def test_a_conflicting_insert_returns_the_stored_assignment(storage: Storage) -> None:
-    contract(a_conflicting_insert_returns_the_stored_assignment)(storage)
+@contract
+async def test_changes_come_in_order_with_the_changed_revisions(storage: Storage) -> None:
+    start = await storage.changes(None)
+    assert start.revisions == {}
+    assert (await storage.changes(start.seq)).revisions == {}
+    a = await create(storage, "a")
+    b = await create(storage, "b")
+    after_create = await storage.changes(start.seq)
+    assert after_create.revisions == {"a": 1, "b": 1} and after_create.seq >= start.seq + 2
+    assert await write(storage, lambda tx: tx.update_experiment(msgspec.structs.replace(a, name="A"))) is not None
+    after_update = await storage.changes(after_create.seq)
+    assert after_update.revisions == {"a": 2} and after_update.seq > after_create.seq
+    assert (await storage.changes(None)).seq == after_update.seq
+    assert (await storage.changes(after_update.seq)).revisions == {}
+    assert b.revision == 1
 
 
 @contract

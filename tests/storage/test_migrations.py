@@ -1,0 +1,176 @@
+"""Schema migrations on a real SQLite file and a real PostgreSQL: empty, pre-migration, concurrent, repeated."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import JSON, column, event, select, table, text
+from sqlalchemy.engine import Connection
+
+from bandit_service.cli import main
+from bandit_service.settings import Settings
+from bandit_service.storage.database import Database, open_database
+from bandit_service.storage.schema import BASELINE, MIGRATIONS, alembic_config, current_revision, upgrade_schema
+from bandit_service.storage.tables import metadata
+
+HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+# A replica: import everything (the tables too, which env.py imports), say it is ready, wait for
+# the start signal, then migrate: the replicas reach the schema lock together.
+REPLICA = """
+import sys
+import bandit_service.storage.tables
+from bandit_service.settings import Settings
+from bandit_service.storage.database import open_database
+from bandit_service.storage.schema import upgrade_schema
+db = open_database(Settings(database_url=sys.argv[1]))
+print("ready", flush=True)
+sys.stdin.readline()
+upgrade_schema(db)
+db.dispose()
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_schema_url")
+        return url
+    return f"sqlite:///{tmp_path / 'migrations.db'}"
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = open_database(Settings(database_url=database_url))
+    yield database
+    database.dispose()
+
+
+def schema_diff(db: Database) -> list[Any]:
+    """What autogenerate would change to make the database match `tables.py` (empty: they agree)."""
+    with db.read.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn), metadata)
+
+
+# The baseline's experiments table, as far as the test below writes and reads it.
+BASELINE_EXPERIMENTS = table(
+    "experiments",
+    *(column(name) for name in ("id", "key", "name", "description", "status", "salt")),
+    *(column(name, JSON) for name in ("config", "weights")),
+    *(column(name) for name in ("weights_version", "revision", "created_at", "updated_at")),
+)
+
+
+def make_pre_migration_database(db: Database) -> None:
+    """The baseline's tables without a version table, as `metadata.create_all` left them, with one experiment."""
+    with db.write.begin() as conn:
+        command.upgrade(alembic_config(conn), BASELINE)
+        conn.execute(text("DROP TABLE alembic_version"))
+        conn.execute(
+            BASELINE_EXPERIMENTS.insert().values(
+                id=1,
+                key="checkout",
+                name="Checkout",
+                description="",
+                status="draft",
+                salt="s",
+                config={"policy": {"type": "fixed_split"}},
+                weights=[0.5, 0.5],
+                weights_version=0,
+                revision=1,
+                created_at=1.0,
+                updated_at=1.0,
+            )
+        )
+
+
+def test_upgrading_an_empty_database_gives_the_tables_of_tables_py(db: Database) -> None:
+    assert current_revision(db) is None
+    upgrade_schema(db)
+    assert current_revision(db) == HEAD
+    assert schema_diff(db) == []
+
+
+def test_a_database_made_before_migrations_is_stamped_and_upgraded_with_its_data(db: Database) -> None:
+    make_pre_migration_database(db)
+    assert current_revision(db) is None
+    upgrade_schema(db)
+    assert current_revision(db) == HEAD
+    assert schema_diff(db) == []
+    with db.read.connect() as conn:
+        rows = conn.execute(select(BASELINE_EXPERIMENTS.c.key, BASELINE_EXPERIMENTS.c.weights)).all()
+    assert [tuple(row) for row in rows] == [("checkout", [0.5, 0.5])]
+
+
+def test_upgrading_twice_changes_nothing_the_second_time(db: Database) -> None:
+    upgrade_schema(db)
+    statements: list[str] = []
+
+    def record(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.write, "before_cursor_execute", record)
+    upgrade_schema(db)
+    event.remove(db.write, "before_cursor_execute", record)
+    changes = [s for s in statements if re.match(r"\s*(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE)\b", s, re.IGNORECASE)]
+    assert statements and changes == []
+    assert current_revision(db) == HEAD
+
+
+def test_replicas_starting_together_all_succeed_and_leave_the_database_at_head(database_url: str, db: Database) -> None:
+    replicas = [
+        subprocess.Popen(
+            [sys.executable, "-c", REPLICA, database_url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for replica in replicas:  # a barrier: every replica has imported and opened its engines
+        assert replica.stdout is not None and replica.stdout.readline() == "ready\n"
+    for replica in replicas:
+        assert replica.stdin is not None
+        replica.stdin.write("go\n")
+        replica.stdin.flush()
+    errors = [replica.communicate(timeout=30)[1] for replica in replicas]
+    assert [replica.returncode for replica in replicas] == [0, 0, 0, 0], errors
+    assert current_revision(db) == HEAD
+    assert schema_diff(db) == []
+
+
+def test_the_migrate_command_upgrades_the_database_of_bandit_database_url(
+    database_url: str, db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {**os.environ, "BANDIT_DATABASE_URL": database_url}
+    command_line = [sys.executable, "-m", "bandit_service.cli", "migrate"]
+    done = subprocess.run(command_line, env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"schema revision: none -> {HEAD}\n", "")
+    assert schema_diff(db) == []
+    monkeypatch.setenv("BANDIT_DATABASE_URL", database_url)  # again, in this process: nothing to do
+    assert main(["migrate"]) == 0
+    assert capsys.readouterr().out == f"schema revision: {HEAD} -> {HEAD}\n"
+
+
+def test_the_migrate_command_refuses_a_database_from_a_newer_release(
+    database_url: str, db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upgrade_schema(db)
+    with db.write.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    monkeypatch.setenv("BANDIT_DATABASE_URL", database_url)
+    assert main(["migrate"]) == 1
+    assert "Can't locate revision identified by '9999'" in capsys.readouterr().err
