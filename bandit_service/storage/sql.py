@@ -164,11 +164,12 @@ class Statements:
         self.insert_assignments_returning = new_assignments.returning(ASSIGNMENTS.c.unit)
         # Statuses under a share lock (FOR SHARE on PostgreSQL; SQLite's writer already holds the
         # database's write lock): a pause or completion cannot commit before this transaction does.
-        self.locked_statuses = (
+        self.locked_statuses = execution.key_query(
             select(EXPERIMENTS.c.id, EXPERIMENTS.c.status)
             .where(EXPERIMENTS.c.id.in_(bindparam("ids", expanding=True)))
             .order_by(EXPERIMENTS.c.id)
-            .with_for_update(read=True)
+            .with_for_update(read=True),
+            "ids",
         )
         self.insert_decisions = execution.statement(insert(DECISIONS), DECISION_COLUMNS)
         # A reward's decision, its experiment's key and reward kind, its arm's name and the
@@ -340,8 +341,8 @@ class SqlTransaction:
         """Those of these experiments that are active; their status holds until this transaction commits."""
         if not ids:
             return set()
-        rows = self.conn.execute(self.statements.locked_statuses, {"ids": sorted(ids)})
-        return {r.id for r in rows if r.status == "active"}
+        rows = self.statements.locked_statuses.rows(self.conn, sorted(ids))
+        return {experiment_id for experiment_id, status in rows if status == "active"}
 
     def insert_decisions(self, rows: Sequence[Decision]) -> None:
         """Log decisions as pending and count them."""
