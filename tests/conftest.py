@@ -2,12 +2,13 @@
 
 PostgreSQL: the server named by `TEST_POSTGRES_URL` (`.ci/postgres.sh` starts one). Without it
 the PostgreSQL cases are skipped with that reason, except under CI, where a missing server fails.
-Each PostgreSQL case gets a fresh schema of its own, dropped afterwards.
+Each PostgreSQL case gets a fresh schema of its own (a module-scoped app: one per module), dropped afterwards.
 """
 
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -39,12 +40,12 @@ def postgres_url() -> str:
         return POSTGRES_URL
     if os.environ.get("CI"):
         pytest.fail("TEST_POSTGRES_URL is not set: .ci/run must start PostgreSQL (.ci/postgres.sh)")
-    pytest.skip("no PostgreSQL server: set TEST_POSTGRES_URL (e.g. eval \"$(bash .ci/postgres.sh)\")")
+    pytest.skip('no PostgreSQL server: set TEST_POSTGRES_URL (e.g. eval "$(bash .ci/postgres.sh)")')
 
 
-@pytest.fixture
-def postgres_schema_url(postgres_url: str) -> Iterator[str]:
-    """A URL whose connections use a fresh schema of their own (search_path), dropped afterwards."""
+@contextmanager
+def _schema_of_its_own(postgres_url: str) -> Iterator[str]:
+    """A URL whose connections use a fresh schema (search_path), dropped at exit."""
     schema = f"contract_{uuid.uuid4().hex[:12]}"
     admin = create_engine(postgres_url)
     with admin.begin() as conn:
@@ -56,3 +57,17 @@ def postgres_schema_url(postgres_url: str) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url: str) -> Iterator[str]:
+    """A URL whose connections use a fresh schema of their own (search_path), dropped afterwards."""
+    with _schema_of_its_own(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def postgres_module_schema_url(postgres_url: str) -> Iterator[str]:
+    """Like `postgres_schema_url`, shared by the tests of one module (for a module-scoped app)."""
+    with _schema_of_its_own(postgres_url) as url:
+        yield url

@@ -1,16 +1,16 @@
-"""Helpers for service tests: the API in a few calls, and direct reads of the SQLite file."""
+"""Helpers for service tests: the API in a few calls, and direct reads of the test's database (SQLAlchemy)."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 from litestar import Litestar
 from litestar.testing import TestClient
+from sqlalchemy import Connection, create_engine, text
 
 TABLES = (
     "experiments",
@@ -30,22 +30,27 @@ TABLES = (
 )
 
 
-def read_db(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Query the database file with a fresh sqlite3 connection: only committed data is visible."""
-    conn = sqlite3.connect(path)
+@contextmanager
+def connect(url: str) -> Iterator[Connection]:
+    """One transaction on the database through an engine of the test's own; committed, engine closed, at exit."""
+    engine = create_engine(url)
     try:
-        return conn.execute(sql, params).fetchall()
+        with engine.begin() as conn:
+            yield conn
     finally:
-        conn.close()
+        engine.dispose()
 
 
-def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+def read_db(url: str, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    """Query the database with a connection of its own (`:name` parameters): only committed data is visible."""
+    with connect(url) as conn:
+        return [tuple(row) for row in conn.execute(text(sql), dict(params or {}))]
+
+
+def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, for 'the database is unchanged' checks."""
-    conn = sqlite3.connect(path)
-    try:
-        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in TABLES}
-    finally:
-        conn.close()
+    with connect(url) as conn:
+        return {t: sorted((tuple(r) for r in conn.execute(text(f"SELECT * FROM {t}"))), key=repr) for t in TABLES}
 
 
 def experiment_body(key: str = "exp", **overrides: Any) -> dict[str, Any]:

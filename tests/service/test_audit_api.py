@@ -111,11 +111,11 @@ def test_pages_follow_the_cursor_without_gaps_or_repeats(client):
         pytest.param("nope/events", 404, "key", id="unknown-experiment"),
     ],
 )
-def test_bad_event_queries_are_problem_details(client, db_path, path, status, field):
+def test_bad_event_queries_are_problem_details(client, database_url, path, status, field):
     started(client)
-    before = snapshot(db_path)
+    before = snapshot(database_url)
     response = client.get(f"/v1/experiments/{path}")
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["field"] == field
-    assert snapshot(db_path) == before
+    assert snapshot(database_url) == before

@@ -638,7 +638,7 @@ def world(client):
 
 @pytest.mark.parametrize(("method", "path", "body", "content_type", "status", "field"), CASES)
 def test_bad_input_is_a_problem_detail_and_changes_nothing(
-    world, db_path, method, path, body, content_type, status, field
+    world, database_url, method, path, body, content_type, status, field
 ):
     client, decision_id = world
     if isinstance(body, (dict, list)):
@@ -646,7 +646,7 @@ def test_bad_input_is_a_problem_detail_and_changes_nothing(
     if isinstance(body, bytes):
         body = body.replace(b"{decision}", decision_id.encode())
     headers = {"content-type": content_type} if content_type else {}
-    before = snapshot(db_path)
+    before = snapshot(database_url)
     response = client.request(method, path, content=body, headers=headers)
     assert response.status_code == status, response.text[:500]
     assert response.headers["content-type"] == "application/problem+json"
@@ -655,7 +655,7 @@ def test_bad_input_is_a_problem_detail_and_changes_nothing(
     assert problem["type"].startswith(TYPE_PREFIX)
     assert problem["title"] == TITLES[problem["type"].removeprefix(TYPE_PREFIX)], problem
     assert problem.get("field") == field, problem
-    assert snapshot(db_path) == before
+    assert snapshot(database_url) == before
 
 
 @pytest.mark.parametrize(("cls", "entry"), [pytest.param(c, e, id=c.__name__) for c, e in PROBLEM_TYPES.items()])

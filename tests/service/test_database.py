@@ -1,5 +1,5 @@
 """SQLite set-up under contention: a second process's lock is waited for, not turned into a crash; the writer
-lock of the SQLite speed-ups queues writers."""
+lock of the SQLite speed-ups queues writers. SQLite only: these are about the file and its locks."""
 
 from __future__ import annotations
 
@@ -21,14 +21,13 @@ def hold_exclusive_lock(path, seconds: float, ready: threading.Event) -> None:
     conn.close()
 
 
-def test_switching_a_new_file_to_wal_waits_for_another_process_lock(tmp_path):
-    path = tmp_path / "new.db"
-    sqlite3.connect(path).close()  # an empty file in rollback-journal mode
+def test_switching_a_new_file_to_wal_waits_for_another_process_lock(database_url, sqlite_file):
+    sqlite3.connect(sqlite_file).close()  # an empty file in rollback-journal mode
     ready = threading.Event()
-    holder = threading.Thread(target=hold_exclusive_lock, args=(path, 0.3, ready))
+    holder = threading.Thread(target=hold_exclusive_lock, args=(sqlite_file, 0.3, ready))
     holder.start()
     ready.wait()
-    db = open_database(Settings(database_url=f"sqlite:///{path}", sqlite_busy_timeout_ms=5_000))
+    db = open_database(Settings(database_url=database_url, sqlite_busy_timeout_ms=5_000))
     try:
         with db.read.connect() as conn:  # connecting runs the pragmas, including journal_mode=WAL
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -37,8 +36,8 @@ def test_switching_a_new_file_to_wal_waits_for_another_process_lock(tmp_path):
         db.dispose()
 
 
-def test_the_writer_lock_gives_one_writer_the_turn_at_a_time(tmp_path):
-    path = str(tmp_path / "w.db")
+def test_the_writer_lock_gives_one_writer_the_turn_at_a_time(sqlite_file):
+    path = str(sqlite_file)
     first, second = writer_lock_for(path), writer_lock_for(path)  # as two worker processes would
     assert first is not None and second is not None
     order: list[str] = []

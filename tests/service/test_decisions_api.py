@@ -1,4 +1,4 @@
-"""Decisions end to end on a real SQLite file: stickiness, exposure, targeting, status, durability."""
+"""Decisions end to end: stickiness, exposure, targeting, status, durability in the database."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_a_unit_keeps_its_arm_across_a_reweight_and_new_units_follow_new_weights
     assert share_b > 0.9  # 0.98 expected; 0.9 is more than 8 standard errors away
 
 
-def test_a_unit_keeps_its_arm_after_a_restart_on_the_same_file(make_app):
+def test_a_unit_keeps_its_arm_after_a_restart_on_the_same_database(make_app):
     units = [f"u{i}" for i in range(100)]
     with TestClient(make_app()) as first_run:
         started(first_run)
@@ -63,19 +63,19 @@ def test_raising_exposure_from_10_to_50_percent_keeps_the_first_units_with_their
     assert abs(share - 0.5) < 4 * np.sqrt(0.25 / len(units))
 
 
-def test_targeting_excludes_non_matching_units_and_does_not_log_them(client, db_path):
+def test_targeting_excludes_non_matching_units_and_does_not_log_them(client, database_url):
     started(client, targeting={"language": ["de", "fr"], "tier": "pro"})
     inside = decide(client, unit="u1", attributes={"language": "de", "tier": "pro", "country": "AT"})
     assert inside["in_experiment"]
     for attributes in ({"language": "en", "tier": "pro"}, {"language": "de"}, {}, {"language": "de", "tier": True}):
         outside = decide(client, unit="u2", attributes=attributes)
         assert not outside["in_experiment"] and outside["arm"] == "a" and outside["propensity"] == 1.0
-    assert read_db(db_path, "SELECT unit, attributes FROM decisions") == [
+    assert read_db(database_url, "SELECT unit, CAST(attributes AS TEXT) FROM decisions") == [
         ("u1", '{"language":"de","tier":"pro","country":"AT"}')
     ]
 
 
-def test_paused_and_draft_serve_the_control_and_completed_serves_the_winner(client, db_path):
+def test_paused_and_draft_serve_the_control_and_completed_serves_the_winner(client, database_url):
     client.post("/v1/experiments", json=experiment_body())
     assert decide(client, unit="u1") | {"decision_id": None} == {
         "decision_id": None,
@@ -93,30 +93,30 @@ def test_paused_and_draft_serve_the_control_and_completed_serves_the_winner(clie
     assert set(arms_for(client, units).values()) == {"a"}
     client.post("/v1/experiments/exp/start")
     assert arms_for(client, units) == active  # sticky again after the pause
-    logged = read_db(db_path, "SELECT count(*) FROM decisions")[0][0]
+    logged = read_db(database_url, "SELECT count(*) FROM decisions")[0][0]
     client.post("/v1/experiments/exp/complete", json={"winner": "b"})
     done = decide(client, unit="u0")
     assert (done["arm"], done["payload"], done["in_experiment"]) == ("b", {"model": "v2"}, False)
-    assert read_db(db_path, "SELECT count(*) FROM decisions")[0][0] == logged  # outside traffic is not logged
+    assert read_db(database_url, "SELECT count(*) FROM decisions")[0][0] == logged  # outside traffic is not logged
 
 
-def test_unit_less_decisions_are_independent_draws(client, db_path):
+def test_unit_less_decisions_are_independent_draws(client, database_url):
     started(client)
     arms = [d["arm"] for d in decide_all(client, [{"experiment": "exp"}] * 400)]
     counts = [arms.count("a"), arms.count("b")]
     assert stats.binomtest(counts[0], 400, 0.5).pvalue > 1e-3
-    assert read_db(db_path, "SELECT count(*), count(unit) FROM decisions")[0] == (400, 0)
-    assert read_db(db_path, "SELECT count(*) FROM assignments")[0][0] == 0
+    assert read_db(database_url, "SELECT count(*), count(unit) FROM decisions")[0] == (400, 0)
+    assert read_db(database_url, "SELECT count(*) FROM assignments")[0][0] == 0
 
 
-def test_an_acknowledged_decision_is_in_the_file(client, db_path):
+def test_an_acknowledged_decision_is_in_the_database(client, database_url):
     started(client)
     d = decide(client, unit="u1", attributes={"tier": "pro"})
-    rows = read_db(db_path, "SELECT experiment_id, unit, arm, propensity, weights_version, status FROM decisions")
+    rows = read_db(database_url, "SELECT experiment_id, unit, arm, propensity, weights_version, status FROM decisions")
     arm = ["a", "b"].index(d["arm"])
     assert rows == [(1, "u1", arm, d["propensity"], 1, "pending")]
-    assert read_db(db_path, "SELECT unit, arm FROM assignments") == [("u1", arm)]
-    assert read_db(db_path, "SELECT arm, units, decisions FROM arm_counters") == [(arm, 1, 1)]
+    assert read_db(database_url, "SELECT unit, arm FROM assignments") == [("u1", arm)]
+    assert read_db(database_url, "SELECT arm, units, decisions FROM arm_counters") == [(arm, 1, 1)]
 
 
 def test_a_returning_unit_counts_as_one_unit_and_many_decisions(client):

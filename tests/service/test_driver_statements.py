@@ -32,10 +32,15 @@ def _row(decision_id: str) -> dict[str, object]:
     }
 
 
+# SQLite only: the speed-ups exist for SQLite alone, and the plain versions are their oracle on the same file
+# (PostgreSQL runs the plain versions in every API test on it and in the storage contract suite).
+pytestmark = pytest.mark.sqlite
+
+
 @pytest.fixture
-def db(tmp_path) -> Iterator[Database]:
+def db(database_url: str) -> Iterator[Database]:
     """A SQLite file with the schema."""
-    database = open_database(Settings(database_url=f"sqlite:///{tmp_path / 'd.db'}"))
+    database = open_database(Settings(database_url=database_url))
     SqlRepository(database).create_schema()
     yield database
     database.dispose()

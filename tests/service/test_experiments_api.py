@@ -119,12 +119,14 @@ def test_patch_changes_settings_and_keeps_draft_only_fields_locked(client):
     )
 
 
-def test_lifecycle_changes_are_in_the_audit_log(client, db_path):
+def test_lifecycle_changes_are_in_the_audit_log(client, database_url):
     started(client)
     client.patch("/v1/experiments/exp", json={"exposure": 0.25})
     client.post("/v1/experiments/exp/pause")
     client.post("/v1/experiments/exp/complete", json={"winner": "a"})
-    rows = read_db(db_path, "SELECT action, actor, before, after FROM events ORDER BY id")
+    rows = read_db(
+        database_url, "SELECT action, actor, CAST(before AS TEXT), CAST(after AS TEXT) FROM events ORDER BY id"
+    )
     assert [r[0] for r in rows] == ["create", "start", "update", "pause", "complete"]
     assert {r[1] for r in rows} == {"anonymous"}
     update = rows[2]

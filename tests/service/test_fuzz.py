@@ -50,10 +50,9 @@ ENDPOINTS = [
 
 
 @pytest.fixture(scope="module")
-def fuzz_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Litestar]]:
-    """One app for all examples (examples may change its state, which is fine for this test)."""
-    path = tmp_path_factory.mktemp("fuzz") / "bandit.db"
-    settings = Settings(database_url=f"sqlite:///{path}", scheduler_enabled=False)
+def fuzz_client(module_database_url: str) -> Iterator[TestClient[Litestar]]:
+    """One app per database for all examples (examples may change its state, which is fine for this test)."""
+    settings = Settings(database_url=module_database_url, scheduler_enabled=False)
     with TestClient(create_app(settings, clock=FakeClock(), ids=sequential_ids("fuzz"))) as client:
         started(client)
         client.post("/v1/experiments", json=experiment_body("drafty"))

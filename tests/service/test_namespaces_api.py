@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import numpy as np
 import pytest
 from scipy.stats import chi2_contingency
+from sqlalchemy import select, update
 
 from bandit_service.app import runtime_of
 from bandit_service.services.decisions import place
-from tests.service.api import call, decide, decide_all, experiment_body, snapshot, started
+from bandit_service.storage.tables import EXPERIMENTS
+from tests.service.api import call, connect, decide, decide_all, experiment_body, snapshot, started
 
 LEFT = {"name": "checkout", "start": 0.0, "end": 0.5}
 RIGHT = {"name": "checkout", "start": 0.5, "end": 1.0}
@@ -53,15 +54,15 @@ def test_a_unit_keeps_its_side_and_exposure_applies_inside_the_slice(client):
         pytest.param({"name": "search", "start": 0.0, "end": 1.0}, False, id="other-namespace"),
     ],
 )
-def test_creating_an_overlapping_slice_is_409_naming_the_other(client, db_path, theirs, overlaps):
+def test_creating_an_overlapping_slice_is_409_naming_the_other(client, database_url, theirs, overlaps):
     client.post("/v1/experiments", json=experiment_body("left", namespace=LEFT))  # a draft also holds its slice
-    before = snapshot(db_path)
+    before = snapshot(database_url)
     response = client.post("/v1/experiments", json=experiment_body("new", namespace=theirs))
     if overlaps:
         assert response.status_code == 409, response.text
         problem = response.json()
         assert problem["field"] == "namespace" and "'left'" in problem["detail"]
-        assert snapshot(db_path) == before
+        assert snapshot(database_url) == before
     else:
         assert response.status_code == 201, response.text
         assert response.json()["namespace"] == theirs
@@ -74,15 +75,15 @@ def test_a_completed_experiment_frees_its_slice(client):
     assert client.post("/v1/experiments", json=experiment_body("next", namespace=LEFT)).status_code == 201
 
 
-def test_patching_a_draft_into_an_overlap_is_409_and_a_running_slice_is_fixed(client, db_path):
+def test_patching_a_draft_into_an_overlap_is_409_and_a_running_slice_is_fixed(client, database_url):
     started(client, "left", namespace=LEFT)
     client.post("/v1/experiments", json=experiment_body("draft", namespace=RIGHT))
-    before = snapshot(db_path)
+    before = snapshot(database_url)
     overlap = client.patch("/v1/experiments/draft", json={"namespace": {"name": "checkout", "end": 0.7}})
     assert overlap.status_code == 409 and overlap.json()["field"] == "namespace" and "'left'" in overlap.text
     running = client.patch("/v1/experiments/left", json={"namespace": {"name": "checkout", "end": 0.4}})
     assert running.status_code == 409 and running.json()["field"] == "namespace"
-    assert snapshot(db_path) == before
+    assert snapshot(database_url) == before
     moved = client.patch("/v1/experiments/draft", json={"namespace": {"name": "checkout", "start": 0.6}})
     assert moved.status_code == 200 and moved.json()["namespace"]["start"] == 0.6
     entry = client.get("/v1/experiments/draft/events").json()["events"][-1]
@@ -91,21 +92,18 @@ def test_patching_a_draft_into_an_overlap_is_409_and_a_running_slice_is_fixed(cl
     assert entry["after"] == {"namespace": {"name": "checkout", "start": 0.6, "end": 1.0}}
 
 
-def test_starting_into_an_overlap_is_409(client, db_path):
+def test_starting_into_an_overlap_is_409(client, database_url):
     started(client, "left", namespace=LEFT)
     client.post("/v1/experiments", json=experiment_body("draft", namespace=RIGHT))
     # Two replicas on PostgreSQL could both pass the check at creation; simulate the outcome.
-    conn = sqlite3.connect(db_path)
-    with conn:
-        row = conn.execute("SELECT config FROM experiments WHERE key = 'draft'").fetchone()
-        config = json.loads(row[0])
+    with connect(database_url) as conn:
+        config = conn.execute(select(EXPERIMENTS.c.config).where(EXPERIMENTS.c.key == "draft")).scalar_one()
         config["namespace"]["start"] = 0.25
-        conn.execute("UPDATE experiments SET config = ? WHERE key = 'draft'", (json.dumps(config),))
-    conn.close()
-    before = snapshot(db_path)
+        conn.execute(update(EXPERIMENTS).where(EXPERIMENTS.c.key == "draft").values(config=config))
+    before = snapshot(database_url)
     response = client.post("/v1/experiments/draft/start")
     assert response.status_code == 409 and response.json()["field"] == "namespace" and "'left'" in response.text
-    assert snapshot(db_path) == before
+    assert snapshot(database_url) == before
     assert client.post("/v1/experiments/left/pause").status_code == 200  # stopping is never refused
 
 
@@ -142,9 +140,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("namespace", "field"), CASES)
-def test_bad_namespaces_are_422_naming_the_field(client, db_path, namespace, field):
+def test_bad_namespaces_are_422_naming_the_field(client, database_url, namespace, field):
     client.post("/v1/experiments", json=experiment_body("drafty"))
-    before = snapshot(db_path)
+    before = snapshot(database_url)
     for method, path, body in (
         ("POST", "/v1/experiments", experiment_body("new", namespace=namespace)),
         ("PATCH", "/v1/experiments/drafty", {"namespace": namespace}),
@@ -153,4 +151,4 @@ def test_bad_namespaces_are_422_naming_the_field(client, db_path, namespace, fie
         assert response.status_code == 422, response.text
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["field"] == field
-    assert snapshot(db_path) == before
+    assert snapshot(database_url) == before

@@ -12,6 +12,7 @@ from bandit_service.app import runtime_of
 from tests.service.api import call, decide, experiment_body, reward, started
 
 
+@pytest.mark.sqlite  # about learning, not storage: once, on the SQLite file (PostgreSQL doubles its 50 s)
 def test_thompson_moves_at_least_80_percent_to_the_better_arm_over_20000_units(make_app, clock):
     """20,000 simulated units at true rates 0.05 (a) and 0.15 (b), rewards in batches, hourly reweights."""
     app = make_app()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import sqlite3
 
 import numpy as np
 import pytest
 from litestar.testing import TestClient
 from scipy import stats as sps
+from sqlalchemy import text
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
@@ -17,7 +17,7 @@ from bandit_service.clock import FakeClock
 from bandit_service.ids import sequential_ids
 from bandit_service.services.reports import report_seed
 from bandit_service.settings import Settings
-from tests.service.api import call, read_db, started
+from tests.service.api import call, connect, read_db, started
 from tests.service.traffic import by_arm, drive
 
 ARMS = ("a", "b", "c")
@@ -55,10 +55,9 @@ def metrics_of(arm, rng):
 
 
 @pytest.fixture(scope="module")
-def traffic(tmp_path_factory):
+def traffic(module_database_url):
     """One three-arm fixed-split experiment with 1,500 units, shared by the oracle tests (read-only)."""
-    path = tmp_path_factory.mktemp("report") / "bandit.db"
-    settings = Settings(database_url=f"sqlite:///{path}", scheduler_enabled=False, cache_ttl_s=0.0)
+    settings = Settings(database_url=module_database_url, scheduler_enabled=False, cache_ttl_s=0.0)
     with TestClient(create_app(settings, clock=FakeClock(), ids=sequential_ids("r"))) as client:
         started(client, "exp", **three_arms())
         sent = drive(client, "exp", 1_500, np.random.default_rng(20240611), reward_of, metrics_of)
@@ -174,7 +173,7 @@ def test_the_text_format_prints_every_arm_and_the_recommendation(traffic):
     assert "latency_ms p50/p95/p99" in text.text
 
 
-def test_the_report_is_deterministic_and_echoes_its_seed(traffic, tmp_path):
+def test_the_report_is_deterministic_and_echoes_its_seed(traffic):
     client, report = traffic["client"], traffic["report"]
     again = client.get("/v1/experiments/exp/report").json()
     assert again == report
@@ -214,23 +213,23 @@ def test_a_draft_without_data_gives_an_empty_report(client):
     assert segments["segments"] == []
 
 
-def _lose_decisions(db_path, arm_index, share):
+def _lose_decisions(database_url, arm_index, share):
     """Simulate lost decision logs for one arm: the rows and their counts disappear (a logging bug)."""
-    conn = sqlite3.connect(db_path)
-    with conn:
-        ids = [r[0] for r in conn.execute("SELECT id FROM decisions WHERE arm = ? ORDER BY id", (arm_index,))]
+    with connect(database_url) as conn:
+        ids = list(
+            conn.execute(text("SELECT id FROM decisions WHERE arm = :arm ORDER BY id"), {"arm": arm_index}).scalars()
+        )
         lost = ids[: int(len(ids) * share)]
-        conn.executemany("DELETE FROM decisions WHERE id = ?", [(i,) for i in lost])
+        conn.execute(text("DELETE FROM decisions WHERE id = :id"), [{"id": i} for i in lost])
         for table in ("arm_counters", "period_counters"):
             conn.execute(
-                f"UPDATE {table} SET units = units - ?, decisions = decisions - ? WHERE arm = ?",
-                (len(lost), len(lost), arm_index),
+                text(f"UPDATE {table} SET units = units - :lost, decisions = decisions - :lost WHERE arm = :arm"),
+                {"lost": len(lost), "arm": arm_index},
             )
-    conn.close()
     return len(lost)
 
 
-def test_a_sample_ratio_mismatch_is_flagged_and_blocks_shipping(client, db_path):
+def test_a_sample_ratio_mismatch_is_flagged_and_blocks_shipping(client, database_url):
     # Every decision is logged in the transaction that answers it, so the API alone cannot lose
     # one: the mismatch is simulated as lost logs (30% of b's decisions, before any reward).
     started(client, "srm", arms=[{"name": "a"}, {"name": "b"}], policy={"kind": "fixed"}, min_sample_size=100)
@@ -238,9 +237,9 @@ def test_a_sample_ratio_mismatch_is_flagged_and_blocks_shipping(client, db_path)
     drive(client, "srm", 1_000, rng, lambda arm, r: float(r.random() < 0.3), rewarded=lambda arm, r: False)
     clean = client.get("/v1/experiments/srm/report").json()
     assert not clean["health"]["srm"]["flagged"]
-    lost = _lose_decisions(db_path, 1, 0.3)
+    lost = _lose_decisions(database_url, 1, 0.3)
     assert lost > 120
-    pending = read_db(db_path, "SELECT id, arm FROM decisions WHERE experiment_id = 1 AND status = 'pending'")
+    pending = read_db(database_url, "SELECT id, arm FROM decisions WHERE experiment_id = 1 AND status = 'pending'")
     items = [{"decision_id": i, "reward": float(rng.random() < (0.3 if arm == 0 else 0.6))} for i, arm in pending]
     response = client.post("/v1/rewards/batch", json=items)
     assert response.json()["recorded"] == len(items)

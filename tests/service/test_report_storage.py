@@ -14,12 +14,10 @@ from policies.sketch import QuantileSketch
 from tests.service.api import call, decide, read_db, reward, started
 from tests.service.traffic import send_rewards
 
-pytestmark = pytest.mark.sqlite  # these read the SQL report store on the app's own file
-
 
 @pytest.fixture
 def store(settings):
-    """A report store on the test's database file (its own engines, disposed afterwards)."""
+    """A report store on the test's database (its own engines, disposed afterwards)."""
     db = open_database(settings)
     yield SqlReportStore(db)
     db.dispose()
@@ -70,15 +68,15 @@ def test_a_sketch_kept_batch_by_batch_equals_one_built_from_all_values(client, s
         assert sketch.total == pytest.approx(oracle.total, rel=1e-12)
 
 
-def test_negative_values_are_counted_in_the_metric_but_left_out_of_the_sketch(client, db_path):
+def test_negative_values_are_counted_in_the_metric_but_left_out_of_the_sketch(client, database_url):
     started(client)
     d = decide(client, unit="u1")
     assert reward(client, d["decision_id"], 1, metrics={"latency_ms": -5.0, "error": 0.0}).status_code == 200
-    assert read_db(db_path, "SELECT count(*) FROM arm_sketches")[0][0] == 0
-    assert read_db(db_path, "SELECT n FROM arm_metrics WHERE metric = 'latency_ms'") == [(1.0,)]
+    assert read_db(database_url, "SELECT count(*) FROM arm_sketches")[0][0] == 0
+    assert read_db(database_url, "SELECT n FROM arm_metrics WHERE metric = 'latency_ms'") == [(1.0,)]
     d = decide(client, unit="u2")
     reward(client, d["decision_id"], 1, metrics={"latency_ms": 12.5})
-    assert read_db(db_path, "SELECT count, minimum, maximum FROM arm_sketches") == [(1, 12.5, 12.5)]
+    assert read_db(database_url, "SELECT count, minimum, maximum FROM arm_sketches") == [(1, 12.5, 12.5)]
 
 
 def test_the_period_counters_add_up_to_the_arm_counters(client, store):

@@ -20,26 +20,26 @@ def stats_of(client, key="exp"):
     return client.get(f"/v1/experiments/{key}").json()["stats"]
 
 
-def test_a_retry_with_the_same_key_and_body_is_counted_once_and_answered_the_same(client, db_path):
+def test_a_retry_with_the_same_key_and_body_is_counted_once_and_answered_the_same(client, database_url):
     started(client)
     d = decide(client, unit="u1")
     first = reward(client, d["decision_id"], 1, metrics={"latency_ms": 80}, idempotency_key="k1")
     again = reward(client, d["decision_id"], 1, metrics={"latency_ms": 80}, idempotency_key="k1")
     assert first.status_code == again.status_code == 200
     assert first.json() == again.json()
-    assert read_db(db_path, "SELECT count(*) FROM rewards")[0][0] == 1
+    assert read_db(database_url, "SELECT count(*) FROM rewards")[0][0] == 1
     arm = stats_of(client)[d["arm"]]
     assert (arm["rewarded"], arm["n"], arm["mean"], arm["metrics"]["latency_ms"]["n"]) == (1, 1, 1.0, 1)
 
 
-def test_the_same_key_with_a_different_body_is_409(client, db_path):
+def test_the_same_key_with_a_different_body_is_409(client, database_url):
     started(client)
     d = decide(client, unit="u1")
     reward(client, d["decision_id"], 1, idempotency_key="k1")
-    before = snapshot(db_path)
+    before = snapshot(database_url)
     conflict = reward(client, d["decision_id"], 0, idempotency_key="k1")
     assert conflict.status_code == 409 and conflict.json()["field"] == "idempotency_key"
-    assert snapshot(db_path) == before
+    assert snapshot(database_url) == before
 
 
 def test_a_second_different_reward_for_a_decision_is_409_and_a_keyless_retry_is_a_replay(client):
@@ -64,13 +64,13 @@ def test_unknown_and_outside_decisions(client):
 
 
 @pytest.mark.parametrize("value", [0.5, 2, -1])
-def test_bernoulli_rewards_are_0_or_1(client, db_path, value):
+def test_bernoulli_rewards_are_0_or_1(client, database_url, value):
     started(client)
     d = decide(client, unit="u1")
-    before = snapshot(db_path)
+    before = snapshot(database_url)
     response = reward(client, d["decision_id"], value)
     assert response.status_code == 422 and response.json()["field"] == "reward"
-    assert snapshot(db_path) == before
+    assert snapshot(database_url) == before
 
 
 def test_continuous_rewards_take_any_finite_number(client):
@@ -102,15 +102,15 @@ def test_pending_decisions_do_not_lower_the_mean_until_their_window_closes(clien
     assert stats_of(client)["a"]["mean"] == 1.0
 
 
-def test_a_reward_after_the_window_is_422_even_before_the_expiry_job(client, clock, db_path):
+def test_a_reward_after_the_window_is_422_even_before_the_expiry_job(client, clock, database_url):
     started(client, reward_window_s=60)
     d = decide(client, unit="u1")
     clock.advance(60)
-    before = snapshot(db_path)
+    before = snapshot(database_url)
     late = reward(client, d["decision_id"], 1)
     assert late.status_code == 422 and late.json()["field"] == "decision_id"
     assert "reward window" in late.json()["detail"] and late.json()["type"].endswith("reward-window-closed")
-    assert snapshot(db_path) == before
+    assert snapshot(database_url) == before
 
 
 def test_expired_decisions_count_with_the_default_reward(client, clock):
@@ -122,25 +122,25 @@ def test_expired_decisions_count_with_the_default_reward(client, clock):
     assert (arm["expired"], arm["n"], arm["mean"]) == (1, 1, -2.5)
 
 
-def test_an_acknowledged_reward_is_in_the_file(client, db_path):
+def test_an_acknowledged_reward_is_in_the_database(client, database_url):
     started(client)
     d = decide(client, unit="u1")
     assert reward(client, d["decision_id"], 1, metrics={"cost": 0.25}).status_code == 200
     arm = ["a", "b"].index(d["arm"])
-    assert read_db(db_path, "SELECT decision_id, value, metrics FROM rewards") == [
+    assert read_db(database_url, "SELECT decision_id, value, CAST(metrics AS TEXT) FROM rewards") == [
         (d["decision_id"], 1.0, '{"cost":0.25}')
     ]
-    assert read_db(db_path, "SELECT status FROM decisions") == [("rewarded",)]
-    assert read_db(db_path, "SELECT rewarded, n, total, total_sq FROM arm_counters WHERE arm = ?", (arm,)) == [
-        (1, 1.0, 1.0, 1.0)
-    ]
-    assert read_db(db_path, "SELECT weights_version, arm, rewarded, n, total FROM period_counters") == [
+    assert read_db(database_url, "SELECT status FROM decisions") == [("rewarded",)]
+    assert read_db(
+        database_url, "SELECT rewarded, n, total, total_sq FROM arm_counters WHERE arm = :arm", {"arm": arm}
+    ) == [(1, 1.0, 1.0, 1.0)]
+    assert read_db(database_url, "SELECT weights_version, arm, rewarded, n, total FROM period_counters") == [
         (1, arm, 1, 1.0, 1.0)
     ]
-    assert read_db(db_path, "SELECT metric, n, total FROM arm_metrics") == [("cost", 1.0, 0.25)]
+    assert read_db(database_url, "SELECT metric, n, total FROM arm_metrics") == [("cost", 1.0, 0.25)]
 
 
-def test_a_batch_answers_each_item_and_counts_retries_once(client, db_path):
+def test_a_batch_answers_each_item_and_counts_retries_once(client, database_url):
     started(client)
     d1, d2 = decide(client, unit="u1"), decide(client, unit="u2")
     items = [
@@ -158,10 +158,10 @@ def test_a_batch_answers_each_item_and_counts_retries_once(client, db_path):
     assert body["results"][2]["problem"]["field"] == "[2].reward"
     assert body["results"][3]["problem"]["field"] == "[3].decision_id"
     assert body["results"][0]["reward"] == body["results"][1]["reward"]
-    assert read_db(db_path, "SELECT count(*) FROM rewards")[0][0] == 2
+    assert read_db(database_url, "SELECT count(*) FROM rewards")[0][0] == 2
     again = client.post("/v1/rewards/batch", json=items[:1]).json()
     assert again["results"][0]["reward"] == body["results"][0]["reward"]
-    assert read_db(db_path, "SELECT sum(n) FROM arm_counters")[0][0] == 2
+    assert read_db(database_url, "SELECT sum(n) FROM arm_counters")[0][0] == 2
 
 
 def test_a_reward_for_a_decision_of_a_completed_experiment_is_409_and_not_counted(client):

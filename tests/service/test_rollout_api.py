@@ -149,16 +149,16 @@ def test_an_injected_breach_stops_a_ramp_at_an_exact_step(client, clock):
     assert client.get("/v1/experiments/exp").json()["status"] == "paused" and exposure(client) == 0.5
 
 
-def test_a_manual_exposure_change_is_refused_while_a_ramp_runs_and_allowed_after_cancel(client, clock, db_path):
+def test_a_manual_exposure_change_is_refused_while_a_ramp_runs_and_allowed_after_cancel(client, clock, database_url):
     started(client)
     client.put("/v1/experiments/exp/ramp", json=RAMP)
-    before = snapshot(db_path)
+    before = snapshot(database_url)
     for response in (
         client.put("/v1/experiments/exp/exposure", json={"exposure": 0.9}),
         client.patch("/v1/experiments/exp", json={"exposure": 0.9}),
     ):
         assert response.status_code == 409 and response.json()["field"] == "exposure", response.text
-    assert snapshot(db_path) == before
+    assert snapshot(database_url) == before
     cancelled = client.delete("/v1/experiments/exp/ramp")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     assert exposure(client) == 0.1  # a cancelled ramp leaves the exposure where it was
@@ -285,13 +285,13 @@ def test_cancelling_a_completion_keeps_the_weights_and_resumes_reweighting(clien
     assert client.post("/v1/experiments/exp/reweight").status_code == 200
 
 
-def test_manual_weights_are_refused_while_shifting(client, db_path):
+def test_manual_weights_are_refused_while_shifting(client, database_url):
     started(client, policy={"kind": "fixed"})
     client.post("/v1/experiments/exp/complete", json=SHIFT)
-    before = snapshot(db_path)
+    before = snapshot(database_url)
     refused = client.put("/v1/experiments/exp/weights", json={"weights": {"a": 0.5, "b": 0.5}})
     assert refused.status_code == 409 and refused.json()["field"] == "weights", refused.text
-    assert snapshot(db_path) == before
+    assert snapshot(database_url) == before
 
 
 def test_a_breach_while_shifting_pauses_and_stops_the_completion(client, clock):
@@ -445,12 +445,12 @@ def world(client):
 
 @pytest.mark.parametrize(("method", "path", "body", "content_type", "status", "field"), RAMP_CASES)
 def test_bad_rollout_input_is_a_problem_detail_and_changes_nothing(
-    world, db_path, method, path, body, content_type, status, field
+    world, database_url, method, path, body, content_type, status, field
 ):
     if isinstance(body, (dict, list)):
         body = json.dumps(body).encode()
     headers = {"content-type": content_type} if content_type else {}
-    before = snapshot(db_path)
+    before = snapshot(database_url)
     response = world.request(method, f"/v1/experiments/{path}", content=body, headers=headers)
     assert response.status_code == status, response.text[:500]
     assert response.headers["content-type"] == "application/problem+json"
@@ -458,7 +458,7 @@ def test_bad_rollout_input_is_a_problem_detail_and_changes_nothing(
     assert problem["status"] == status and problem["title"] and problem["detail"]
     assert problem["type"].startswith("urn:bandit-service:problem:")
     assert problem.get("field") == field, problem
-    assert snapshot(db_path) == before
+    assert snapshot(database_url) == before
 
 
 def test_the_real_scheduler_advances_a_ramp(make_app, clock):

@@ -6,11 +6,12 @@ import importlib
 
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy import inspect
 
 from bandit_service import cli
 from bandit_service.app import create_app, runtime_of
 from bandit_service.settings import Settings
-from tests.service.api import read_db
+from tests.service.api import connect, read_db
 
 HEALTHY = {"status": "ok", "database": "ok", "process": 0, "commits": 0, "writes": 0}
 
@@ -45,24 +46,36 @@ def test_bad_environment_values_name_the_variable(env, name):
         Settings.from_env(env)
 
 
-def test_create_app_touches_nothing_until_the_lifespan_starts(tmp_path):
-    path = tmp_path / "lazy.db"
-    app = create_app(Settings(database_url=f"sqlite:///{path}", scheduler_enabled=False))
-    assert not path.exists()
+def table_names(database_url: str) -> list[str]:
+    """The tables in the database (in the PostgreSQL schema of the test)."""
+    with connect(database_url) as conn:
+        return inspect(conn).get_table_names()
+
+
+def test_create_app_touches_nothing_until_the_lifespan_starts(database_url):
+    app = create_app(Settings(database_url=database_url, scheduler_enabled=False))
+    assert table_names(database_url) == []
     with TestClient(app) as client:
         assert client.get("/healthz").status_code == 200
-        assert read_db(path, "PRAGMA journal_mode") == [("wal",)]
-    assert path.exists()
+    assert {"experiments", "decisions", "rewards"} <= set(table_names(database_url))
 
 
-def test_the_asgi_module_reads_the_environment(tmp_path, monkeypatch):
-    path = tmp_path / "asgi.db"
-    monkeypatch.setenv("BANDIT_DATABASE_URL", f"sqlite:///{path}")
+def test_a_new_sqlite_file_is_created_at_start_in_wal_mode(database_url, sqlite_file):
+    app = create_app(Settings(database_url=database_url, scheduler_enabled=False))
+    assert not sqlite_file.exists()
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        assert read_db(database_url, "PRAGMA journal_mode") == [("wal",)]
+    assert sqlite_file.exists()
+
+
+def test_the_asgi_module_reads_the_environment(database_url, monkeypatch):
+    monkeypatch.setenv("BANDIT_DATABASE_URL", database_url)
     monkeypatch.setenv("BANDIT_SCHEDULER_ENABLED", "false")
     import bandit_service.asgi as asgi
 
     module = importlib.reload(asgi)
-    assert runtime_of(module.app).settings.database_url == f"sqlite:///{path}"
+    assert runtime_of(module.app).settings.database_url == database_url
     with TestClient(module.app) as client:
         assert client.get("/healthz").json() | {"process": 0, "commits": 0, "writes": 0} == HEALTHY
 
