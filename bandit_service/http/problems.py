@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:bandit-service:problem:"
+RETRY_AFTER_S = "1"
+"""Seconds a client should wait after a 503 (the database busy, or the service starting or stopping)."""
 
 PROBLEM_TYPES: dict[type[DomainError], tuple[int, str, str]] = {
     NotFoundError: (404, "not-found", "Not found"),
@@ -74,6 +76,8 @@ def problem_for(exc: DomainError) -> Problem:
 
 
 def _response(problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
+    if problem.status == 503:  # every 503 says when to try again (RFC 9110, section 10.2.3)
+        headers = {"Retry-After": RETRY_AFTER_S, **(headers or {})}
     return Response(content=problem, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 

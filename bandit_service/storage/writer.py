@@ -115,7 +115,8 @@ class GroupCommitWriter:
             results = self._repository.run_batch(work)
         except OperationalError as exc:
             log.warning("write batch of %d failed: %s", len(batch), exc)
-            failure: BaseException = UnavailableError(f"the database is busy or unavailable ({exc.orig}); retry")
+            # The driver's text stays in the log: it can name the server's host, port or file.
+            failure: BaseException = UnavailableError("the database is busy or unavailable; retry")
             return [failure] * len(batch), False
         except Exception as exc:  # forwarded to every request of the failed transaction, never swallowed
             log.exception("write batch of %d failed", len(batch))

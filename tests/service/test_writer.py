@@ -134,5 +134,9 @@ def test_a_locked_database_is_a_503_problem_and_nothing_is_written(make_app, dat
         for r in (response, created):
             assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
             assert "retry" in r.json()["detail"]
+            # Before: no Retry-After, and the driver's own text in the detail ("(database is
+            # locked)"; on PostgreSQL it named the server's host and port).
+            assert r.headers["retry-after"] == "1"
+            assert "locked" not in r.json()["detail"] and "sqlite" not in r.json()["detail"].lower()
         assert snapshot(database_url) == before
         assert client.post("/v1/decisions", json={"experiment": "exp", "unit": "u1"}).status_code == 200
