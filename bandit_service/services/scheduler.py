@@ -60,6 +60,12 @@ class Scheduler:
 
     def start(self) -> None:
         """Start ticking (call inside the running event loop)."""
+        # APScheduler logs every run at INFO ("Running job", "executed successfully"): two lines per
+        # tick per worker with nothing to say. Its warnings (missed or failed runs) still show, and a
+        # level set by the operator's logging configuration is kept.
+        apscheduler_log = logging.getLogger("apscheduler")
+        if apscheduler_log.level == logging.NOTSET:
+            apscheduler_log.setLevel(logging.WARNING)
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
         scheduler.add_job(self.tick, "interval", seconds=self._tick_s, id="bandit-tick", max_instances=1, coalesce=True)
         scheduler.start()
