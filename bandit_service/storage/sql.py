@@ -246,8 +246,12 @@ class SqlTransaction:
         Taken before the experiment row is written, so writers of several experiments queue here
         first instead of locking experiment rows in different orders.
         """
-        self.conn.execute(update(CHANGE_COUNTER).where(CHANGE_COUNTER.c.id == 1).values(seq=CHANGE_COUNTER.c.seq + 1))
-        seq = self.conn.execute(select(CHANGE_COUNTER.c.seq).where(CHANGE_COUNTER.c.id == 1)).scalar_one_or_none()
+        seq = self.conn.execute(
+            update(CHANGE_COUNTER)
+            .where(CHANGE_COUNTER.c.id == 1)
+            .values(seq=CHANGE_COUNTER.c.seq + 1)
+            .returning(CHANGE_COUNTER.c.seq)
+        ).scalar_one_or_none()
         if seq is None:
             raise RuntimeError("the change_counter row is missing: run `bandit-service migrate`")
         return int(seq)
