@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from bandit_service.operator import OperatorError, run_operator
-from bandit_service.settings import Settings
+from bandit_service.settings import API_KEY_VARIABLE, Settings
 
 __all__ = ["build_parser", "main"]
 
@@ -20,14 +20,45 @@ def _serve(args: argparse.Namespace) -> int:
     """Run uvicorn on the ASGI app; BANDIT_* environment variables configure the service."""
     import uvicorn  # imported here so that other subcommands start fast
 
-    uvicorn.run(
-        "bandit_service.asgi:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-        proxy_headers=False,
-    )
+    from bandit_service.server_limits import raise_open_file_limit, uvicorn_limits
+    from bandit_service.serving import serving_observability
+
+    if args.no_auth:  # the workers read their settings from the environment (asgi.py)
+        os.environ["BANDIT_AUTH"] = "off"
+    try:
+        settings = Settings.from_env(os.environ)
+        limits = uvicorn_limits(settings, raise_open_file_limit())
+    except ValueError as exc:
+        print(f"bandit-service serve: {exc}", file=sys.stderr)
+        return 2
+    with serving_observability(settings, args.workers, args.log_level, os.environ) as observed:
+        uvicorn.run(
+            "bandit_service.asgi:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            proxy_headers=False,
+            **limits,  # read deadline, connection cap (server_limits.py)
+            **observed,  # JSON logs, the metrics directory of several workers (serving.py)
+        )
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """Create, list or revoke API keys on the database of BANDIT_DATABASE_URL."""
+    from sqlalchemy.exc import SQLAlchemyError  # imported here, like uvicorn in `_serve`
+
+    from bandit_service.key_commands import KeyCommandError, run_key_command
+
+    try:
+        run_key_command(args.keys_command, getattr(args, "name", None), getattr(args, "role", None), os.environ)
+    except KeyCommandError as exc:
+        print(f"bandit-service keys {args.keys_command}: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        print(f"bandit-service keys {args.keys_command}: the database failed: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -75,6 +106,8 @@ OPERATOR_COMMANDS = {
 def _operator(http: httpx.Client | None) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
         client = http if http is not None else httpx.Client(base_url=args.url, timeout=args.timeout)
+        if args.api_key:
+            client.headers["Authorization"] = f"Bearer {args.api_key}"
         try:
             run_operator(args.command, args, client)
         except OperatorError as exc:
@@ -146,6 +179,11 @@ def _add_operator_commands(
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--url", default="http://127.0.0.1:8000", help="the service (default http://127.0.0.1:8000)")
         sub.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the service")
+        sub.add_argument(
+            "--api-key",
+            default=os.environ.get(API_KEY_VARIABLE),
+            help=f"the API key to send (default: ${API_KEY_VARIABLE}); read needs role read, changes need operate",
+        )
         if name == "create":
             sub.add_argument("spec", help="JSON file with the experiment (or - for standard input)")
         elif name == "list":
@@ -158,6 +196,25 @@ def _add_operator_commands(
             sub.add_argument("--segment", help="split every figure by this decision attribute")
             sub.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
         sub.set_defaults(handler=_operator(http))
+
+
+def _add_key_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = commands.add_parser(
+        "keys",
+        help="create, list or revoke API keys (on the database, no running service needed)",
+        description="Manage API keys directly on the database named by BANDIT_DATABASE_URL (default "
+        "sqlite:///bandit.db). Roles, each allowing what the one before allows: decide (decisions and rewards), "
+        "read (also experiments, reports, audit log, metrics), operate (also create, change, start, pause, "
+        "complete, weights, exposure, ramps), admin (also keys).",
+    )
+    actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="make a key and print it (its last line; shown this once)")
+    create.add_argument("--name", required=True, help="who holds the key (the audit log's actor)")
+    create.add_argument("--role", required=True, choices=["decide", "read", "operate", "admin"])
+    actions.add_parser("list", help="names, roles, creation and last use (never the keys)")
+    revoke = actions.add_parser("revoke", help="revoke a key by name (not the last admin key)")
+    revoke.add_argument("name", help="the key's name")
+    keys.set_defaults(handler=_keys)
 
 
 def build_parser(http: httpx.Client | None = None) -> argparse.ArgumentParser:
@@ -178,6 +235,12 @@ def build_parser(http: httpx.Client | None = None) -> argparse.ArgumentParser:
         choices=["critical", "error", "warning", "info", "debug"],
         help="uvicorn log level",
     )
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without API keys (same as BANDIT_AUTH=off): anyone who reaches the port may do anything; "
+        "for local play only",
+    )
     serve.set_defaults(handler=_serve)
     migrate = commands.add_parser(
         "migrate",
@@ -188,6 +251,7 @@ def build_parser(http: httpx.Client | None = None) -> argparse.ArgumentParser:
         "wait, then find nothing to do. `serve` runs the same upgrade at start-up.",
     )
     migrate.set_defaults(handler=_migrate)
+    _add_key_commands(commands)
     _add_operator_commands(commands, http)
     _add_offline_commands(commands)
     return parser

@@ -42,7 +42,8 @@ class RewardReport(msgspec.Struct, frozen=True, omit_defaults=True):
 class BanditClient:
     """Ask for arms and report rewards; never let the service's absence break the app.
 
-    `decide` answers with the caller's default arm when the service is unreachable, slow
+    `api_key` is a key of role decide (or above), sent as a bearer token. `decide` answers with
+    the caller's default arm when the service is unreachable, slow
     (beyond `timeout_s`) or answers 5xx. Rewards are queued and sent in batches of
     `batch_size` (or when `flush_interval_s` has passed since the last send, or on `flush`
     and `close`); a batch that fails on the network stays queued, with the same idempotency
@@ -53,6 +54,7 @@ class BanditClient:
         self,
         base_url: str = "http://127.0.0.1:8000",
         *,
+        api_key: str | None = None,
         timeout_s: float = 0.25,
         batch_size: int = 100,
         flush_interval_s: float = 1.0,
@@ -64,7 +66,8 @@ class BanditClient:
             raise ValueError(f"batch_size: must be at least 1, got {batch_size}")
         if max_queue < batch_size:
             raise ValueError(f"max_queue: must be at least batch_size ({batch_size}), got {max_queue}")
-        self._http = http if http is not None else httpx.Client(base_url=base_url, timeout=timeout_s)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key is not None else {}
+        self._http = http if http is not None else httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers)
         self._owns_http = http is None
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s

@@ -34,6 +34,7 @@ from bandit_service.core.model import (
     WeightsRecord,
 )
 from bandit_service.core.report_data import ReportData, SegmentData
+from bandit_service.core.roles import ApiKey
 
 __all__ = ["Clock", "DueKind", "IdFactory", "Job", "Storage", "WriteStats", "WriteTx"]
 
@@ -134,6 +135,26 @@ class WriteTx(Protocol):
         """Store a plan if its revision is still current (0: new); None if another writer moved it."""
         ...
 
+    def api_keys(self) -> list[ApiKey]:
+        """Every API key, by name."""
+        ...
+
+    def insert_api_key(self, key: ApiKey) -> bool:
+        """Store a new key; False if its name is taken."""
+        ...
+
+    def delete_api_key(self, name: str) -> ApiKey | None:
+        """Remove a key; the removed key, or None if there was none of that name."""
+        ...
+
+    def touch_api_key(self, name: str, now: float) -> None:
+        """Record that the key was used at `now` (no-op for a revoked key)."""
+        ...
+
+    def probe(self) -> None:
+        """A real write that leaves no trace, waiting for the locks a decision waits for (readiness)."""
+        ...
+
 
 Job = Callable[[WriteTx, Sequence[Any]], list[Any]]
 """A write job: one outcome per item, in order; an exception *instance* as an outcome refuses
@@ -145,6 +166,7 @@ class WriteStats(msgspec.Struct, frozen=True, kw_only=True):
 
     commits: int
     writes: int
+    busy_s: float = 0.0  # how long the writer's current transaction has been running (0: idle)
 
 
 @runtime_checkable
@@ -203,6 +225,14 @@ class Storage(Protocol):
     async def due(self, kind: DueKind, now: float, limit: int) -> list[str]:
         """The scheduler's work: keys of experiments due a reweight or with a running plan, or ids of
         pending decisions whose reward window has closed, oldest first."""
+        ...
+
+    async def api_key(self, digest: str) -> ApiKey | None:
+        """The key with this digest (how a request's key is found)."""
+        ...
+
+    async def api_keys(self) -> list[ApiKey]:
+        """Every API key, by name."""
         ...
 
     async def report_data(self, experiment: Experiment) -> ReportData:

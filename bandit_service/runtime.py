@@ -6,13 +6,18 @@ shutdown, in reverse order (the scheduler stops before the storage drains its qu
 
 from __future__ import annotations
 
+import logging
+
 import msgspec
 
+from bandit_service.core.telemetry import NoTelemetry, Telemetry
 from bandit_service.ports import Clock, IdFactory, Storage
 from bandit_service.services.audit import AuditService
 from bandit_service.services.cache import ExperimentCache
 from bandit_service.services.decisions import DecisionService
 from bandit_service.services.experiments import ExperimentService
+from bandit_service.services.keys import KeyService
+from bandit_service.services.readiness import Readiness
 from bandit_service.services.reports import ReportService
 from bandit_service.services.rewards import RewardService
 from bandit_service.services.reweighting import Reweighter
@@ -21,6 +26,8 @@ from bandit_service.services.scheduler import Scheduler
 from bandit_service.settings import Settings
 
 __all__ = ["Runtime", "Services"]
+
+log = logging.getLogger(__name__)
 
 
 class Services(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,17 +42,22 @@ class Services(msgspec.Struct, frozen=True, kw_only=True):
     rollouts: RolloutService
     audit: AuditService
     reports: ReportService
+    keys: KeyService
     scheduler: Scheduler | None
+    readiness: Readiness
 
 
 class Runtime:
     """Opens and closes the app's resources; `services` exists between `open` and `close`."""
 
-    def __init__(self, settings: Settings, storage: Storage, clock: Clock, ids: IdFactory) -> None:
+    def __init__(
+        self, settings: Settings, storage: Storage, clock: Clock, ids: IdFactory, telemetry: Telemetry | None = None
+    ) -> None:
         self.settings = settings
         self.storage = storage
         self.clock = clock
         self.ids = ids
+        self.telemetry: Telemetry = telemetry if telemetry is not None else NoTelemetry()
         self._services: Services | None = None
 
     @property
@@ -60,26 +72,38 @@ class Runtime:
         settings, storage, clock = self.settings, self.storage, self.clock
         await storage.open()
         cache = ExperimentCache(storage, clock, settings.cache_ttl_s)
-        reweighter = Reweighter(storage, cache)
+        reweighter = Reweighter(storage, cache, self.telemetry)
         rewards = RewardService(storage, clock, settings.expire_chunk)
         experiments = ExperimentService(storage, cache, reweighter, clock, self.ids)
         reports = ReportService(storage)
         rollouts = RolloutService(storage, cache, experiments, clock, reports.guardrail_breach)
+        keys = KeyService(storage, clock, settings.cache_ttl_s)
+        if settings.auth:
+            _announce(await keys.bootstrap(settings.admin_key))
+        else:
+            log.warning(
+                "AUTHENTICATION IS OFF (--no-auth / BANDIT_AUTH=off): anyone who reaches this port can create, "
+                "change, pause and complete experiments and read every report. Use it for local play only."
+            )
         scheduler = None
         if settings.scheduler_enabled:
-            scheduler = Scheduler(reweighter, rewards, clock, settings.scheduler_tick_s, rollouts)
+            scheduler = Scheduler(reweighter, rewards, clock, settings.scheduler_tick_s, rollouts, self.telemetry)
             scheduler.start()
         self._services = Services(
             storage=storage,
             cache=cache,
             experiments=experiments,
-            decisions=DecisionService(storage, cache, clock, self.ids),
+            decisions=DecisionService(storage, cache, clock, self.ids, self.telemetry),
             rewards=rewards,
             reweighter=reweighter,
             reports=reports,
             rollouts=rollouts,
             audit=AuditService(storage),
+            keys=keys,
             scheduler=scheduler,
+            readiness=Readiness(
+                storage, scheduler, timeout_s=settings.ready_timeout_ms / 1000.0, stuck_after_s=_stuck_after_s(settings)
+            ),
         )
 
     async def close(self) -> None:
@@ -119,3 +143,31 @@ class Runtime:
     def reports(self) -> ReportService:
         """Dependency provider."""
         return self.services.reports
+
+    def readiness(self) -> Readiness:
+        """Dependency provider."""
+        return self.services.readiness
+
+    def keys(self) -> KeyService:
+        """Dependency provider (also the auth middleware's)."""
+        return self.services.keys
+
+
+def _announce(token: str | None) -> None:
+    """Print the admin key the first start made: the one time it is shown (stdout, where the operator looks)."""
+    if token is None:
+        return
+    print(
+        "No API key existed, so an admin key was created. It is stored hashed and will not be shown again;"
+        " keep it now (more keys: `bandit-service keys create` or POST /v1/keys).",
+        flush=True,
+    )
+    print(f"admin key: {token}", flush=True)
+
+
+def _stuck_after_s(settings: Settings) -> float:
+    """The longest a healthy write transaction runs: it may wait for the writer lock, then for the
+    database's own lock (each bounded by a lock timeout); longer than that, and the readiness probe's
+    timeout on top, the writer is stuck."""
+    lock_wait_s = max(settings.sqlite_busy_timeout_ms, settings.postgres_lock_timeout_ms) / 1000.0
+    return 2 * lock_wait_s + settings.ready_timeout_ms / 1000.0

@@ -9,9 +9,13 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-__all__ = ["ENV_PREFIX", "Settings"]
+__all__ = ["API_KEY_VARIABLE", "ENV_PREFIX", "Settings"]
 
 ENV_PREFIX = "BANDIT_"
+API_KEY_VARIABLE = "BANDIT_API_KEY"
+"""The key the command line's operator commands send: a client's variable, not a service setting."""
+CLIENT_VARIABLES = frozenset({API_KEY_VARIABLE})
+_BOOL_WORDS = {"on": "true", "yes": "true", "off": "false", "no": "false"}
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -23,7 +27,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     """FULL fsyncs the WAL on every commit, so an acknowledged write survives a power cut, not only a
     crash of the process; group commit pays that fsync once per batch instead of once per request."""
     sqlite_busy_timeout_ms: Annotated[int, Meta(ge=0, le=600_000)] = 5_000
-    """How long a writer waits for another process's write lock (two uvicorn workers on one file)."""
+    """How long a writer waits for another process's write lock (two uvicorn workers on one file, or any
+    program holding the file): first for the workers' writer lock, then for SQLite's own. A write that
+    still finds it held is answered 503 with Retry-After, so a stuck process never makes requests hang."""
     sqlite_speedups: bool = True
     """Run SQLite's hot paths on the raw driver with a pinned write connection (storage/sqlite_speedups.py);
     false runs SQLite through SQLAlchemy's public API only, as every other database runs."""
@@ -47,6 +53,45 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     fast_body: bool = True
     """Read request bodies straight from the ASGI scope (`http/fast_body.py`) instead of through
     Litestar's `Request.body()`: the same behaviour, less work per request on the decision path."""
+    auth: bool = True
+    """Require an API key (`Authorization: Bearer <key>`) on every endpoint but the health checks.
+    Off (`--no-auth`, BANDIT_AUTH=off) is for local play: anyone who reaches the port may do anything."""
+    admin_key: Annotated[str, Meta(min_length=32, max_length=200, pattern=r"^[A-Za-z0-9_\-.~]+$")] | None = None
+    """The first admin key, for automated installs (a secret in compose or Kubernetes): used only when the
+    database holds no key yet. Without it, the first start creates a random admin key and prints it once."""
+    metrics: bool = True
+    """Serve GET /metrics (Prometheus text, role `read`) and time every request; off removes the endpoint,
+    the request hook and every metric update, so their cost can be measured (benchmarks/metrics_overhead.py)."""
+    log_format: Literal["text", "json"] = "text"
+    """`json`: every log line is a JSON object, and every request gets one line with its request id (echoed
+    in the X-Request-Id header) and, on a decision, the decision id; `text`: uvicorn's usual lines."""
+    rate_limit_traffic_per_s: Annotated[float, Meta(ge=0, le=1_000_000)] = 5_000.0
+    """Decision and reward requests per second per API key (per client address when auth is off), in each
+    process: with N workers or replicas a key may send N times this. Beyond it: 429 with Retry-After. 0: no limit."""
+    rate_limit_traffic_burst: Annotated[int, Meta(ge=1, le=10_000_000)] = 10_000
+    """Decision and reward requests a key may send at once, above the steady rate."""
+    rate_limit_operator_per_s: Annotated[float, Meta(ge=0, le=1_000_000)] = 20.0
+    """Requests per second per key to the endpoints that need `read`, `operate` or `admin` (experiments,
+    reports, events, keys), in each process, like `rate_limit_traffic_per_s`. 0: no limit."""
+    rate_limit_operator_burst: Annotated[int, Meta(ge=1, le=10_000_000)] = 40
+    """Operator and read requests a key may send at once, above the steady rate."""
+    max_connections: Annotated[int, Meta(ge=0, le=1_000_000)] = 1_000
+    """Open connections per `serve` process (lowered to fit its open-file limit). A new connection beyond it
+    closes the one that has waited longest for a request; if all are busy, it gets 503 with Retry-After. 0: none."""
+    read_timeout_s: Annotated[float, Meta(ge=0, le=3_600)] = 10.0
+    """Seconds a client has to send a whole request (head and body) after connecting or after its previous
+    response; a connection that takes longer is closed, so stalled clients cannot hold connections. 0: none."""
+    log_repeat_lines: Annotated[int, Meta(ge=0, le=1_000_000)] = 10
+    """Identical warning or error lines (same logger, level and message template) written per
+    `log_repeat_interval_s`; the rest are counted and summed up in one line. 0: no limit."""
+    log_repeat_interval_s: Annotated[float, Meta(gt=0, le=86_400)] = 10.0
+    """The window of `log_repeat_lines`."""
+    postgres_lock_timeout_ms: Annotated[int, Meta(ge=0, le=600_000)] = 5_000
+    """PostgreSQL's `lock_timeout` on the service's connections: how long a read or write waits for a lock
+    another connection holds (a `LOCK TABLE`, a long migration) before the request is answered 503 with
+    Retry-After. 0 waits forever (PostgreSQL's default), which lets such a lock hang every request."""
+    ready_timeout_ms: Annotated[int, Meta(ge=10, le=60_000)] = 2_000
+    """GET /readyz answers 503 when its probe write has not committed within this many milliseconds."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -54,15 +99,18 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         fields = set(cls.__struct_fields__)
         values: dict[str, str] = {}
         for name, value in env.items():
-            if not name.startswith(ENV_PREFIX):
+            if not name.startswith(ENV_PREFIX) or name in CLIENT_VARIABLES:
                 continue
             field = name[len(ENV_PREFIX) :].lower()
             if field not in fields:
                 raise ValueError(f"{name}: unknown setting (known: {', '.join(sorted(fields))})")
-            values[field] = value
+            values[field] = _BOOL_WORDS.get(value.lower(), value) if field in _BOOL_FIELDS else value
         try:
             return msgspec.convert(values, cls, strict=False)
         except msgspec.ValidationError as exc:
             match = re.search(r"`\$\.(\w+)`", str(exc))
             name = f"{ENV_PREFIX}{match.group(1).upper()}" if match else "environment"
             raise ValueError(f"{name}: {exc}") from exc
+
+
+_BOOL_FIELDS = frozenset(field.name for field in msgspec.structs.fields(Settings) if field.type is bool)

@@ -51,6 +51,9 @@ LUA = Path(__file__).with_name("lua")
 SERVICE_APP = "bandit_service.asgi:app"
 PEER_APP = "benchmarks.peer_app:app"
 EXPERIMENT = "bench"
+BENCH_KEY = "bench-admin-key-0123456789abcdefghijklmn"
+"""The service starts with this admin key (BANDIT_ADMIN_KEY); every request sends it: auth on, as in production."""
+AUTH = {"Authorization": f"Bearer {BENCH_KEY}"}
 WRK_THREADS = 2  # load-generator threads in all, whatever the replica count: they share the cores
 HEY_WORKERS = 32
 ENDPOINTS = ("decisions", "rewards")
@@ -212,7 +215,7 @@ def run_wrk(
     for url, connections, env in zip(urls, split(concurrency, len(urls)), envs, strict=True):
         threads = max(1, min(connections, WRK_THREADS // len(urls)))
         cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{round(seconds)}s", "-s", str(LUA / script), url]
-        run_env = {**os.environ, **env, "BENCH_THREADS": str(threads)}
+        run_env = {**os.environ, **env, "BENCH_THREADS": str(threads), "BENCH_KEY": BENCH_KEY}
         procs.append(subprocess.Popen(cmd, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return reduce(add, [_wrk_result(proc, seconds) for proc in procs])
 
@@ -242,7 +245,8 @@ def run_hey(urls: Sequence[str], rate: float, seconds: float, concurrency: int =
     procs = []
     for url, workers in zip(urls, split(concurrency, len(urls)), strict=True):
         cmd = ["hey", "-z", f"{round(seconds)}s", "-c", str(workers), "-q", f"{per_worker:.2f}", "-m", "POST"]
-        cmd += ["-T", "application/json", "-d", body, "-o", "csv", f"{url}/v1/decisions"]
+        cmd += ["-T", "application/json", "-H", f"Authorization: Bearer {BENCH_KEY}"]
+        cmd += ["-d", body, "-o", "csv", f"{url}/v1/decisions"]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     results = []
     for proc in procs:
@@ -267,8 +271,8 @@ def setup_experiment(urls: Sequence[str], workers: int) -> None:
         "policy": {"kind": "thompson"},
         "reward": "bernoulli",
     }
-    httpx.post(f"{urls[0]}/v1/experiments", json=spec, timeout=10).raise_for_status()
-    httpx.post(f"{urls[0]}/v1/experiments/{EXPERIMENT}/start", timeout=10).raise_for_status()
+    httpx.post(f"{urls[0]}/v1/experiments", json=spec, timeout=10, headers=AUTH).raise_for_status()
+    httpx.post(f"{urls[0]}/v1/experiments/{EXPERIMENT}/start", timeout=10, headers=AUTH).raise_for_status()
     wait_until_active(urls, workers)
 
 
@@ -283,7 +287,7 @@ def wait_until_active(urls: Sequence[str], workers: int) -> None:
     for url in urls:
         streak = 0
         while streak < (1 if workers == 1 else 20):
-            response = httpx.post(f"{url}/v1/decisions", json={"experiment": EXPERIMENT}, timeout=10)
+            response = httpx.post(f"{url}/v1/decisions", json={"experiment": EXPERIMENT}, timeout=10, headers=AUTH)
             active = response.status_code == 200 and response.json()["in_experiment"]
             streak = streak + 1 if active else 0
             if time.monotonic() > deadline:
@@ -463,7 +467,9 @@ def _measure(
         with servers(PEER_APP, workers, replicas, {}, log_dir) as urls:
             for c in concurrencies:
                 peer[c].append(drive(urls, c, args.duration, record_dir))
-        with servers(SERVICE_APP, workers, replicas, {"BANDIT_DATABASE_URL": db_url}, log_dir) as urls:
+        with servers(
+            SERVICE_APP, workers, replicas, {"BANDIT_DATABASE_URL": db_url, "BANDIT_ADMIN_KEY": BENCH_KEY}, log_dir
+        ) as urls:
             if round_no == 0:
                 setup_experiment(urls, workers)
             else:

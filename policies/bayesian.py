@@ -6,7 +6,7 @@ import msgspec
 import numpy as np
 
 from policies.frequentist import check_control, check_level
-from policies.posterior import BetaPosterior, RewardKind, posterior, prob_best_beta_exact
+from policies.posterior import EXACT_MAX_ARMS, BetaPosterior, RewardKind, posterior, prob_best_beta_exact
 from policies.stats import FloatArray, StatsArray
 
 __all__ = ["BayesianArm", "BayesianComparison", "bayesian_comparison", "expected_loss"]
@@ -68,8 +68,9 @@ def bayesian_comparison(
 
     Beta(1, 1) priors for 0/1 rewards, Normal-Inverse-Gamma (Student-t on the mean) otherwise,
     with optional prior parameters as in `policies.posterior.posterior`. For Beta posteriors,
-    P(best) and P(beats control) are exact one-dimensional quadratures; everything else (and
-    every figure for Student-t posteriors) comes from `draws` joint posterior draws with `rng`.
+    P(beats control) is an exact one-dimensional quadrature, and so is P(best) for up to
+    `EXACT_MAX_ARMS` arms (its cost grows as arms^3); everything else (and every figure for
+    Student-t posteriors) comes from `draws` joint posterior draws with `rng`.
     Intervals are equal-tailed; the lift is theta_i / theta_c - 1, per draw (meaningful only
     when the control's posterior stays away from 0).
     """
@@ -86,7 +87,11 @@ def bayesian_comparison(
     lo, hi = post.interval(level)
     loss = expected_loss(samples)
     if isinstance(post, BetaPosterior):
-        prob_best = prob_best_beta_exact(post.alpha, post.beta)
+        prob_best = (
+            prob_best_beta_exact(post.alpha, post.beta)
+            if stats.k <= EXACT_MAX_ARMS
+            else np.bincount(samples.argmax(axis=-1), minlength=stats.k) / draws  # the same draws as the loss
+        )
 
         def beats(i: int) -> float:
             pair = [control, i]

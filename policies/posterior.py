@@ -13,6 +13,7 @@ from scipy import stats as sps
 from policies.stats import FloatArray, StatsArray
 
 __all__ = [
+    "EXACT_MAX_ARMS",
     "BetaPosterior",
     "Posterior",
     "RewardKind",
@@ -176,6 +177,10 @@ def _winner_shares(samples: FloatArray) -> FloatArray:
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(8)
 _OWN_U = special.ndtr(np.arange(-10.0, 10.0 + 0.25, 0.5))
 _CROSS_U = special.ndtr(np.arange(-8.0, 8.0 + 0.5, 1.0))
+
+
+EXACT_MAX_ARMS = 20
+"""Most arms `prob_best_beta_exact` is used for: its cost grows as arms^3, and beyond this Monte Carlo is cheaper."""
 
 
 def prob_best_beta_exact(alpha: ArrayLike, beta: ArrayLike) -> FloatArray:

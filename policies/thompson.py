@@ -22,6 +22,7 @@ from policies.allocation import (
 )
 from policies.base import ConfigError, Count, PolicyBase, Probability, check_count, check_probability
 from policies.posterior import (
+    EXACT_MAX_ARMS,
     BetaPosterior,
     Posterior,
     RewardKind,
@@ -35,6 +36,9 @@ from policies.stats import BoolArray, FloatArray, IntArray, StatsArray
 __all__ = ["ThompsonSampling"]
 
 MAX_DRAWS = 1_000_000
+# One Monte Carlo P(best) draws arms x draws values: bounding the product bounds the CPU of one
+# reweight whatever the number of arms (50 arms x 1,000,000 draws took seconds). Figures: README.
+MAX_DRAW_VALUES = 2_000_000
 MAX_PRIOR = 1e9  # a prior worth more than a billion observations is a typo, not a belief
 MAX_PRIOR_SCALE = 1e15  # a sum of squares: continuous rewards are bounded by 1e15 in size
 MAX_PRIOR_MEAN = 1e15
@@ -55,7 +59,9 @@ class ThompsonSampling(PolicyBase, frozen=True, tag="thompson"):
     burn_in: Count = 0
     min_weight: Probability = 0.0
     method: Literal["monte_carlo", "integration"] = "monte_carlo"
-    draws: Annotated[int, msgspec.Meta(ge=1, le=MAX_DRAWS)] = 10_000
+    draws: Annotated[
+        int, msgspec.Meta(ge=1, le=MAX_DRAWS, description=f"Monte Carlo draws; arms x draws <= {MAX_DRAW_VALUES:,}.")
+    ] = 10_000
     prior_alpha: Prior = 1.0
     prior_beta: Prior = 1.0
     prior_mean: Annotated[float, msgspec.Meta(ge=-MAX_PRIOR_MEAN, le=MAX_PRIOR_MEAN)] = 0.0
@@ -84,8 +90,20 @@ class ThompsonSampling(PolicyBase, frozen=True, tag="thompson"):
             raise ConfigError("prior_mean", f"must be finite, |x| <= {MAX_PRIOR_MEAN:g}, got {self.prior_mean!r}")
 
     def check_arms(self, k: int, *, weighted_arms: bool = False) -> None:
-        """Refuse a floor that k arms cannot all receive."""
+        """Refuse a floor that k arms cannot all receive, and a P(best) too costly for k arms."""
         check_floor_fits(self.min_weight, k)
+        if self.method == "monte_carlo" and k * self.draws > MAX_DRAW_VALUES:
+            raise ConfigError(
+                "draws",
+                f"arms x draws must be at most {MAX_DRAW_VALUES:,}, got {k} x {self.draws:,}; "
+                f"with {k} arms use at most {MAX_DRAW_VALUES // k:,} draws",
+            )
+        if self.method == "integration" and k > EXACT_MAX_ARMS:
+            raise ConfigError(
+                "method",
+                f"'integration' serves at most {EXACT_MAX_ARMS} arms (its cost grows as arms^3), got {k}; "
+                "use 'monte_carlo'",
+            )
 
     def bind(self, *, reward: RewardKind, weights: Sequence[float]) -> Self:
         """This config with the experiment's reward kind (the posterior depends on it).

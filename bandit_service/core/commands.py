@@ -32,6 +32,7 @@ from bandit_service.core.fields import (
 )
 from bandit_service.core.model import Namespace, RewardKind
 from bandit_service.core.reporting.inputs import DecisionCriteria
+from bandit_service.core.roles import Role
 from policies import PolicyConfig, ThompsonSampling
 
 
@@ -130,6 +131,11 @@ class RewardIn(_Wire, frozen=True, kw_only=True):
     idempotency_key: IdempotencyKey | None = None
 
 
+MAX_REWARD_BATCH = 1_000
+RewardBatchIn = Annotated[list[RewardIn], Meta(min_length=1, max_length=MAX_REWARD_BATCH)]
+"""Body of POST /v1/rewards/batch (the service checks the length itself, to name it in its problem)."""
+
+
 class ExposureIn(_Wire, frozen=True, kw_only=True):
     """Body of PUT .../exposure: the share of units (by hash) that enter the experiment."""
 
@@ -147,3 +153,20 @@ class RampIn(_Wire, frozen=True, kw_only=True):
     """Body of PUT .../ramp: exposure steps, advanced by the scheduler while every guardrail holds."""
 
     steps: Annotated[tuple[RampStepIn, ...], Meta(min_length=1, max_length=100)]
+
+
+KeyName = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$",
+        description="Who holds the key (the audit log's actor): 1-64 letters, digits, _ . @ -",
+        examples=["checkout-service"],
+    ),
+]
+
+
+class KeyIn(_Wire, frozen=True, kw_only=True):
+    """Body of POST /v1/keys."""
+
+    name: KeyName
+    role: Role

@@ -67,3 +67,11 @@ class IllegalTransitionError(ConflictError):
 
 class UnavailableError(DomainError):
     """The service cannot take writes right now (shutting down, database busy); retry later."""
+
+
+class UnauthenticatedError(DomainError):
+    """The request carries no API key, or one the service does not know (revoked, mistyped)."""
+
+
+class ForbiddenError(DomainError):
+    """The request's key is valid but its role is too small for the endpoint."""

@@ -13,7 +13,7 @@ from bandit_service.core.model import Event
 __all__ = ["ACTOR", "SCHEDULER", "event"]
 
 ACTOR = "anonymous"
-"""The actor of operator changes, until the API has keys."""
+"""The actor of operator changes while authentication is off (otherwise the name of the caller's key)."""
 
 SCHEDULER = "scheduler"
 """The actor of changes the service makes by itself (ramp steps, guarded pauses, shift steps)."""
@@ -25,7 +25,7 @@ def event(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
     now: float,
-    actor: str = ACTOR,
+    actor: str,
 ) -> Event:
     """An audit-log entry stamped with the injected clock's time."""
     return Event(experiment_id=experiment_id, created_at=now, actor=actor, action=action, before=before, after=after)

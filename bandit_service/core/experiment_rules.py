@@ -13,12 +13,10 @@ from bandit_service.core.model import (
     Arm,
     ExperimentConfig,
 )
-from bandit_service.core.reporting.inputs import PRIMARY
+from bandit_service.core.reporting.inputs import MAX_GUARDRAILS, PRIMARY
 from policies import ConfigError, PolicyConfig, validate_weights
 
 __all__ = ["MAX_GUARDRAILS", "bound_policy", "check_analysis", "check_config", "initial_weights"]
-
-MAX_GUARDRAILS = 20
 
 
 def check_config(arms: Sequence[Arm], config: ExperimentConfig) -> None:

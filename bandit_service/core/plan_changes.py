@@ -96,7 +96,7 @@ def _new_plan(
     )
 
 
-def set_ramp(experiment: Experiment, plans: Plans, steps: Sequence[PlanStep], now: float) -> PlanWrite:
+def set_ramp(experiment: Experiment, plans: Plans, steps: Sequence[PlanStep], now: float, actor: str) -> PlanWrite:
     """Start (or replace) the exposure ramp: the first step's exposure applies at once."""
     if experiment.status == "completed":
         raise IllegalTransitionError(
@@ -113,6 +113,7 @@ def set_ramp(experiment: Experiment, plans: Plans, steps: Sequence[PlanStep], no
         {"exposure": experiment.config.exposure, "ramp": summary(plans.get("ramp"))},
         {"exposure": exposure, "ramp": summary(ramp)},
         now,
+        actor,
     )
     return PlanWrite(experiment=changed, plans=(ramp,), events=(entry,))
 
@@ -129,6 +130,7 @@ def start_completion(
     steps: Sequence[PlanStep],
     stats: tuple[ArmStats, ...],
     now: float,
+    actor: str,
 ) -> PlanWrite:
     """Begin shifting traffic to the winner: the first share applies at once, scheduled reweights stop."""
     if experiment.status != "active":
@@ -158,6 +160,7 @@ def start_completion(
         {"weights": list(experiment.weights), "weights_version": experiment.weights_version},
         {"winner": winner, "plan": summary(plan), "weights": list(weights), "weights_version": record.version},
         now,
+        actor,
     )
     return PlanWrite(experiment=changed, plans=(plan,), weights=record, events=(entry,))
 
@@ -169,7 +172,7 @@ def _resume_reweights(experiment: Experiment, now: float) -> float | None:
     return now + experiment.config.reweight_every_s
 
 
-def cancel(experiment: Experiment, plans: Plans, kind: RolloutKind, now: float) -> PlanWrite:
+def cancel(experiment: Experiment, plans: Plans, kind: RolloutKind, now: float, actor: str) -> PlanWrite:
     """Cancel a running plan by hand: exposure and weights stay where the plan left them."""
     plan = plans.get(kind)
     if plan is None:
@@ -192,6 +195,7 @@ def cancel(experiment: Experiment, plans: Plans, kind: RolloutKind, now: float) 
         {"status": "running", "step": plan.state.step},
         {"status": "cancelled", "step": plan.state.step, "reason": reason},
         now,
+        actor,
     )
     return PlanWrite(experiment=changed, plans=(stopped,), events=(entry,))
 

@@ -15,21 +15,24 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from bandit_service.core.errors import (
     AlreadyExistsError,
     ConflictError,
     DomainError,
+    ForbiddenError,
     IllegalTransitionError,
     InvalidFieldError,
     MalformedBodyError,
     NotFoundError,
     RewardWindowClosedError,
+    UnauthenticatedError,
     UnavailableError,
     UnsupportedMediaTypeError,
 )
 from bandit_service.http.schemas import Problem
+from bandit_service.storage.database import describe_unavailable
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "PROBLEM_TYPES", "exception_handlers", "problem_for"]
 
@@ -50,6 +53,8 @@ PROBLEM_TYPES: dict[type[DomainError], tuple[int, str, str]] = {
     AlreadyExistsError: (409, "already-exists", "Already exists"),
     IllegalTransitionError: (409, "illegal-transition", "Illegal transition"),
     UnavailableError: (503, "unavailable", "Service unavailable"),
+    UnauthenticatedError: (401, "unauthorized", "Unauthorized"),
+    ForbiddenError: (403, "forbidden", "Forbidden"),
 }
 # A type keeps one title whichever handler answers it (RFC 9457, section 3.1.3): the table's,
 # also when Litestar or the database raise the same type (an unknown route is "not-found" too).
@@ -78,6 +83,8 @@ def problem_for(exc: DomainError) -> Problem:
 def _response(problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
     if problem.status == 503:  # every 503 says when to try again (RFC 9110, section 10.2.3)
         headers = {"Retry-After": RETRY_AFTER_S, **(headers or {})}
+    elif problem.status == 401:  # says how to authenticate (RFC 9110, section 11.6.1)
+        headers = {"WWW-Authenticate": 'Bearer realm="bandit-service"', **(headers or {})}
     return Response(content=problem, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
@@ -127,9 +134,10 @@ def _on_integrity(request: Request[Any, Any, Any], exc: IntegrityError) -> Respo
     return _response(_http_problem(409, "the change conflicts with a concurrent change; retry"))
 
 
-def _on_operational(request: Request[Any, Any, Any], exc: OperationalError) -> Response[Problem]:
+def _on_operational(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Problem]:
     log.warning("database error: %s", exc)
-    return _response(problem_for(UnavailableError("the database is busy or unavailable; retry")))
+    # The driver's text stays in the log: it can name the server's host and port or the file's path.
+    return _response(problem_for(UnavailableError(f"{describe_unavailable(exc)}; retry")))
 
 
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
@@ -145,5 +153,6 @@ def exception_handlers() -> dict[type[Exception], Callable[..., Response[Problem
         HTTPException: _on_http,
         IntegrityError: _on_integrity,
         OperationalError: _on_operational,
+        InterfaceError: _on_operational,  # the driver's connection is gone (a server that went away)
         Exception: _on_unexpected,
     }

@@ -15,6 +15,7 @@ from bandit_service.core.commands import *  # noqa: F403  (the request half of t
 from bandit_service.core.commands import RampStepIn, ShiftStepIn
 from bandit_service.core.model import ExperimentStatus, Namespace, PlanStatus, RewardKind, WeightsReason
 from bandit_service.core.reporting.inputs import DecisionCriteria
+from bandit_service.core.roles import Role
 from policies import PolicyConfig
 
 
@@ -182,6 +183,22 @@ class HealthOut(_Wire, frozen=True, kw_only=True):
     writes: int  # acknowledged writes in those transactions (writes / commits = batch size)
 
 
+class LiveOut(_Wire, frozen=True, kw_only=True):
+    """GET /livez: the process serves requests (nothing else is checked)."""
+
+    status: Literal["alive"]
+    process: int  # the worker's pid: with several workers each answers for itself
+
+
+class ReadyOut(_Wire, frozen=True, kw_only=True):
+    """GET /readyz when ready (otherwise a 503 problem naming the failed check)."""
+
+    status: Literal["ready"]
+    database: Literal["writable"]  # a probe write committed within `ready_timeout_ms`
+    scheduler: Literal["running", "disabled"]
+    process: int
+
+
 class RampOut(_Wire, frozen=True, kw_only=True):
     """An exposure ramp and where it stands."""
 
@@ -230,3 +247,28 @@ class EventList(_Wire, frozen=True, kw_only=True):
     experiment: str
     events: list[EventOut]
     next_after: int | None
+
+
+class KeyOut(_Wire, frozen=True, kw_only=True):
+    """An API key as GET /v1/keys lists it: who holds it, its role, when made and last used; never the key."""
+
+    name: str
+    role: Role
+    created_at: datetime
+    last_used_at: datetime | None
+    """When a request last used it (recorded at most once a minute per process; null: never)."""
+
+
+class NewKeyOut(_Wire, frozen=True, kw_only=True):
+    """A key just made: the only answer that ever shows the key itself. Store it now."""
+
+    name: str
+    role: Role
+    key: str
+    created_at: datetime
+
+
+class KeyList(_Wire, frozen=True, kw_only=True):
+    """Every API key, by name."""
+
+    keys: list[KeyOut]

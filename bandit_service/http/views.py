@@ -19,6 +19,7 @@ from bandit_service.core.model import (
     WeightsRecord,
 )
 from bandit_service.core.plans import PlanState, PlanStep
+from bandit_service.core.roles import ApiKey
 from bandit_service.core.timestamps import to_datetime
 from bandit_service.http.schemas import (
     ArmOut,
@@ -28,13 +29,16 @@ from bandit_service.http.schemas import (
     EventList,
     EventOut,
     ExperimentOut,
+    KeyOut,
     MetricStatsOut,
+    NewKeyOut,
     RampOut,
     RewardOut,
     StatsOut,
     WeightsHistoryOut,
     WeightsRecordOut,
 )
+from bandit_service.services.keys import NewKey
 from policies import ArmStats
 
 __all__ = [
@@ -42,7 +46,9 @@ __all__ = [
     "decision_out",
     "event_list",
     "experiment_out",
+    "key_out",
     "latest_weights_out",
+    "new_key_out",
     "ramp_out",
     "reward_out",
     "weights_history_out",
@@ -221,3 +227,15 @@ def event_list(page: EventPage) -> EventList:
     """A page of the audit log as the API shows it."""
     events = [_event_out(e) for e in page.events]
     return EventList(experiment=page.experiment, events=events, next_after=page.next_after)
+
+
+def key_out(key: ApiKey) -> KeyOut:
+    """A stored key as the API lists it (never its digest)."""
+    last = None if key.last_used_at is None else to_datetime(key.last_used_at)
+    return KeyOut(name=key.name, role=key.role, created_at=to_datetime(key.created_at), last_used_at=last)
+
+
+def new_key_out(made: NewKey) -> NewKeyOut:
+    """A key just made, with the key itself."""
+    key = made.key
+    return NewKeyOut(name=key.name, role=key.role, key=made.token, created_at=to_datetime(key.created_at))

@@ -68,7 +68,7 @@ def check_change(tx: WriteTx, before: Experiment, after: Experiment) -> None:
         )
 
 
-def restart_or_cancel_plans(tx: WriteTx, before: Experiment, after: Experiment) -> None:
+def restart_or_cancel_plans(tx: WriteTx, before: Experiment, after: Experiment, actor: str) -> None:
     """After a status change: cancel running plans on completion, restart their hold on (re)start."""
     if after.status == before.status or after.status == "paused":
         return
@@ -86,6 +86,7 @@ def restart_or_cancel_plans(tx: WriteTx, before: Experiment, after: Experiment) 
                     {"status": "running", "step": plan.state.step},
                     {"status": "cancelled", "step": plan.state.step, "reason": reason},
                     now,
+                    actor,
                 )
             )
         else:

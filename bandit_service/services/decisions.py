@@ -20,6 +20,7 @@ from bandit_service.core.errors import NotFoundError
 from bandit_service.core.model import Assignment, Decision, Experiment, Served
 from bandit_service.core.plans import in_slice
 from bandit_service.core.targeting import matches
+from bandit_service.core.telemetry import NoTelemetry, Telemetry
 from bandit_service.ports import Clock, IdFactory, Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
 
@@ -117,11 +118,14 @@ def log_decisions(tx: WriteTx, items: Sequence[Placement]) -> list[Assignment | 
 class DecisionService:
     """POST /v1/decisions."""
 
-    def __init__(self, storage: Storage, cache: ExperimentCache, clock: Clock, ids: IdFactory) -> None:
+    def __init__(
+        self, storage: Storage, cache: ExperimentCache, clock: Clock, ids: IdFactory, telemetry: Telemetry | None = None
+    ) -> None:
         self._storage = storage
         self._cache = cache
         self._clock = clock
         self._ids = ids
+        self._telemetry = telemetry if telemetry is not None else NoTelemetry()
 
     async def decide(self, data: DecisionIn) -> Served:
         """The arm for this unit: sticky inside the experiment, the control (or winner) outside it."""
@@ -145,7 +149,11 @@ class DecisionService:
             created_at=now,
             expires_at=now + experiment.config.reward_window_s,
         )
-        assigned: Assignment | None = await self._storage.write(log_decisions, placement)
+        try:
+            assigned: Assignment | None = await self._storage.write(log_decisions, placement)
+        except Exception as exc:  # counted for the experiment's metrics, then raised on unchanged
+            self._telemetry.decision_failed(experiment.key, experiment.arm_names[arm], type(exc).__name__)
+            raise
         if assigned is None:
             # The experiment stopped being active after this process cached it: nothing was stored;
             # answer as the database says now.

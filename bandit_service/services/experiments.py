@@ -21,7 +21,6 @@ from bandit_service.core.errors import (
     InvalidFieldError,
     NotFoundError,
 )
-from bandit_service.core.events import ACTOR
 from bandit_service.core.experiment_rules import check_config, initial_weights
 from bandit_service.core.lifecycle import next_status
 from bandit_service.core.model import (
@@ -65,12 +64,21 @@ class ExperimentEdit(msgspec.Struct, frozen=True):
 
     key: str
     change: Callable[[Experiment], EditedExperiment]
+    actor: str
+    """Who asked (the audit log's actor), also of the plan changes the edit causes."""
 
 
-def create_experiments(tx: WriteTx, items: Sequence[NewExperiment]) -> list[Any]:
+class Creation(msgspec.Struct, frozen=True):
+    """A new experiment and who creates it."""
+
+    experiment: NewExperiment
+    actor: str
+
+
+def create_experiments(tx: WriteTx, items: Sequence[Creation]) -> list[Any]:
     """Write job: store new experiments (AlreadyExistsError for a taken key) and log their creation."""
     out: list[Any] = []
-    for new in items:
+    for new, actor in ((item.experiment, item.actor) for item in items):
         try:
             check_new(tx, new)
             created = tx.insert_experiment(new)
@@ -81,7 +89,7 @@ def create_experiments(tx: WriteTx, items: Sequence[NewExperiment]) -> list[Any]
             Event(
                 experiment_id=created.id,
                 created_at=created.created_at,
-                actor=ACTOR,
+                actor=actor,
                 action="create",
                 before=None,
                 after=_created_snapshot(created),
@@ -112,20 +120,24 @@ def edit_experiments(tx: WriteTx, items: Sequence[ExperimentEdit]) -> list[Any]:
         if result.weights is not None:
             tx.append_weights(result.weights)
         tx.log_event(result.event)
-        restart_or_cancel_plans(tx, current, updated)  # may raise: the savepoint then undoes this item's writes
+        restart_or_cancel_plans(
+            tx, current, updated, mutation.actor
+        )  # may raise: the savepoint then undoes this item's writes
         out.append(updated)
     return out
 
 
-def _event(experiment: Experiment, action: str, before: dict[str, Any], after: dict[str, Any], now: float) -> Event:
-    return Event(experiment_id=experiment.id, created_at=now, actor=ACTOR, action=action, before=before, after=after)
+def _event(
+    experiment: Experiment, action: str, before: dict[str, Any], after: dict[str, Any], now: float, actor: str
+) -> Event:
+    return Event(experiment_id=experiment.id, created_at=now, actor=actor, action=action, before=before, after=after)
 
 
 def _arms(arms: Sequence[Any]) -> tuple[Arm, ...]:
     return tuple(Arm(name=a.name, weight=a.weight, payload=a.payload) for a in arms)
 
 
-def _start(experiment: Experiment, now: float) -> EditedExperiment:
+def _start(experiment: Experiment, now: float, actor: str) -> EditedExperiment:
     status = next_status("start", experiment.key, experiment.status)
     if experiment.status == "draft":
         weights = initial_weights(experiment.arms, experiment.config.policy)
@@ -137,23 +149,27 @@ def _start(experiment: Experiment, now: float) -> EditedExperiment:
             next_reweight_at=now + experiment.config.reweight_every_s if adaptive else None,
             started_at=now,
         )
-        event = _event(experiment, "start", {"status": "draft"}, {"status": status, "weights": list(weights)}, now)
+        event = _event(
+            experiment, "start", {"status": "draft"}, {"status": status, "weights": list(weights)}, now, actor
+        )
         return EditedExperiment(experiment=started, event=event, weights=record)
     resumed = msgspec.structs.replace(experiment, status=status, updated_at=now)
     return EditedExperiment(
-        experiment=resumed, event=_event(experiment, "resume", {"status": experiment.status}, {"status": status}, now)
+        experiment=resumed,
+        event=_event(experiment, "resume", {"status": experiment.status}, {"status": status}, now, actor),
     )
 
 
-def _pause(experiment: Experiment, now: float) -> EditedExperiment:
+def _pause(experiment: Experiment, now: float, actor: str) -> EditedExperiment:
     status = next_status("pause", experiment.key, experiment.status)
     paused = msgspec.structs.replace(experiment, status=status, updated_at=now)
     return EditedExperiment(
-        experiment=paused, event=_event(experiment, "pause", {"status": experiment.status}, {"status": status}, now)
+        experiment=paused,
+        event=_event(experiment, "pause", {"status": experiment.status}, {"status": status}, now, actor),
     )
 
 
-def _complete(experiment: Experiment, winner: str | None, now: float) -> EditedExperiment:
+def _complete(experiment: Experiment, winner: str | None, now: float, actor: str) -> EditedExperiment:
     status = next_status("complete", experiment.key, experiment.status)
     if winner is not None and winner not in experiment.arm_names:
         raise InvalidFieldError(
@@ -162,11 +178,13 @@ def _complete(experiment: Experiment, winner: str | None, now: float) -> EditedE
     completed = msgspec.structs.replace(
         experiment, status=status, winner=winner, next_reweight_at=None, completed_at=now, updated_at=now
     )
-    event = _event(experiment, "complete", {"status": experiment.status}, {"status": status, "winner": winner}, now)
+    event = _event(
+        experiment, "complete", {"status": experiment.status}, {"status": status, "winner": winner}, now, actor
+    )
     return EditedExperiment(experiment=completed, event=event)
 
 
-def _patch(experiment: Experiment, patch: ExperimentPatch, now: float) -> EditedExperiment:
+def _patch(experiment: Experiment, patch: ExperimentPatch, now: float, actor: str) -> EditedExperiment:
     given = {f: getattr(patch, f) for f in patch.__struct_fields__ if getattr(patch, f) is not UNSET}
     if not given:
         raise InvalidFieldError("the body changes nothing; give at least one field", field="body")
@@ -204,7 +222,7 @@ def _patch(experiment: Experiment, patch: ExperimentPatch, now: float) -> Edited
     before = {k: _builtin(experiment, k) for k in given}
     after = {k: _builtin(changed, k) for k in given}
     return EditedExperiment(
-        experiment=changed, event=_event(experiment, "update", before, after, now), arms_changed="arms" in given
+        experiment=changed, event=_event(experiment, "update", before, after, now, actor), arms_changed="arms" in given
     )
 
 
@@ -228,7 +246,9 @@ def _builtin(experiment: Experiment, field: str) -> Any:
     return msgspec.to_builtins(getattr(experiment.config, field))
 
 
-def _set_weights(experiment: Experiment, data: WeightsIn, stats: tuple[ArmStats, ...], now: float) -> EditedExperiment:
+def _set_weights(
+    experiment: Experiment, data: WeightsIn, stats: tuple[ArmStats, ...], now: float, actor: str
+) -> EditedExperiment:
     policy = experiment.config.policy
     if policy.adaptive:
         raise ConflictError(
@@ -263,6 +283,7 @@ def _set_weights(experiment: Experiment, data: WeightsIn, stats: tuple[ArmStats,
         {"weights": list(experiment.weights), "weights_version": experiment.weights_version},
         {"weights": list(weights), "weights_version": version},
         now,
+        actor,
     )
     return EditedExperiment(experiment=changed, event=event, weights=record)
 
@@ -284,7 +305,7 @@ class ExperimentService:
         self._clock = clock
         self._ids = ids
 
-    async def create(self, data: ExperimentIn) -> Experiment:
+    async def create(self, data: ExperimentIn, *, actor: str) -> Experiment:
         """Create a draft experiment."""
         now = self._clock.time()
         arms = _arms(data.arms)
@@ -316,7 +337,7 @@ class ExperimentService:
             created_at=now,
             updated_at=now,
         )
-        created = await self._storage.write(create_experiments, new)
+        created = await self._storage.write(create_experiments, Creation(new, actor))
         self._cache.put(created)
         return created
 
@@ -330,38 +351,38 @@ class ExperimentService:
         """Experiments, newest first."""
         return await self._storage.experiments(status, limit, offset)
 
-    async def update(self, key: str, patch: ExperimentPatch) -> Experiment:
+    async def update(self, key: str, patch: ExperimentPatch, *, actor: str) -> Experiment:
         """Change settings (arms, control, policy and reward settings only while draft)."""
         now = self._clock.time()
-        return await self._mutate(ExperimentEdit(key, lambda e: _patch(e, patch, now)))
+        return await self._mutate(ExperimentEdit(key, lambda e: _patch(e, patch, now, actor), actor))
 
-    async def start(self, key: str) -> Experiment:
+    async def start(self, key: str, *, actor: str) -> Experiment:
         """Draft or paused -> active (a first start sets weights version 1)."""
         now = self._clock.time()
-        return await self._mutate(ExperimentEdit(key, lambda e: _start(e, now)))
+        return await self._mutate(ExperimentEdit(key, lambda e: _start(e, now, actor), actor))
 
-    async def pause(self, key: str) -> Experiment:
+    async def pause(self, key: str, *, actor: str) -> Experiment:
         """Active -> paused: every unit gets the control arm until the next start."""
         now = self._clock.time()
-        return await self._mutate(ExperimentEdit(key, lambda e: _pause(e, now)))
+        return await self._mutate(ExperimentEdit(key, lambda e: _pause(e, now, actor), actor))
 
-    async def complete(self, key: str, data: CompleteIn | None) -> Experiment:
+    async def complete(self, key: str, data: CompleteIn | None, *, actor: str) -> Experiment:
         """Active or paused -> completed: every unit gets the winner (or the control)."""
         now = self._clock.time()
         winner = data.winner if data is not None else None
-        return await self._mutate(ExperimentEdit(key, lambda e: _complete(e, winner, now)))
+        return await self._mutate(ExperimentEdit(key, lambda e: _complete(e, winner, now, actor), actor))
 
-    async def set_weights(self, key: str, data: WeightsIn) -> WeightsHistory:
+    async def set_weights(self, key: str, data: WeightsIn, *, actor: str) -> WeightsHistory:
         """Manual weights of a fixed split (an operator ramping 90/10 -> 50/50)."""
         experiment = await load_experiment(self._storage, key)
         counts = await self._storage.arm_counts(experiment)
         stats = tuple(c.stats for c in counts)
         now = self._clock.time()
-        updated = await self._mutate(ExperimentEdit(key, lambda e: _set_weights(e, data, stats, now)))
+        updated = await self._mutate(ExperimentEdit(key, lambda e: _set_weights(e, data, stats, now, actor), actor))
         history = await self._storage.weights_history(updated.id, 1)
         return WeightsHistory(experiment=updated, records=tuple(history))
 
-    async def reweight(self, key: str) -> WeightsHistory:
+    async def reweight(self, key: str, *, actor: str) -> WeightsHistory:
         """Recompute the weights now, from the counters, through the experiment's policy."""
         experiment = await load_experiment(self._storage, key)
         if experiment.status != "active":
@@ -376,7 +397,7 @@ class ExperimentService:
                 "cancel the completion (DELETE .../completion) first",
                 field="weights",
             )
-        record = await self._reweighter.reweight(experiment, "manual", self._clock.time())
+        record = await self._reweighter.reweight(experiment, "manual", self._clock.time(), actor=actor)
         if record is None:
             raise ConflictError(f"experiment {key!r} changed while reweighting; retry", field="key")
         return WeightsHistory(experiment=experiment, records=(record,))

@@ -8,15 +8,17 @@ so exactly one reweight per interval lands and the others are dropped without ef
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 import msgspec
 import numpy as np
 
 from bandit_service.core.assignment import derive_seed
-from bandit_service.core.events import ACTOR
+from bandit_service.core.events import SCHEDULER
 from bandit_service.core.experiment_rules import bound_policy
 from bandit_service.core.model import ArmCounts, Event, Experiment, WeightsReason, WeightsRecord
+from bandit_service.core.telemetry import NoTelemetry, ReweightOutcome, Telemetry
 from bandit_service.core.weights import with_weights
 from bandit_service.ports import Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
@@ -57,12 +59,28 @@ def apply_weights(tx: WriteTx, items: Sequence[WeightsChange]) -> list[Experimen
 class Reweighter:
     """Computes and applies new weights, on demand or when an experiment's schedule says so."""
 
-    def __init__(self, storage: Storage, cache: ExperimentCache) -> None:
+    def __init__(self, storage: Storage, cache: ExperimentCache, telemetry: Telemetry | None = None) -> None:
         self._storage = storage
         self._cache = cache
+        self._telemetry = telemetry if telemetry is not None else NoTelemetry()
 
-    async def reweight(self, experiment: Experiment, reason: WeightsReason, now: float) -> WeightsRecord | None:
+    async def reweight(
+        self, experiment: Experiment, reason: WeightsReason, now: float, *, actor: str = SCHEDULER
+    ) -> WeightsRecord | None:
         """New weights for an active experiment; None if a concurrent change won the compare-and-set."""
+        started = time.perf_counter()
+        try:
+            record = await self._reweight(experiment, reason, now, actor)
+        except Exception:  # counted, then raised on unchanged (a cancellation is not a failed reweight)
+            self._telemetry.reweighted(experiment.key, reason, "failed", time.perf_counter() - started, now)
+            raise
+        outcome: ReweightOutcome = "applied" if record is not None else "superseded"
+        self._telemetry.reweighted(experiment.key, reason, outcome, time.perf_counter() - started, now)
+        return record
+
+    async def _reweight(
+        self, experiment: Experiment, reason: WeightsReason, now: float, actor: str
+    ) -> WeightsRecord | None:
         counts = await self._storage.arm_counts(experiment)
         version = experiment.weights_version + 1
         seed = derive_seed(experiment.salt, version)
@@ -77,7 +95,7 @@ class Reweighter:
             event = Event(
                 experiment_id=experiment.id,
                 created_at=now,
-                actor=ACTOR,
+                actor=actor,
                 action="reweight",
                 before={"weights": list(experiment.weights), "weights_version": experiment.weights_version},
                 after={"weights": list(weights), "weights_version": version},

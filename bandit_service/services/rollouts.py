@@ -71,7 +71,7 @@ def _plan(steps: Sequence[PlanStep], name: str, value_name: str) -> tuple[PlanSt
     return tuple(steps)
 
 
-def _set_exposure(experiment: Experiment, exposure: float, now: float) -> EditedExperiment:
+def _set_exposure(experiment: Experiment, exposure: float, now: float, actor: str) -> EditedExperiment:
     if experiment.status == "completed":
         raise IllegalTransitionError(
             f"exposure can only change before the experiment is completed; {experiment.key!r} is completed",
@@ -80,7 +80,9 @@ def _set_exposure(experiment: Experiment, exposure: float, now: float) -> Edited
     changed = msgspec.structs.replace(
         experiment, config=msgspec.structs.replace(experiment.config, exposure=exposure), updated_at=now
     )
-    entry = event(experiment.id, "set_exposure", {"exposure": experiment.config.exposure}, {"exposure": exposure}, now)
+    entry = event(
+        experiment.id, "set_exposure", {"exposure": experiment.config.exposure}, {"exposure": exposure}, now, actor
+    )
     return EditedExperiment(experiment=changed, event=entry)
 
 
@@ -152,53 +154,53 @@ class RolloutService:
         self._clock = clock
         self._guardrail_breach = guardrail_breach
 
-    async def set_exposure(self, key: str, data: ExposureIn) -> Experiment:
+    async def set_exposure(self, key: str, data: ExposureIn, *, actor: str) -> Experiment:
         """Set the exposure by hand (refused while a ramp drives it)."""
         now = self._clock.time()
         updated: Experiment = await self._storage.write(
-            edit_experiments, ExperimentEdit(key, lambda e: _set_exposure(e, data.exposure, now))
+            edit_experiments, ExperimentEdit(key, lambda e: _set_exposure(e, data.exposure, now, actor), actor)
         )
         self._cache.put(updated)
         return updated
 
-    async def set_ramp(self, key: str, data: RampIn) -> ExperimentPlan:
+    async def set_ramp(self, key: str, data: RampIn, *, actor: str) -> ExperimentPlan:
         """Start or replace the exposure ramp; its first step applies at once."""
         steps = _plan([PlanStep(s.exposure, s.hold_s) for s in data.steps], "steps", "exposure")
         now = self._clock.time()
-        result = await self._edit(key, lambda e, plans: set_ramp(e, plans, steps, now))
+        result = await self._edit(key, lambda e, plans: set_ramp(e, plans, steps, now, actor))
         return ExperimentPlan(experiment=result.experiment, plan=result.plans["ramp"])
 
     async def ramp(self, key: str) -> ExperimentPlan:
         """The exposure ramp and where it stands."""
         return await self._plan_of(key, "ramp")
 
-    async def cancel_ramp(self, key: str) -> ExperimentPlan:
+    async def cancel_ramp(self, key: str, *, actor: str) -> ExperimentPlan:
         """Stop a running ramp; the exposure stays where it is."""
         now = self._clock.time()
-        result = await self._edit(key, lambda e, plans: cancel(e, plans, "ramp", now))
+        result = await self._edit(key, lambda e, plans: cancel(e, plans, "ramp", now, actor))
         return ExperimentPlan(experiment=result.experiment, plan=result.plans["ramp"])
 
-    async def complete(self, key: str, data: CompleteIn | None) -> Experiment:
+    async def complete(self, key: str, data: CompleteIn | None, *, actor: str) -> Experiment:
         """Complete at once, or with a plan: shift traffic to the winner step by step, then complete."""
         if data is None or data.plan is None:
-            return await self._experiments.complete(key, data)
+            return await self._experiments.complete(key, data, actor=actor)
         steps = _plan([PlanStep(s.share, s.hold_s) for s in data.plan], "plan", "share")
         winner = data.winner
         if winner is None:
             raise InvalidFieldError("a gradual completion needs a winner to shift traffic to", field="winner")
         stats = await self._stats(key)
         now = self._clock.time()
-        result = await self._edit(key, lambda e, plans: start_completion(e, plans, winner, steps, stats, now))
+        result = await self._edit(key, lambda e, plans: start_completion(e, plans, winner, steps, stats, now, actor))
         return result.experiment
 
     async def completion(self, key: str) -> ExperimentPlan:
         """The gradual completion and where it stands."""
         return await self._plan_of(key, "completion")
 
-    async def cancel_completion(self, key: str) -> ExperimentPlan:
+    async def cancel_completion(self, key: str, *, actor: str) -> ExperimentPlan:
         """Stop shifting to the winner; weights stay, scheduled reweights resume."""
         now = self._clock.time()
-        result = await self._edit(key, lambda e, plans: cancel(e, plans, "completion", now))
+        result = await self._edit(key, lambda e, plans: cancel(e, plans, "completion", now, actor))
         return ExperimentPlan(experiment=result.experiment, plan=result.plans["completion"])
 
     async def advance_rollouts(self, now: float, limit: int = 100) -> int:

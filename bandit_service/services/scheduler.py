@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC
+import time
+from datetime import UTC, datetime
 
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bandit_service.core.telemetry import NoTelemetry, Telemetry
 from bandit_service.ports import Clock
 from bandit_service.services.rewards import RewardService
 from bandit_service.services.reweighting import Reweighter
@@ -34,8 +37,10 @@ class Scheduler:
         clock: Clock,
         tick_s: float,
         rollouts: RolloutService | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._reweighter = reweighter
+        self._telemetry = telemetry if telemetry is not None else NoTelemetry()
         self._rewards = rewards
         self._rollouts = rollouts
         self._clock = clock
@@ -47,9 +52,15 @@ class Scheduler:
         """Expire closed reward windows (they count in guardrails and weights), advance rollouts, reweight."""
         async with self._running:
             now = self._clock.time()
-            expired = await self._rewards.expire_pending(now)
-            moved = await self._rollouts.advance_rollouts(now) if self._rollouts is not None else 0
-            reweighted = await self._reweighter.reweight_due(now)
+            started = time.perf_counter()
+            try:
+                expired = await self._rewards.expire_pending(now)
+                moved = await self._rollouts.advance_rollouts(now) if self._rollouts is not None else 0
+                reweighted = await self._reweighter.reweight_due(now)
+            except Exception:  # counted, then raised on to APScheduler, which logs it (a cancellation is neither)
+                self._telemetry.ticked("failed", time.perf_counter() - started, now)
+                raise
+            self._telemetry.ticked("ok", time.perf_counter() - started, now)
             if expired or moved or reweighted:
                 log.info(
                     "scheduler tick: %d decisions expired, %d rollout steps, %d experiments reweighted",
@@ -68,8 +79,22 @@ class Scheduler:
             apscheduler_log.setLevel(logging.WARNING)
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
         scheduler.add_job(self.tick, "interval", seconds=self._tick_s, id="bandit-tick", max_instances=1, coalesce=True)
+        scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
         scheduler.start()
         self._scheduler = scheduler
+
+    def _submitted(self, event: JobSubmissionEvent) -> None:
+        """APScheduler listener: how late the tick starts after the run time it stands for (a busy event loop)."""
+        # APScheduler's schedule is on the real clock, so the lag is too (not the injected service clock).
+        # Coalescing keeps only the latest of several missed run times, and a tick that is still running
+        # makes the next one be skipped: longer stalls show as an old last-tick time, not as lag.
+        late = datetime.now(UTC) - min(event.scheduled_run_times)
+        self._telemetry.scheduler_lag(max(late.total_seconds(), 0.0))
+
+    @property
+    def running(self) -> bool:
+        """Whether ticks are scheduled: started and not stopped (readiness asks)."""
+        return self._scheduler is not None and self._scheduler.running
 
     async def stop(self) -> None:
         """Stop ticking and wait for a tick in progress to finish."""

@@ -36,6 +36,7 @@ from bandit_service.core.model import (
     WeightsRecord,
 )
 from bandit_service.core.report_data import CounterRow, MetricRow, ReportData, SegmentData, period_counters
+from bandit_service.core.roles import ApiKey
 from bandit_service.ports import DueKind, Job, WriteStats
 from bandit_service.storage.report_reads import segment_label
 from bandit_service.storage.sketches import SKETCH_ACCURACY, is_sketched
@@ -80,6 +81,7 @@ class _Tables:
         self.period_metrics: dict[tuple[int, int, int, str], Counters] = {}
         self.sketches: dict[tuple[int, int, str], QuantileSketch] = {}
         self.rollouts: dict[tuple[int, str], Rollout] = {}
+        self.api_keys: dict[str, ApiKey] = {}
 
     def experiment(self, key: str) -> Experiment | None:
         experiment_id = self.keys.get(key)
@@ -289,6 +291,36 @@ class MemoryTx:
         self._put(self._t.rollouts, key, saved)
         return saved
 
+    def api_keys(self) -> list[ApiKey]:
+        """Every API key, by name."""
+        return [self._t.api_keys[name] for name in sorted(self._t.api_keys)]
+
+    def insert_api_key(self, key: ApiKey) -> bool:
+        """Store a new key; False if its name is taken (a taken digest fails, as the unique index would)."""
+        if key.name in self._t.api_keys:
+            return False
+        if any(k.digest == key.digest for k in self._t.api_keys.values()):
+            raise ValueError("duplicate api key digest")
+        self._put(self._t.api_keys, key.name, key)
+        return True
+
+    def delete_api_key(self, name: str) -> ApiKey | None:
+        """Remove a key; the removed key or None."""
+        found = self._t.api_keys.get(name)
+        if found is not None:
+            self._undo.append(partial(self._t.api_keys.__setitem__, name, found))
+            del self._t.api_keys[name]
+        return found
+
+    def touch_api_key(self, name: str, now: float) -> None:
+        """Record the key's last use (never moves it back)."""
+        found = self._t.api_keys.get(name)
+        if found is not None and (found.last_used_at is None or found.last_used_at < now):
+            self._put(self._t.api_keys, name, msgspec.structs.replace(found, last_used_at=now))
+
+    def probe(self) -> None:
+        """Nothing to write: memory is always writable while the process runs."""
+
     def _count(self, experiment_id: int, version: int, arm: int, step: Counters) -> None:
         tables: list[tuple[dict[Any, Counters], Any]] = [
             (self._t.arm_counters, (experiment_id, arm)),
@@ -423,6 +455,14 @@ class MemoryStorage:
                 return sorted(t.experiments[i].key for i in running if t.experiments[i].status == "active")[:limit]
             case _:
                 assert_never(kind)
+
+    async def api_key(self, digest: str) -> ApiKey | None:
+        """The key with this digest."""
+        return next((k for k in self._t.api_keys.values() if k.digest == digest), None)
+
+    async def api_keys(self) -> list[ApiKey]:
+        """Every API key, by name."""
+        return [self._t.api_keys[name] for name in sorted(self._t.api_keys)]
 
     async def report_data(self, experiment: Experiment) -> ReportData:
         """Counters per period and arm, metric statistics, sketches and the weights history."""

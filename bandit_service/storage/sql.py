@@ -29,6 +29,7 @@ from bandit_service.core.model import (
     StoredReward,
     WeightsRecord,
 )
+from bandit_service.core.roles import ApiKey
 from bandit_service.ports import DueKind, Job
 from bandit_service.storage.convert import (
     arm_rows,
@@ -39,6 +40,7 @@ from bandit_service.storage.convert import (
 )
 from bandit_service.storage.counters import CounterDeltas, CounterStatements
 from bandit_service.storage.database import Database, is_transient
+from bandit_service.storage.keys import delete_key, insert_key, key_by_digest, load_keys, touch_key
 from bandit_service.storage.plans import (
     load_events,
     load_rollouts,
@@ -478,9 +480,37 @@ class SqlTransaction:
         """Compare-and-set a plan on its revision."""
         return save_rollout(self.conn, rollout)
 
+    def api_keys(self) -> list[ApiKey]:
+        """Every API key, by name."""
+        return load_keys(self.conn)
+
+    def insert_api_key(self, key: ApiKey) -> bool:
+        """Store a new key; False if its name is taken."""
+        return insert_key(self.conn, key)
+
+    def delete_api_key(self, name: str) -> ApiKey | None:
+        """Remove a key; the removed key or None."""
+        return delete_key(self.conn, name)
+
+    def touch_api_key(self, name: str, now: float) -> None:
+        """Record the key's last use."""
+        touch_key(self.conn, name, now)
+
     def namespace_members(self, name: str) -> list[Experiment]:
         """Experiments not completed in namespace `name`."""
         return _load_experiments(self.conn, namespace_filter(name))
+
+    def probe(self) -> None:
+        """A real write that leaves no trace (readiness): bump the change counter and put it back.
+
+        The experiments are read under a share lock first, as every decision's transaction reads
+        them, so a lock that would stop decisions (a `LOCK TABLE`) stops the probe too. Writing the
+        row twice makes SQLite write its page (it skips a row written with the bytes it has).
+        """
+        self.conn.execute(select(EXPERIMENTS.c.id).limit(1).with_for_update(read=True)).all()
+        counter = update(CHANGE_COUNTER).where(CHANGE_COUNTER.c.id == 1)
+        self.conn.execute(counter.values(seq=CHANGE_COUNTER.c.seq + 1))
+        self.conn.execute(counter.values(seq=CHANGE_COUNTER.c.seq - 1))
 
 
 class SqlRepository:
@@ -628,6 +658,16 @@ class SqlRepository:
         """Audit-log entries after a cursor, oldest first."""
         with self.db.read.connect() as conn:
             return load_events(conn, experiment_id, after, limit)
+
+    def api_key(self, digest: str) -> ApiKey | None:
+        """The key with this digest."""
+        with self.db.read.connect() as conn:
+            return key_by_digest(conn, digest)
+
+    def api_keys(self) -> list[ApiKey]:
+        """Every API key, by name."""
+        with self.db.read.connect() as conn:
+            return load_keys(conn)
 
     def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]]) -> list[list[Any]]:
         """One transaction; each job group in a savepoint, retried item by item if the group fails.

@@ -16,6 +16,7 @@ from bandit_service.core.model import (
     WeightsRecord,
 )
 from bandit_service.core.report_data import ReportData, SegmentData
+from bandit_service.core.roles import ApiKey
 from bandit_service.ports import DueKind, Job, WriteStats
 from bandit_service.storage.database import Database
 from bandit_service.storage.report_reads import SqlReportStore
@@ -52,8 +53,8 @@ class SqlStorage:
         await asyncio.to_thread(self.repository.ping)
 
     def stats(self) -> WriteStats:
-        """Transactions the writer committed and the writes in them."""
-        return WriteStats(commits=self.writer.batches, writes=self.writer.items)
+        """Transactions the writer committed, the writes in them, how long the current one has run."""
+        return WriteStats(commits=self.writer.batches, writes=self.writer.items, busy_s=self.writer.busy_s())
 
     async def write(self, job: Job, item: Any) -> Any:
         """Queue the item for the writer; its outcome after COMMIT."""
@@ -90,6 +91,14 @@ class SqlStorage:
     async def due(self, kind: DueKind, now: float, limit: int) -> list[str]:
         """The scheduler's work list of one kind."""
         return await asyncio.to_thread(self.repository.due, kind, now, limit)
+
+    async def api_key(self, digest: str) -> ApiKey | None:
+        """The key with this digest."""
+        return await asyncio.to_thread(self.repository.api_key, digest)
+
+    async def api_keys(self) -> list[ApiKey]:
+        """Every API key, by name."""
+        return await asyncio.to_thread(self.repository.api_keys)
 
     async def report_data(self, experiment: Experiment) -> ReportData:
         """Counters, sketches and history in one read snapshot."""

@@ -13,7 +13,8 @@ contract suite and `tests/service/test_driver_statements.py` run both. What each
   batch, and a batch of one job group first runs without a savepoint (two statements fewer per
   commit), rerun with savepoints if the group fails.
 - `FileWriterLock`: an flock on a side file queues writer processes (uvicorn workers on one
-  file) in the kernel instead of in SQLite's sleeping busy handler.
+  file) in the kernel instead of in SQLite's sleeping busy handler; a writer waits for it at most
+  `sqlite_busy_timeout_ms`, so a stopped process cannot hang the others.
 
 These use the driver directly, so a SQLAlchemy or sqlite3 upgrade can break them: the tests compare
 them with SQLAlchemy's own execution.
@@ -29,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine, Select, bindparam
 from sqlalchemy.engine import Connection, Dialect
@@ -38,7 +39,7 @@ from sqlalchemy.sql import Insert
 from sqlalchemy.sql.base import Executable
 
 from bandit_service.ports import Job
-from bandit_service.storage.database import Database
+from bandit_service.storage.database import Database, WriterLockTimeoutError
 from bandit_service.storage.statements import (
     BatchRun,
     Execution,
@@ -74,7 +75,8 @@ class SqliteExecution:
 
     def __init__(self, db: Database) -> None:
         self.dialect = db.write.dialect
-        self.writes: WritePath = PinnedWrites(db.write, writer_lock_for(db.write.url.database))
+        lock = writer_lock_for(db.write.url.database, db.writer_lock_timeout_s)
+        self.writes: WritePath = PinnedWrites(db.write, lock)
 
     def statement(self, statement: Executable, columns: Sequence[str]) -> Statement:
         """A `DriverStatement`."""
@@ -279,11 +281,16 @@ class PinnedWrites:
             conn.close()
 
 
-def writer_lock_for(database: str | None) -> FileWriterLock | None:
+def writer_lock_for(database: str | None, timeout_s: float = 5.0) -> FileWriterLock | None:
     """The lock beside a SQLite file; None for an in-memory database (one process only)."""
     if not database or database == ":memory:":
         return None
-    return FileWriterLock(Path(f"{database}-writer.lock"))
+    return FileWriterLock(Path(f"{database}-writer.lock"), timeout_s)
+
+
+def _open_lock_file(path: Path) -> int:
+    # A raw descriptor: no ResourceWarning if never closed.
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
 
 class FileWriterLock:
@@ -294,28 +301,102 @@ class FileWriterLock:
     the writers in the kernel, which wakes the next one the moment the lock is released (after
     COMMIT), so each process still commits a whole group per turn. The side file stays open:
     opening it per transaction cost the writer thread a wait for the GIL each time.
+
+    A process stopped while it holds the lock (SIGSTOP, a debugger, a frozen VM) must not stop the
+    others: a writer that finds the lock taken waits at most `timeout_s`, then fails its batch with
+    `WriterLockTimeoutError` (an OperationalError: the batch's requests get 503). A blocking flock cannot
+    time out, so it runs in a `_LockWaiter` thread, which the kernel still wakes the moment the lock
+    is free.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, timeout_s: float = 5.0) -> None:
         self.path = path
+        self.timeout_s = timeout_s
         self._thread_lock = threading.Lock()
-        self._fd: int | None = None  # a raw descriptor: no ResourceWarning if never closed
+        self._fd: int | None = None
+        self._waiter: _LockWaiter | None = None  # started at the first contended turn
 
     @contextmanager
     def hold(self) -> Iterator[None]:
-        """Hold the write turn for one transaction."""
+        """Hold the write turn for one transaction (OperationalError if it stays taken for `timeout_s`)."""
         with self._thread_lock:
             if self._fd is None:
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+                self._fd = _open_lock_file(self.path)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # taken: wait in the waiter thread, for a bounded time
+                if self._waiter is None:
+                    self._waiter = _LockWaiter(self.path)
+                with self._waiter.turn(self.timeout_s):
+                    yield
+                return
             try:
                 yield
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        """Close the side file (it is reopened if the lock is held again)."""
+        """Close the side file and stop the waiter thread (both are reopened if the lock is held again)."""
         with self._thread_lock:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+            if self._waiter is not None:
+                self._waiter.close()
+                self._waiter = None
+
+
+class _LockWaiter:
+    """A thread that blocks in flock(LOCK_EX) on a descriptor of its own, for a writer that may stop waiting.
+
+    A writer's turn: "idle" -> "wanted" (the thread blocks in flock) -> "held" (the writer writes)
+    -> "idle". A writer that stops waiting leaves the turn "abandoned"; the thread, once it gets the
+    lock, releases it at once, unless a later writer wanted it again meanwhile. Its own descriptor
+    is a separate open file, so its flock and the writer's fast-path flock never merge into one lock.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fd = _open_lock_file(path)
+        self._state: Literal["idle", "wanted", "held", "abandoned"] = "idle"
+        self._closed = False
+        self._changed = threading.Condition()
+        threading.Thread(target=self._run, name="bandit-writer-lock", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._state == "wanted" or self._closed)
+                if self._state != "wanted":  # closed
+                    break
+            fcntl.flock(self._fd, fcntl.LOCK_EX)  # without the GIL; the kernel wakes it when the lock is free
+            with self._changed:
+                if self._state == "wanted":
+                    self._state = "held"
+                    self._changed.notify_all()
+                else:  # the writer stopped waiting: pass the lock on
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                    self._state = "idle"
+        os.close(self._fd)
+
+    @contextmanager
+    def turn(self, timeout_s: float) -> Iterator[None]:
+        """Hold the lock through this thread's descriptor; OperationalError if it is not free within `timeout_s`."""
+        with self._changed:
+            self._state = "wanted"  # from "idle", or from "abandoned" while the thread still waits in flock
+            self._changed.notify_all()
+            if not self._changed.wait_for(lambda: self._state == "held", timeout_s):
+                self._state = "abandoned"
+                reason = WriterLockTimeoutError(f"another process held the SQLite writer lock over {timeout_s:g} s")
+                raise OperationalError("acquire the SQLite writer lock", None, reason)
+        try:
+            yield
+        finally:
+            with self._changed:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                self._state = "idle"
+
+    def close(self) -> None:
+        """Let the thread end (once any flock it waits in returns) and close its descriptor."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()

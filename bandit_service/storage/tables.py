@@ -12,6 +12,7 @@ from sqlalchemy import JSON, BigInteger, Column, Index, Table
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "API_KEYS",
     "ARMS",
     "ARM_COUNTERS",
     "ARM_METRICS",
@@ -239,6 +240,18 @@ class EventRow(SQLModel, table=True):
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
+class ApiKeyRow(SQLModel, table=True):
+    """An API key: its name (the audit log's actor), role and SHA-256 digest; never the key itself."""
+
+    __tablename__ = "api_keys"
+
+    name: str = Field(primary_key=True, max_length=64)
+    role: str = Field(max_length=16)
+    digest: str = Field(max_length=64, unique=True)
+    created_at: float
+    last_used_at: float | None = None
+
+
 class ArmSketchRow(SQLModel, table=True):
     """Summary of one latency-like metric's quantile sketch on one arm (see `storage.sketches`)."""
 
@@ -296,6 +309,7 @@ def table_of(model: type[SQLModel]) -> Table:
 
 
 # The Core tables, one handle each, for the storage modules' statements.
+API_KEYS = table_of(ApiKeyRow)
 ARMS = table_of(ArmRow)
 CHANGE_COUNTER = table_of(ChangeCounterRow)
 ARM_COUNTERS = table_of(ArmCounterRow)

@@ -21,10 +21,12 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bandit_service.core.errors import UnavailableError
+from bandit_service.core.telemetry import NoTelemetry, Telemetry
 from bandit_service.ports import Job
+from bandit_service.storage.database import describe_unavailable
 
 __all__ = ["GroupCommitWriter"]
 
@@ -54,6 +56,14 @@ class GroupCommitWriter:
         self._closing = False
         self.batches = 0  # committed transactions, for tests and metrics
         self.items = 0
+        self.telemetry: Telemetry = NoTelemetry()  # set by the app before `start` (metrics on)
+        self._batch_started: float | None = None  # monotonic start of the transaction running now
+
+    def busy_s(self) -> float:
+        """How long the transaction running now has been running (0 when idle): readiness calls a
+        writer stuck when this exceeds the longest a healthy batch can wait for locks."""
+        started = self._batch_started
+        return 0.0 if started is None else max(time.monotonic() - started, 0.0)
 
     async def start(self) -> None:
         """Start the writer thread (inside the running event loop, which receives the outcomes)."""
@@ -97,7 +107,13 @@ class GroupCommitWriter:
                     stopping = True
                     break
                 batch.append(entry)
-            outcomes, committed = self._commit(batch)
+            started = time.perf_counter()
+            self._batch_started = time.monotonic()
+            try:
+                outcomes, committed = self._commit(batch)
+            finally:
+                self._batch_started = None
+            self.telemetry.committed(len(batch), time.perf_counter() - started, committed)
             try:
                 self._loop.call_soon_threadsafe(self._resolve, batch, outcomes, committed)  # type: ignore[union-attr]
             except RuntimeError:  # the loop is closed: nobody is waiting any more
@@ -113,10 +129,10 @@ class GroupCommitWriter:
         outcomes: list[Any] = [None] * len(batch)
         try:
             results = self._repository.run_batch(work)
-        except OperationalError as exc:
+        except (OperationalError, InterfaceError) as exc:  # locked, full, unreachable: worth a retry later
             log.warning("write batch of %d failed: %s", len(batch), exc)
             # The driver's text stays in the log: it can name the server's host, port or file.
-            failure: BaseException = UnavailableError("the database is busy or unavailable; retry")
+            failure: BaseException = UnavailableError(f"{describe_unavailable(exc)}; retry")
             return [failure] * len(batch), False
         except Exception as exc:  # forwarded to every request of the failed transaction, never swallowed
             log.exception("write batch of %d failed", len(batch))

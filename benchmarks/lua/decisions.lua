@@ -5,6 +5,8 @@ local counter = 0
 local threads = {}
 local experiment = os.getenv("BENCH_EXPERIMENT") or "bench"
 local record_dir = os.getenv("BENCH_RECORD_DIR")
+local key = os.getenv("BENCH_KEY")
+local headers = {["Content-Type"] = "application/json", ["Authorization"] = key and ("Bearer " .. key) or nil}
 local shared = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "summary.lua")
 
 function setup(thread)
@@ -25,7 +27,7 @@ end
 function request()
   counter = counter + 1
   local body = '{"experiment":"' .. experiment .. '","unit":"t' .. tid .. "-" .. counter .. '"}'
-  return wrk.format("POST", "/v1/decisions", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", "/v1/decisions", headers, body)
 end
 
 function response(status, headers, body)

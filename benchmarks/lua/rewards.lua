@@ -5,6 +5,8 @@ local threads = {}
 local id_dir = os.getenv("BENCH_ID_DIR")
 local record_dir = os.getenv("BENCH_RECORD_DIR")
 local nthreads = tonumber(os.getenv("BENCH_ID_FILES") or "1")
+local key = os.getenv("BENCH_KEY")
+local headers = {["Content-Type"] = "application/json", ["Authorization"] = key and ("Bearer " .. key) or nil}
 local shared = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "summary.lua")
 
 function setup(thread)
@@ -44,7 +46,7 @@ function request()
   end
   local reward = (pos % 7 == 0) and "1" or "0"
   local body = '{"decision_id":"' .. id .. '","reward":' .. reward .. ',"metrics":{"latency_ms":' .. (pos % 50) .. '}}'
-  return wrk.format("POST", "/v1/rewards", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", "/v1/rewards", headers, body)
 end
 
 function response(status, headers, body)

@@ -23,11 +23,14 @@ from typing import IO
 import httpx
 
 import bandit_service
+from tests.service.api import ADMIN_KEY
 
-__all__ = ["Replica", "ReplicaError", "Replicas", "StartReplicas"]
+__all__ = ["AUTH", "Replica", "ReplicaError", "Replicas", "StartReplicas"]
 
 SOURCE_ROOT = Path(bandit_service.__file__).resolve().parents[1]
 PREFIX = "BANDIT_"
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+"""Headers that authenticate a test's requests to the replicas (they start with ADMIN_KEY as the admin key)."""
 LOG_TAIL_CHARS = 3_000
 PORT_ATTEMPTS = 3
 
@@ -153,6 +156,7 @@ class Replicas:
 
     def _environment(self) -> dict[str, str]:
         env = {name: value for name, value in os.environ.items() if not name.startswith(PREFIX)}
+        env["BANDIT_ADMIN_KEY"] = ADMIN_KEY  # the first replica's start makes it the admin key
         env.update(self._settings)
         env["BANDIT_DATABASE_URL"] = self._database_url
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), os.environ.get("PYTHONPATH")) if p)

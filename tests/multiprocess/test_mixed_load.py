@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine
 
 from tests.multiprocess import rows
-from tests.multiprocess.replicas import StartReplicas
+from tests.multiprocess.replicas import AUTH, StartReplicas
 from tests.multiprocess.traffic import Answer, ReplicaClients, create_experiment, experiment_body, summary, transition
 
 KEY = "mixed"
@@ -119,7 +119,7 @@ def test_three_replicas_thousand_units(start_replicas: StartReplicas, engine: En
         problems.append(f"{len(stored_split)} units have decisions on two arms in the table, e.g. {stored_split[:5]}")
     if len(arms_of) != UNITS:
         problems.append(f"the decisions table holds {len(arms_of)} distinct units, not {UNITS}")
-    stats = httpx.get(f"{replicas[2].url}/v1/experiments/{KEY}", timeout=30).json()["stats"]
+    stats = httpx.get(f"{replicas[2].url}/v1/experiments/{KEY}", timeout=30, headers=AUTH).json()["stats"]
     units = {arm: s["units"] for arm, s in stats.items()}
     if sum(units.values()) != UNITS:
         problems.append(f"the per-arm units counters sum to {sum(units.values())} for {UNITS} units: {units}")

@@ -15,7 +15,7 @@ from datetime import datetime
 import httpx
 import numpy as np
 
-from tests.multiprocess.replicas import StartReplicas
+from tests.multiprocess.replicas import AUTH, StartReplicas
 from tests.multiprocess.traffic import ReplicaClients, create_experiment, experiment_body, transition
 
 KEY = "scheduled"
@@ -62,7 +62,7 @@ def test_scheduled_reweight_runs_once_per_interval(start_replicas: StartReplicas
     started_at = timestamp(started["started_at"])
 
     asyncio.run(traffic(replicas.urls, rng, until=time.monotonic() + WATCH_S))
-    history = httpx.get(f"{replicas[1].url}/v1/experiments/{KEY}/weights", timeout=30).json()["history"]
+    history = httpx.get(f"{replicas[1].url}/v1/experiments/{KEY}/weights", timeout=30, headers=AUTH).json()["history"]
     elapsed = time.time() - started_at
 
     assert [h["reason"] for h in history][:1] == ["start"], history

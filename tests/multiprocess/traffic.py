@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import msgspec
 
+from tests.multiprocess.replicas import AUTH
+
 __all__ = ["Answer", "ReplicaClients", "create_experiment", "experiment_body", "summary", "transition"]
 
 
@@ -44,7 +46,7 @@ class ReplicaClients:
         for url in urls:
             idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
             for _ in range(connections):
-                client = httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0, verify=tls)
+                client = httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0, verify=tls, headers=AUTH)
                 idle.put_nowait(client)
                 self._all.append(client)
             self._idle.append(idle)
@@ -112,7 +114,7 @@ def experiment_body(key: str, arms: Sequence[str], **overrides: Any) -> dict[str
 
 def create_experiment(url: str, body: dict[str, Any]) -> dict[str, Any]:
     """POST /v1/experiments at one replica; anything but 201 fails the test."""
-    with httpx.Client(base_url=url, timeout=30.0) as client:
+    with httpx.Client(base_url=url, timeout=30.0, headers=AUTH) as client:
         response = client.post("/v1/experiments", json=body)
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
@@ -121,7 +123,7 @@ def create_experiment(url: str, body: dict[str, Any]) -> dict[str, Any]:
 
 def transition(url: str, key: str, action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """POST /v1/experiments/{key}/{action} (start, pause, complete) at one replica; anything but 200 fails."""
-    with httpx.Client(base_url=url, timeout=30.0) as client:
+    with httpx.Client(base_url=url, timeout=30.0, headers=AUTH) as client:
         response = client.post(f"/v1/experiments/{key}/{action}", json=body)
     assert response.status_code == 200, f"{action}: {response.status_code} {response.text}"
     changed: dict[str, Any] = response.json()

@@ -9,7 +9,7 @@ from scipy import integrate, special
 from scipy import stats as sps
 
 from policies.bayesian import bayesian_comparison, expected_loss
-from policies.posterior import beta_posterior, normal_posterior
+from policies.posterior import EXACT_MAX_ARMS, beta_posterior, normal_posterior, prob_best_beta_exact
 from policies.stats import StatsArray
 
 DRAWS = 200_000
@@ -132,3 +132,16 @@ def test_bad_input_is_refused(rng, override, message):
     kwargs = {"stats": BETA_STATS, "control": 0, "reward": "bernoulli", "rng": rng, "draws": 100} | override
     with pytest.raises(ValueError, match=message):
         bayesian_comparison(**kwargs)
+
+
+def test_prob_best_of_many_arms_comes_from_the_draws_within_their_standard_error(rng):
+    # Exact quadrature costs arms^3 (seconds at 50 arms): past EXACT_MAX_ARMS, P(best) is the share of draws won.
+    k, draws = EXACT_MAX_ARMS + 5, 20_000
+    n = np.full(k, 400.0)
+    total = np.linspace(40.0, 60.0, k).round()
+    result = bayesian_comparison(StatsArray(n, total, total), 0, "bernoulli", rng, draws=draws)
+    exact = prob_best_beta_exact(1.0 + total, 1.0 + n - total)  # the oracle, affordable once in a test
+    got = np.array([arm.prob_best for arm in result.arms])
+    tolerance = 5.0 * np.sqrt(exact * (1.0 - exact) / draws) + 1e-12  # from the true probability
+    assert np.all(np.abs(got - exact) <= tolerance)
+    assert got.sum() == pytest.approx(1.0)

@@ -68,6 +68,18 @@ def test_bind_takes_the_experiments_reward_kind_and_weights() -> None:
             lambda: ThompsonSampling(min_weight=0.5).check_arms(3), "min_weight", r"^min_weight: 3 arms", id="ts-floor"
         ),
         pytest.param(
+            lambda: ThompsonSampling(draws=1_000_000).check_arms(50),
+            "draws",
+            r"^draws: arms x draws must be at most 2,000,000, got 50 x 1,000,000; with 50 arms use at most 40,000",
+            id="ts-cpu-bound",
+        ),
+        pytest.param(
+            lambda: ThompsonSampling(method="integration").check_arms(21),
+            "method",
+            r"^method: 'integration' serves at most 20 arms \(its cost grows as arms\^3\), got 21",
+            id="ts-integration-arms",
+        ),
+        pytest.param(
             lambda: FixedSplit(weights=(0.5, 0.5)).check_arms(3),
             "weights",
             r"^weights: mismatched lengths, 2 weights for 3 arms$",
@@ -91,3 +103,7 @@ def test_check_arms_accepts_what_fits() -> None:
     for config in (FixedSplit(), FixedSplit(weights=(0.5, 0.5)), UCB1(min_weight=0.5), EpsilonGreedy(min_weight=0.5)):
         config.check_arms(2)
     FixedSplit().check_arms(2, weighted_arms=True)  # the arms' weights are the split's
+    # Thompson's P(best) at the bounds: arms x draws = 2,000,000, and exact integration up to 20 arms.
+    ThompsonSampling(draws=40_000).check_arms(50)
+    ThompsonSampling(draws=1_000_000).check_arms(2)
+    ThompsonSampling(method="integration", draws=1_000_000).check_arms(20)  # draws unused by integration

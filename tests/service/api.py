@@ -12,6 +12,22 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy import Connection, create_engine, text
 
+from bandit_service.settings import Settings
+
+ADMIN_KEY = "test-admin-key-0123456789abcdefghijklmnop"
+"""The admin key the test apps start with (`Settings.admin_key`), sent by `api_client`."""
+
+# No background scheduler (tests call its jobs), no cache and no rate limits (the fake clock never
+# refills a bucket; tests/service/test_rate_limits.py sets them), unless a test overrides them.
+# Every app starts with ADMIN_KEY as its admin key, and `client` sends it.
+TEST_SETTINGS = Settings(
+    scheduler_enabled=False,
+    cache_ttl_s=0.0,
+    admin_key=ADMIN_KEY,
+    rate_limit_traffic_per_s=0,
+    rate_limit_operator_per_s=0,
+)
+
 TABLES = (
     "experiments",
     "arms",
@@ -28,6 +44,14 @@ TABLES = (
     "arm_sketches",
     "sketch_buckets",
 )
+
+
+def api_client(app: Litestar, key: str | None = ADMIN_KEY) -> TestClient[Litestar]:
+    """A test client that sends `key` as its bearer token (None: no key)."""
+    client = TestClient(app)
+    if key is not None:
+        client.headers["Authorization"] = f"Bearer {key}"
+    return client
 
 
 @contextmanager
@@ -97,7 +121,9 @@ def decide_all(
 
     async def run() -> list[dict[str, Any]]:
         transport = httpx.ASGITransport(app=client.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bandit.test") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://bandit.test", headers=client.headers
+        ) as http:
             limit = asyncio.Semaphore(concurrency)
 
             async def one(body: dict[str, Any]) -> dict[str, Any]:

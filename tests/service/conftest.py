@@ -25,10 +25,9 @@ from bandit_service.ids import sequential_ids
 from bandit_service.ports import Storage
 from bandit_service.settings import Settings
 from bandit_service.storage.memory import MemoryStorage
+from tests.service.api import TEST_SETTINGS, api_client
 
 DATABASES = ("sqlite", "postgresql")
-# No background scheduler (tests call its jobs) and no cache, unless a test overrides them.
-TEST_SETTINGS = Settings(scheduler_enabled=False, cache_ttl_s=0.0)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -111,5 +110,5 @@ def client(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[TestCli
         app = request.getfixturevalue("make_app")()
     else:
         app = app_factory(TEST_SETTINGS, clock)(storage=MemoryStorage())
-    with TestClient(app) as test_client:
+    with api_client(app) as test_client:
         yield test_client

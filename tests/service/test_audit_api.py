@@ -39,7 +39,7 @@ def test_every_operator_action_is_logged_with_time_actor_and_values(client, cloc
     assert log["experiment"] == "exp" and log["next_after"] is None
     entries = log["events"]
     assert [datetime.fromisoformat(e["time"]) for e in entries] == times
-    assert {e["actor"] for e in entries} == {"anonymous"}
+    assert {e["actor"] for e in entries} == {"admin"}
     assert [e["id"] for e in entries] == sorted(e["id"] for e in entries)
     values = [(e["action"], e["before"], e["after"]) for e in entries]
     create = values[0]

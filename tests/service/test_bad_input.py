@@ -521,6 +521,15 @@ CASES = [
         "criteria.guardrails[0].metric",
         id="create-guardrail-bad-metric-name",
     ),
+    pytest.param(  # found by the OpenAPI contract test: the schema allowed "" and the service refused it
+        "POST",
+        "/v1/experiments",
+        create(criteria={"guardrails": [{"metric": "", "max_relative_decrease": 1.0}]}),
+        JSON,
+        422,
+        "criteria.guardrails[0].metric",
+        id="create-guardrail-empty-metric-name",
+    ),
     pytest.param(
         "POST",
         "/v1/experiments",
@@ -549,7 +558,7 @@ CASES = [
         create(criteria={"primary": {"metric": ""}}),
         JSON,
         422,
-        "criteria.primary",
+        "criteria.primary.metric",  # a metric name by its type now, so the field is named exactly
         id="create-empty-primary-metric",
     ),
     pytest.param(

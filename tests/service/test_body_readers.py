@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -16,9 +17,8 @@ from bandit_service.clock import FakeClock
 from bandit_service.http.fast_body import FastBodyRequest
 from bandit_service.http.strict_body import StrictJsonRequest
 from bandit_service.ids import sequential_ids
-from bandit_service.settings import Settings
 from bandit_service.storage.memory import MemoryStorage
-from tests.service.api import started
+from tests.service.api import ADMIN_KEY, TEST_SETTINGS, api_client, started
 
 LIMIT = 2_048
 JSON = "application/json"
@@ -27,7 +27,7 @@ READERS = [pytest.param(False, id="litestar-reader"), pytest.param(True, id="fas
 
 
 def make_app(fast_body: bool) -> Litestar:
-    settings = Settings(scheduler_enabled=False, cache_ttl_s=0.0, max_body_bytes=LIMIT, fast_body=fast_body)
+    settings = msgspec.structs.replace(TEST_SETTINGS, max_body_bytes=LIMIT, fast_body=fast_body)
     return create_app(settings, storage=MemoryStorage(), clock=FakeClock(), ids=sequential_ids("body"))
 
 
@@ -40,7 +40,7 @@ def fast_body(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture
 def client(fast_body: bool) -> Iterator[TestClient[Litestar]]:
     """An app on the in-memory storage with an active experiment `exp`."""
-    with TestClient(make_app(fast_body)) as test_client:
+    with api_client(make_app(fast_body)) as test_client:
         started(test_client)
         yield test_client
 
@@ -121,7 +121,7 @@ def asgi_request(app: Litestar, headers: list[tuple[bytes, bytes]], events: list
         "raw_path": b"/v1/decisions",
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"test"), *headers],
+        "headers": [(b"host", b"test"), (b"authorization", f"Bearer {ADMIN_KEY}".encode()), *headers],
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
         "state": {},

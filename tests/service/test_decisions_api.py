@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from litestar.testing import TestClient
 from scipy import stats
 
 from bandit_service.core.model import Assignment, Decision
 from bandit_service.services.decisions import Placement, log_decisions
-from tests.service.api import decide, decide_all, experiment_body, read_db, started
+from tests.service.api import api_client, decide, decide_all, experiment_body, read_db, started
 
 
 def arms_for(client, units, key="exp"):
@@ -30,10 +29,10 @@ def test_a_unit_keeps_its_arm_across_a_reweight_and_new_units_follow_new_weights
 
 def test_a_unit_keeps_its_arm_after_a_restart_on_the_same_database(make_app):
     units = [f"u{i}" for i in range(100)]
-    with TestClient(make_app()) as first_run:
+    with api_client(make_app()) as first_run:
         started(first_run)
         before = arms_for(first_run, units)
-    with TestClient(make_app()) as second_run:
+    with api_client(make_app()) as second_run:
         assert arms_for(second_run, units) == before
 
 
@@ -129,7 +128,7 @@ def test_a_returning_unit_counts_as_one_unit_and_many_decisions(client):
 
 
 def test_a_worker_never_stores_a_decision_after_another_paused_the_experiment(make_app, clock):
-    with TestClient(make_app(cache_ttl_s=1.0)) as one, TestClient(make_app(cache_ttl_s=1.0)) as two:
+    with api_client(make_app(cache_ttl_s=1.0)) as one, api_client(make_app(cache_ttl_s=1.0)) as two:
         started(one)
         assert decide(two, unit="u1")["in_experiment"]  # worker two caches the active experiment
         one.post("/v1/experiments/exp/pause")
@@ -145,7 +144,7 @@ def test_workers_see_a_change_on_the_first_request_after_the_bound_even_after_id
     # The old cache refreshed lazily: the first request after idle got the stale state and
     # started a background refresh. Now the request itself checks for changes once its cache
     # is older than the bound.
-    with TestClient(make_app(cache_ttl_s=1.0)) as one, TestClient(make_app(cache_ttl_s=1.0)) as two:
+    with api_client(make_app(cache_ttl_s=1.0)) as one, api_client(make_app(cache_ttl_s=1.0)) as two:
         one.post("/v1/experiments", json=experiment_body())
         assert decide(two, unit="u1")["in_experiment"] is False  # a draft, cached by two
         one.post("/v1/experiments/exp/start")

@@ -128,7 +128,7 @@ def test_lifecycle_changes_are_in_the_audit_log(client, database_url):
         database_url, "SELECT action, actor, CAST(before AS TEXT), CAST(after AS TEXT) FROM events ORDER BY id"
     )
     assert [r[0] for r in rows] == ["create", "start", "update", "pause", "complete"]
-    assert {r[1] for r in rows} == {"anonymous"}
+    assert {r[1] for r in rows} == {"admin"}
     update = rows[2]
     assert json.loads(update[2]) == {"exposure": 1.0} and json.loads(update[3]) == {"exposure": 0.25}
     assert json.loads(rows[4][3]) == {"status": "completed", "winner": "a"}
@@ -147,6 +147,13 @@ def test_openapi_schema_and_health(client):
     ):
         assert path in paths
     assert client.get("/healthz").json() | {"process": 0, "commits": 0, "writes": 0} == HEALTHY
+
+
+def test_options_names_every_method_of_the_path(client):
+    # Litestar 2 named only the methods of the first handler on a path (litestar#4169).
+    assert client.options("/v1/experiments").headers["allow"] == "GET, OPTIONS, POST"
+    assert client.options("/v1/experiments/any/ramp").headers["allow"] == "DELETE, GET, OPTIONS, PUT"
+    assert client.options("/v1/experiments/any").headers["allow"] == "GET, OPTIONS, PATCH"
 
 
 def test_healthz_counts_group_commits(client):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,8 +15,7 @@ from litestar.testing import TestClient
 from bandit_service.app import create_app
 from bandit_service.clock import FakeClock
 from bandit_service.ids import sequential_ids
-from bandit_service.settings import Settings
-from tests.service.api import decide, experiment_body, started
+from tests.service.api import TEST_SETTINGS, api_client, decide, experiment_body, started
 
 FIELDS = [
     "key", "name", "description", "arms", "weight", "payload", "control", "policy", "kind", "epsilon", "burn_in",
@@ -52,8 +52,8 @@ ENDPOINTS = [
 @pytest.fixture(scope="module")
 def fuzz_client(module_database_url: str) -> Iterator[TestClient[Litestar]]:
     """One app per database for all examples (examples may change its state, which is fine for this test)."""
-    settings = Settings(database_url=module_database_url, scheduler_enabled=False)
-    with TestClient(create_app(settings, clock=FakeClock(), ids=sequential_ids("fuzz"))) as client:
+    settings = msgspec.structs.replace(TEST_SETTINGS, database_url=module_database_url)
+    with api_client(create_app(settings, clock=FakeClock(), ids=sequential_ids("fuzz"))) as client:
         started(client)
         client.post("/v1/experiments", json=experiment_body("drafty"))
         started(client, "fixed", policy={"kind": "fixed"})

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bandit_service.app import runtime_of
-from tests.service.api import call, decide, experiment_body, reward, started
+from tests.service.api import ADMIN_KEY, call, decide, experiment_body, reward, started
 
 
 @pytest.mark.sqlite  # about learning, not storage: once, on the SQLite file (PostgreSQL doubles its 50 s)
@@ -23,7 +23,8 @@ def test_thompson_moves_at_least_80_percent_to_the_better_arm_over_20000_units(m
     async def drive() -> tuple[dict[str, float], list[dict]]:
         async with app.lifespan():
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://bandit.test") as http:
+            headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+            async with httpx.AsyncClient(transport=transport, base_url="http://bandit.test", headers=headers) as http:
                 body = experiment_body(policy={"kind": "thompson"}, reweight_every_s=3600)
                 assert (await http.post("/v1/experiments", json=body)).status_code == 201
                 assert (await http.post("/v1/experiments/exp/start")).status_code == 200
@@ -94,3 +95,26 @@ def test_manual_weights_ramp_a_fixed_split_and_refuse_adaptive_policies(client):
     client.post("/v1/experiments/ts/start")
     refused = client.put("/v1/experiments/ts/weights", json={"weights": {"a": 0.5, "b": 0.5}})
     assert refused.status_code == 409 and refused.json()["field"] == "policy"
+
+
+def test_one_reweight_draws_at_most_two_million_values(client):
+    """A 50-arm experiment with draws: 1,000,000 took seconds of CPU per reweight: now a 422 at create and patch."""
+    arms = [{"name": f"arm{i}"} for i in range(50)]
+    refused = client.post(
+        "/v1/experiments", json=experiment_body(arms=arms, policy={"kind": "thompson", "draws": 1_000_000})
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == "policy.draws"
+    assert "arms x draws must be at most 2,000,000, got 50 x 1,000,000" in refused.json()["detail"]
+    exact = client.post(
+        "/v1/experiments", json=experiment_body(arms=arms, policy={"kind": "thompson", "method": "integration"})
+    )
+    assert exact.status_code == 422 and exact.json()["field"] == "policy.method"
+
+    started(client, arms=arms, policy={"kind": "thompson", "draws": 40_000})  # at the bound: 50 x 40,000
+    assert client.post("/v1/experiments/exp/reweight").status_code == 200
+
+    small = experiment_body("small", policy={"kind": "thompson", "draws": 1_000_000})  # 2 arms x 1,000,000 fits
+    assert client.post("/v1/experiments", json=small).status_code == 201
+    grown = client.patch("/v1/experiments/small", json={"arms": arms, "control": "arm0"})
+    assert grown.status_code == 422 and grown.json()["field"] == "policy.draws"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import numpy as np
 import pytest
-from litestar.testing import TestClient
 from scipy import stats as sps
 from sqlalchemy import text
 from statsmodels.stats.multitest import multipletests
@@ -16,8 +16,7 @@ from bandit_service.app import create_app, runtime_of
 from bandit_service.clock import FakeClock
 from bandit_service.ids import sequential_ids
 from bandit_service.services.reports import report_seed
-from bandit_service.settings import Settings
-from tests.service.api import call, connect, read_db, started
+from tests.service.api import TEST_SETTINGS, api_client, call, connect, read_db, started
 from tests.service.traffic import by_arm, drive
 
 ARMS = ("a", "b", "c")
@@ -57,8 +56,8 @@ def metrics_of(arm, rng):
 @pytest.fixture(scope="module")
 def traffic(module_database_url):
     """One three-arm fixed-split experiment with 1,500 units, shared by the oracle tests (read-only)."""
-    settings = Settings(database_url=module_database_url, scheduler_enabled=False, cache_ttl_s=0.0)
-    with TestClient(create_app(settings, clock=FakeClock(), ids=sequential_ids("r"))) as client:
+    settings = msgspec.structs.replace(TEST_SETTINGS, database_url=module_database_url)
+    with api_client(create_app(settings, clock=FakeClock(), ids=sequential_ids("r"))) as client:
         started(client, "exp", **three_arms())
         sent = drive(client, "exp", 1_500, np.random.default_rng(20240611), reward_of, metrics_of)
         report = client.get("/v1/experiments/exp/report")

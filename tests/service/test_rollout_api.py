@@ -12,11 +12,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from litestar.testing import TestClient
 
 from bandit_service.app import runtime_of
 from bandit_service.services.rollouts import RolloutService
-from tests.service.api import call, decide, decide_all, experiment_body, snapshot, started
+from tests.service.api import api_client, call, decide, decide_all, experiment_body, snapshot, started
 
 DAY = 86_400
 RAMP = {"steps": [{"exposure": 0.1, "hold_s": DAY}, {"exposure": 0.5, "hold_s": 2 * DAY}, {"exposure": 1.0}]}
@@ -61,7 +60,7 @@ def test_put_exposure_changes_who_enters_and_is_audited(client):
     se = (0.25 * 0.75 / len(decided)) ** 0.5
     assert abs(share - 0.25) < 4 * se
     last = events(client)[-1]
-    assert last["action"] == "set_exposure" and last["actor"] == "anonymous"
+    assert last["action"] == "set_exposure" and last["actor"] == "admin"
     assert (last["before"], last["after"]) == ({"exposure": 1.0}, {"exposure": 0.25})
 
 
@@ -90,7 +89,7 @@ def test_a_guarded_ramp_walks_its_steps_while_the_guardrail_holds(client, clock)
     clock.advance(DAY)
     assert tick(client, clock) == 0
     log = [(e["action"], e["actor"], e["before"], e["after"]) for e in events(client) if "ramp" in e["action"]]
-    assert log[0][:2] == ("ramp_set", "anonymous") and log[0][2]["exposure"] == 1.0 and log[0][3]["exposure"] == 0.1
+    assert log[0][:2] == ("ramp_set", "admin") and log[0][2]["exposure"] == 1.0 and log[0][3]["exposure"] == 0.1
     assert log[1:] == [
         ("ramp_step", "scheduler", {"step": 0, "exposure": 0.1}, {"step": 1, "exposure": 0.5}),
         ("ramp_step", "scheduler", {"step": 1, "exposure": 0.5}, {"step": 2, "exposure": 1.0}),
@@ -200,17 +199,17 @@ def test_completing_at_once_cancels_a_running_ramp(client):
 
 
 def test_the_ramp_survives_a_restart(make_app, clock):
-    with TestClient(make_app()) as first:
+    with api_client(make_app()) as first:
         started(first)
         first.put("/v1/experiments/exp/ramp", json=RAMP)
     clock.advance(DAY)
-    with TestClient(make_app()) as second:
+    with api_client(make_app()) as second:
         assert second.get("/v1/experiments/exp/ramp").json()["step"] == 0
         assert tick(second, clock) == 1 and exposure(second) == 0.5
 
 
 def test_two_replicas_take_each_step_once(make_app, clock):
-    with TestClient(make_app()) as one, TestClient(make_app()) as two:
+    with api_client(make_app()) as one, api_client(make_app()) as two:
         started(one)
         one.put("/v1/experiments/exp/ramp", json=RAMP)
         clock.advance(DAY)
@@ -265,7 +264,7 @@ def test_a_gradual_completion_shifts_traffic_to_the_winner_then_completes(client
     history = client.get("/v1/experiments/exp/weights").json()["history"]
     assert [h["reason"] for h in history] == ["start", "shift", "shift"]
     log = [(e["action"], e["actor"]) for e in events(client)]
-    assert log[-3:] == [("completion_start", "anonymous"), ("completion_step", "scheduler"), ("complete", "scheduler")]
+    assert log[-3:] == [("completion_start", "admin"), ("completion_step", "scheduler"), ("complete", "scheduler")]
     step = next(e for e in events(client) if e["action"] == "completion_step")
     assert step["before"]["share"] == 0.5 and step["after"]["share"] == 1.0
     assert step["after"]["weights"] == [0.0, 1.0, 0.0]
@@ -462,7 +461,7 @@ def test_bad_rollout_input_is_a_problem_detail_and_changes_nothing(
 
 
 def test_the_real_scheduler_advances_a_ramp(make_app, clock):
-    with TestClient(make_app(scheduler_enabled=True, scheduler_tick_s=0.05)) as client:
+    with api_client(make_app(scheduler_enabled=True, scheduler_tick_s=0.05)) as client:
         started(client)
         client.put("/v1/experiments/exp/ramp", json=RAMP)
         clock.advance(DAY)

@@ -7,13 +7,12 @@ import logging
 import time
 
 import numpy as np
-from litestar.testing import TestClient
 
 from bandit_service.app import runtime_of
 from bandit_service.clock import FakeClock
 from bandit_service.services.scheduler import Scheduler
 from policies import StatsArray, ThompsonSampling
-from tests.service.api import call, decide, reward, started
+from tests.service.api import api_client, call, decide, reward, started
 
 
 def history(client, key="exp"):
@@ -51,7 +50,7 @@ def test_the_reweight_seed_is_stored_and_replays_the_weights(client, clock):
 
 
 def test_two_replicas_land_one_reweight_per_interval(make_app, clock):
-    with TestClient(make_app()) as one, TestClient(make_app()) as two:
+    with api_client(make_app()) as one, api_client(make_app()) as two:
         started(one, reweight_every_s=60)
         clock.advance(60)
         # Both replicas read the same revision before either writes: only one compare-and-set succeeds.
@@ -66,7 +65,7 @@ def test_two_replicas_land_one_reweight_per_interval(make_app, clock):
 
 def test_the_real_scheduler_grows_the_weights_history(make_app, clock):
     app = make_app(scheduler_enabled=True, scheduler_tick_s=0.05)
-    with TestClient(app) as client:
+    with api_client(app) as client:
         started(client, reweight_every_s=60)
         for target in (2, 3):
             clock.advance(60)

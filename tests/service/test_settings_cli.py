@@ -5,13 +5,12 @@ from __future__ import annotations
 import importlib
 
 import pytest
-from litestar.testing import TestClient
 from sqlalchemy import inspect
 
 from bandit_service import cli
 from bandit_service.app import create_app, runtime_of
 from bandit_service.settings import Settings
-from tests.service.api import connect, read_db
+from tests.service.api import ADMIN_KEY, api_client, connect, read_db
 
 HEALTHY = {"status": "ok", "database": "ok", "process": 0, "commits": 0, "writes": 0}
 
@@ -53,17 +52,17 @@ def table_names(database_url: str) -> list[str]:
 
 
 def test_create_app_touches_nothing_until_the_lifespan_starts(database_url):
-    app = create_app(Settings(database_url=database_url, scheduler_enabled=False))
+    app = create_app(Settings(database_url=database_url, scheduler_enabled=False, auth=False))
     assert table_names(database_url) == []
-    with TestClient(app) as client:
+    with api_client(app) as client:
         assert client.get("/healthz").status_code == 200
     assert {"experiments", "decisions", "rewards"} <= set(table_names(database_url))
 
 
 def test_a_new_sqlite_file_is_created_at_start_in_wal_mode(database_url, sqlite_file):
-    app = create_app(Settings(database_url=database_url, scheduler_enabled=False))
+    app = create_app(Settings(database_url=database_url, scheduler_enabled=False, auth=False))
     assert not sqlite_file.exists()
-    with TestClient(app) as client:
+    with api_client(app) as client:
         assert client.get("/healthz").status_code == 200
         assert read_db(database_url, "PRAGMA journal_mode") == [("wal",)]
     assert sqlite_file.exists()
@@ -72,11 +71,12 @@ def test_a_new_sqlite_file_is_created_at_start_in_wal_mode(database_url, sqlite_
 def test_the_asgi_module_reads_the_environment(database_url, monkeypatch):
     monkeypatch.setenv("BANDIT_DATABASE_URL", database_url)
     monkeypatch.setenv("BANDIT_SCHEDULER_ENABLED", "false")
+    monkeypatch.setenv("BANDIT_ADMIN_KEY", ADMIN_KEY)
     import bandit_service.asgi as asgi
 
     module = importlib.reload(asgi)
     assert runtime_of(module.app).settings.database_url == database_url
-    with TestClient(module.app) as client:
+    with api_client(module.app) as client:
         assert client.get("/healthz").json() | {"process": 0, "commits": 0, "writes": 0} == HEALTHY
 
 

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 
 from bandit_service.core.errors import InvalidFieldError, UnavailableError
 from bandit_service.core.model import Event
@@ -18,7 +17,7 @@ from bandit_service.settings import Settings
 from bandit_service.storage.database import open_database
 from bandit_service.storage.sql import SqlRepository
 from bandit_service.storage.writer import GroupCommitWriter
-from tests.service.api import experiment_body, read_db, snapshot, started
+from tests.service.api import api_client, experiment_body, read_db, snapshot, started
 
 
 class GatedRepository:
@@ -120,7 +119,7 @@ def test_a_closed_writer_refuses_new_writes(database_url):
 
 def test_a_locked_database_is_a_503_problem_and_nothing_is_written(make_app, database_url, sqlite_file):
     # Another process holding SQLite's one write lock past BANDIT_SQLITE_BUSY_TIMEOUT_MS.
-    with TestClient(make_app(sqlite_busy_timeout_ms=50)) as client:
+    with api_client(make_app(sqlite_busy_timeout_ms=50)) as client:
         started(client)
         before = snapshot(database_url)
         blocker = sqlite3.connect(sqlite_file, isolation_level=None)
@@ -137,6 +136,7 @@ def test_a_locked_database_is_a_503_problem_and_nothing_is_written(make_app, dat
             # Before: no Retry-After, and the driver's own text in the detail ("(database is
             # locked)"; on PostgreSQL it named the server's host and port).
             assert r.headers["retry-after"] == "1"
-            assert "locked" not in r.json()["detail"] and "sqlite" not in r.json()["detail"].lower()
+            # Now the service's own words (describe_unavailable), never the driver's.
+            assert r.json()["detail"] == "the database is locked by another process or connection; retry"
         assert snapshot(database_url) == before
         assert client.post("/v1/decisions", json={"experiment": "exp", "unit": "u1"}).status_code == 200

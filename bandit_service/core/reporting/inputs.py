@@ -8,15 +8,26 @@ from typing import Annotated, Literal
 import msgspec
 import numpy as np
 
+from bandit_service.core.fields import MetricName
 from policies.sketch import QuantileSketch
 from policies.stats import FloatArray, StatsArray
 
-__all__ = ["PRIMARY", "BoundKind", "DecisionCriteria", "Guardrail", "PrimaryCriterion", "ReportInput", "RewardKind"]
+__all__ = [
+    "MAX_GUARDRAILS",
+    "PRIMARY",
+    "BoundKind",
+    "DecisionCriteria",
+    "Guardrail",
+    "PrimaryCriterion",
+    "ReportInput",
+    "RewardKind",
+]
 
 RewardKind = Literal["bernoulli", "continuous"]
 NonNegative = Annotated[float, msgspec.Meta(ge=0.0)]
 
 PRIMARY = "reward"  # the name the criteria use for the reward the policy optimises
+MAX_GUARDRAILS = 20
 
 BoundKind = Literal["max_increase", "max_relative_increase", "max_decrease", "max_relative_decrease"]
 _BOUNDS: tuple[BoundKind, ...] = ("max_increase", "max_relative_increase", "max_decrease", "max_relative_decrease")
@@ -25,7 +36,7 @@ _BOUNDS: tuple[BoundKind, ...] = ("max_increase", "max_relative_increase", "max_
 class PrimaryCriterion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The metric to ship on (higher is better) and the improvement over the control it must show."""
 
-    metric: str = PRIMARY
+    metric: MetricName = PRIMARY
     min_improvement: NonNegative = 0.0
     relative: bool = False  # min_improvement is a share of the control's mean (0.02 = +2%)
 
@@ -43,7 +54,7 @@ class Guardrail(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_de
     the decrease forms guard metrics that must not fall (revenue).
     """
 
-    metric: str
+    metric: MetricName
     max_increase: NonNegative | None = None
     max_relative_increase: NonNegative | None = None
     max_decrease: NonNegative | None = None
@@ -73,7 +84,7 @@ class DecisionCriteria(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The decision rule stored on an experiment: a primary criterion and any number of guardrails."""
 
     primary: PrimaryCriterion = PrimaryCriterion()
-    guardrails: tuple[Guardrail, ...] = ()
+    guardrails: Annotated[tuple[Guardrail, ...], msgspec.Meta(max_length=MAX_GUARDRAILS)] = ()
 
 
 class ReportInput(msgspec.Struct, frozen=True, kw_only=True):

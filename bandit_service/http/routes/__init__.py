@@ -4,7 +4,8 @@ from litestar.types import ControllerRouterHandler
 
 from bandit_service.http.routes.decisions import decide
 from bandit_service.http.routes.experiments import ExperimentController
-from bandit_service.http.routes.health import healthz
+from bandit_service.http.routes.health import healthz, livez, readyz
+from bandit_service.http.routes.keys import KeyController
 from bandit_service.http.routes.reports import read_report
 from bandit_service.http.routes.rewards import record_reward, record_reward_batch
 from bandit_service.http.routes.rollouts import RolloutController
@@ -12,10 +13,13 @@ from bandit_service.http.routes.rollouts import RolloutController
 __all__ = [
     "ROUTES",
     "ExperimentController",
+    "KeyController",
     "RolloutController",
     "decide",
     "healthz",
+    "livez",
     "read_report",
+    "readyz",
     "record_reward",
     "record_reward_batch",
 ]
@@ -23,9 +27,12 @@ __all__ = [
 ROUTES: list[ControllerRouterHandler] = [
     ExperimentController,
     RolloutController,
+    KeyController,
     decide,
     record_reward,
     record_reward_batch,
     healthz,
+    livez,
+    readyz,
     read_report,
 ]

@@ -14,7 +14,7 @@ from bandit_service.services.decisions import DecisionService
 __all__ = ["decide"]
 
 
-@post("/v1/decisions", status_code=200, tags=["decisions"])
+@post("/v1/decisions", status_code=200, tags=["decisions"], opt={"role": "decide"})
 async def decide(data: JSONBody[DecisionIn], decisions: NamedDependency[DecisionService]) -> DecisionOut:
     """Choose the arm for a unit (sticky) or for one request (no unit: an independent draw)."""
     return decision_out(await decisions.decide(data))

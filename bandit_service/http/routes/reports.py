@@ -23,7 +23,7 @@ Segment = Annotated[
 Format = Annotated[Literal["json", "text"], QueryParameter(description="json, or text for a fixed-width table.")]
 
 
-@get("/v1/experiments/{key:str}/report", tags=["reports"])
+@get("/v1/experiments/{key:str}/report", tags=["reports"], opt={"role": "read"})
 async def read_report(
     key: FromPath[str], reports: NamedDependency[ReportService], segment: Segment = None, format: Format = "json"
 ) -> Response[Report | SegmentReport | str]:

@@ -7,7 +7,7 @@ from litestar import post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from bandit_service.core.commands import RewardIn
+from bandit_service.core.commands import RewardBatchIn, RewardIn
 from bandit_service.core.errors import DomainError
 from bandit_service.core.model import StoredReward
 from bandit_service.http.problems import problem_for
@@ -18,16 +18,14 @@ from bandit_service.services.rewards import RewardService
 __all__ = ["batch_out", "record_reward", "record_reward_batch"]
 
 
-@post("/v1/rewards", status_code=200, tags=["rewards"])
+@post("/v1/rewards", status_code=200, tags=["rewards"], opt={"role": "decide"})
 async def record_reward(data: JSONBody[RewardIn], rewards: NamedDependency[RewardService]) -> RewardOut:
     """Report the reward of a decision (a retry with the same body is counted once)."""
     return reward_out(await rewards.record(data))
 
 
-@post("/v1/rewards/batch", status_code=200, tags=["rewards"])
-async def record_reward_batch(
-    data: JSONBody[list[RewardIn]], rewards: NamedDependency[RewardService]
-) -> RewardBatchOut:
+@post("/v1/rewards/batch", status_code=200, tags=["rewards"], opt={"role": "decide"})
+async def record_reward_batch(data: JSONBody[RewardBatchIn], rewards: NamedDependency[RewardService]) -> RewardBatchOut:
     """Report up to 1,000 rewards; each item gets its own status and problem detail."""
     return batch_out(data, await rewards.record_batch(data))
 
