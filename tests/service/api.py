@@ -8,10 +8,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import msgspec
 from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy import Connection, create_engine, text
 
+from bandit_service.app import create_app
+from bandit_service.clock import FakeClock
+from bandit_service.ids import sequential_ids
 from bandit_service.settings import Settings
 
 ADMIN_KEY = "test-admin-key-0123456789abcdefghijklmnop"
@@ -52,6 +56,14 @@ def api_client(app: Litestar, key: str | None = ADMIN_KEY) -> TestClient[Litesta
     if key is not None:
         client.headers["Authorization"] = f"Bearer {key}"
     return client
+
+
+@contextmanager
+def shared_client(database_url: str, name: str) -> Iterator[TestClient[Litestar]]:
+    """A client of an app on `database_url` for a module's tests that change nothing (module-scoped fixtures)."""
+    settings = msgspec.structs.replace(TEST_SETTINGS, database_url=database_url)
+    with api_client(create_app(settings, clock=FakeClock(), ids=sequential_ids(name))) as client:
+        yield client
 
 
 @contextmanager

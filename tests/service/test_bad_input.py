@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bandit_service.http.problems import PROBLEM_TYPES
-from tests.service.api import decide, experiment_body, snapshot, started
+from tests.service.api import decide, experiment_body, shared_client, snapshot, started
 
 DEEP = 10_000
 TYPE_PREFIX = "urn:bandit-service:problem:"
@@ -636,18 +636,22 @@ CASES = [
 ]
 
 
-@pytest.fixture
-def world(client):
-    """An active Thompson experiment `exp` with one pending decision, a draft, and an active fixed split."""
-    started(client)
-    client.post("/v1/experiments", json=experiment_body("drafty"))
-    started(client, "fixed", policy={"kind": "fixed"})
-    return client, decide(client, unit="u1")["decision_id"]
+@pytest.fixture(scope="module")
+def world(module_database_url):
+    """An active Thompson experiment `exp` with one pending decision, a draft, and an active fixed split.
+
+    Shared by every case of the table (once per database): each case changes nothing, and checks it.
+    """
+    with shared_client(module_database_url, "bad-input") as client:
+        started(client)
+        client.post("/v1/experiments", json=experiment_body("drafty"))
+        started(client, "fixed", policy={"kind": "fixed"})
+        yield client, decide(client, unit="u1")["decision_id"]
 
 
 @pytest.mark.parametrize(("method", "path", "body", "content_type", "status", "field"), CASES)
 def test_bad_input_is_a_problem_detail_and_changes_nothing(
-    world, database_url, method, path, body, content_type, status, field
+    world, module_database_url, method, path, body, content_type, status, field
 ):
     client, decision_id = world
     if isinstance(body, (dict, list)):
@@ -655,7 +659,7 @@ def test_bad_input_is_a_problem_detail_and_changes_nothing(
     if isinstance(body, bytes):
         body = body.replace(b"{decision}", decision_id.encode())
     headers = {"content-type": content_type} if content_type else {}
-    before = snapshot(database_url)
+    before = snapshot(module_database_url)
     response = client.request(method, path, content=body, headers=headers)
     assert response.status_code == status, response.text[:500]
     assert response.headers["content-type"] == "application/problem+json"
@@ -664,7 +668,7 @@ def test_bad_input_is_a_problem_detail_and_changes_nothing(
     assert problem["type"].startswith(TYPE_PREFIX)
     assert problem["title"] == TITLES[problem["type"].removeprefix(TYPE_PREFIX)], problem
     assert problem.get("field") == field, problem
-    assert snapshot(database_url) == before
+    assert snapshot(module_database_url) == before
 
 
 @pytest.mark.parametrize(("cls", "entry"), [pytest.param(c, e, id=c.__name__) for c, e in PROBLEM_TYPES.items()])

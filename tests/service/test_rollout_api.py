@@ -15,7 +15,7 @@ import pytest
 
 from bandit_service.app import runtime_of
 from bandit_service.services.rollouts import RolloutService
-from tests.service.api import api_client, call, decide, decide_all, experiment_body, snapshot, started
+from tests.service.api import api_client, call, decide, decide_all, experiment_body, shared_client, snapshot, started
 
 DAY = 86_400
 RAMP = {"steps": [{"exposure": 0.1, "hold_s": DAY}, {"exposure": 0.5, "hold_s": 2 * DAY}, {"exposure": 1.0}]}
@@ -427,29 +427,33 @@ RAMP_CASES = [
 ]
 
 
-@pytest.fixture
-def world(client):
-    """`exp` active; `done` completed; `paused`; `ramping` with a ramp; `cancelled` ramp; `shifting` completing."""
-    started(client)
-    for key in ("done", "paused", "ramping", "cancelled", "shifting"):
-        started(client, key)
-    client.post("/v1/experiments/done/complete")
-    client.post("/v1/experiments/paused/pause")
-    client.put("/v1/experiments/ramping/ramp", json=RAMP)
-    client.put("/v1/experiments/cancelled/ramp", json=RAMP)
-    client.delete("/v1/experiments/cancelled/ramp")
-    assert client.post("/v1/experiments/shifting/complete", json=SHIFT).status_code == 200
-    return client
+@pytest.fixture(scope="module")
+def world(module_database_url):
+    """`exp` active; `done` completed; `paused`; `ramping` with a ramp; `cancelled` ramp; `shifting` completing.
+
+    Shared by every case of the table (once per database): each case changes nothing, and checks it.
+    """
+    with shared_client(module_database_url, "bad-rollout") as client:
+        started(client)
+        for key in ("done", "paused", "ramping", "cancelled", "shifting"):
+            started(client, key)
+        client.post("/v1/experiments/done/complete")
+        client.post("/v1/experiments/paused/pause")
+        client.put("/v1/experiments/ramping/ramp", json=RAMP)
+        client.put("/v1/experiments/cancelled/ramp", json=RAMP)
+        client.delete("/v1/experiments/cancelled/ramp")
+        assert client.post("/v1/experiments/shifting/complete", json=SHIFT).status_code == 200
+        yield client
 
 
 @pytest.mark.parametrize(("method", "path", "body", "content_type", "status", "field"), RAMP_CASES)
 def test_bad_rollout_input_is_a_problem_detail_and_changes_nothing(
-    world, database_url, method, path, body, content_type, status, field
+    world, module_database_url, method, path, body, content_type, status, field
 ):
     if isinstance(body, (dict, list)):
         body = json.dumps(body).encode()
     headers = {"content-type": content_type} if content_type else {}
-    before = snapshot(database_url)
+    before = snapshot(module_database_url)
     response = world.request(method, f"/v1/experiments/{path}", content=body, headers=headers)
     assert response.status_code == status, response.text[:500]
     assert response.headers["content-type"] == "application/problem+json"
@@ -457,7 +461,7 @@ def test_bad_rollout_input_is_a_problem_detail_and_changes_nothing(
     assert problem["status"] == status and problem["title"] and problem["detail"]
     assert problem["type"].startswith("urn:bandit-service:problem:")
     assert problem.get("field") == field, problem
-    assert snapshot(database_url) == before
+    assert snapshot(module_database_url) == before
 
 
 def test_the_real_scheduler_advances_a_ramp(make_app, clock):
