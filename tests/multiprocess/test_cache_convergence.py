@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
 from tests.multiprocess import rows
-from tests.multiprocess.replicas import StartReplicas
+from tests.multiprocess.replicas import Replicas
 from tests.multiprocess.traffic import Answer, ReplicaClients, create_experiment, experiment_body, summary, transition
 
 KEY = "converge"
@@ -35,20 +36,20 @@ CHANGES: dict[str, tuple[str, dict[str, Any] | None, str]] = {
 }
 
 
-async def ask(url: str, prefix: str, count: int = ASKED) -> list[Answer]:
+async def ask(url: str, key: str, prefix: str, count: int = ASKED) -> list[Answer]:
     """`count` decisions for new units, all at once, at one replica."""
     async with ReplicaClients([url], connections=count) as http:
-        return list(await asyncio.gather(*(http.decide(0, KEY, f"{prefix}-{i}") for i in range(count))))
+        return list(await asyncio.gather(*(http.decide(0, key, f"{prefix}-{i}") for i in range(count))))
 
 
 async def change_then_ask(
-    a: str, b: str, action: str, body: dict[str, Any] | None
+    a: str, b: str, key: str, action: str, body: dict[str, Any] | None
 ) -> tuple[Answer, float, list[Answer]]:
     """The change at A and, as soon as A has answered (monotonic time returned), ASKED decisions at B at once."""
     async with ReplicaClients([a, b], connections=ASKED) as http:
-        changed = await http.post(0, f"/v1/experiments/{KEY}/{action}", body)
+        changed = await http.post(0, f"/v1/experiments/{key}/{action}", body)
         answered = time.monotonic()
-        after = await asyncio.gather(*(http.decide(1, KEY, f"after-{i}") for i in range(ASKED)))
+        after = await asyncio.gather(*(http.decide(1, key, f"after-{i}") for i in range(ASKED)))
     return changed, answered, list(after)
 
 
@@ -63,28 +64,46 @@ def in_experiment(answers: list[Answer]) -> list[Answer]:
     return [x for x in answers if x.ok and x.body["in_experiment"]]
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One database per module and kind: the tests share their replicas, each with an experiment of its own."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'bandit.db'}"
+    url: str = request.getfixturevalue("postgres_module_schema_url")
+    return url
+
+
+@pytest.fixture(scope="module")
+def pair(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
+    """Replicas A and B, started once for the module's tests on this database (the scheduler off)."""
+    replicas = Replicas(database_url, 2, SETTINGS, tmp_path_factory.mktemp("replicas"))
+    replicas.start()
+    yield replicas
+    replicas.stop()
+
+
 @pytest.mark.parametrize("change", list(CHANGES))
-def test_no_stale_state_after_idle(change: str, start_replicas: StartReplicas, engine: Engine):
+def test_no_stale_state_after_idle(change: str, pair: Replicas, engine: Engine):
     action, body, served = CHANGES[change]
-    replicas = start_replicas(2, SETTINGS)
+    replicas, key = pair, f"{KEY}-{change}"
     a, b = replicas.urls
-    create_experiment(a, experiment_body(KEY, ARMS))
-    transition(a, KEY, "start")
-    warm = asyncio.run(ask(b, "warm", WARM))
+    create_experiment(a, experiment_body(key, ARMS))
+    transition(a, key, "start")
+    warm = asyncio.run(ask(b, key, "warm", WARM))
     assert len(in_experiment(warm)) == WARM, summary(warm)
-    experiment_id = rows.experiment(engine, KEY).id
+    experiment_id = rows.experiment(engine, key).id
     before = rows.counters(engine, experiment_id)
     time.sleep(IDLE_S)
 
-    changed, changed_clock, after = asyncio.run(change_then_ask(a, b, action, body))
+    changed, changed_clock, after = asyncio.run(change_then_ask(a, b, key, action, body))
     assert changed.ok, summary([changed])
-    stored = rows.experiment(engine, KEY)
+    stored = rows.experiment(engine, key)
     changed_at = stored.completed_at if change == "complete" else stored.updated_at
     assert changed_at is not None
     stale = in_experiment(after)
     rewarded = asyncio.run(reward_all(b, stale))
     time.sleep(max(0.0, changed_clock + SETTLE_S - time.monotonic()))
-    settled = asyncio.run(ask(b, "settled"))
+    settled = asyncio.run(ask(b, key, "settled"))
 
     problems = []
     if not all(x.ok for x in after + settled):
@@ -118,20 +137,20 @@ def test_no_stale_state_after_idle(change: str, start_replicas: StartReplicas, e
 
 
 @pytest.mark.parametrize("resume", [False, True], ids=["start", "resume"])
-def test_no_stale_state_after_idle_start(resume: bool, start_replicas: StartReplicas, engine: Engine):
-    replicas = start_replicas(2, SETTINGS)
+def test_no_stale_state_after_idle_start(resume: bool, pair: Replicas, engine: Engine):
+    replicas, key = pair, f"{KEY}-{'resume' if resume else 'start'}"
     a, b = replicas.urls
-    create_experiment(a, experiment_body(KEY, ARMS))
+    create_experiment(a, experiment_body(key, ARMS))
     if resume:
-        transition(a, KEY, "start")
-        transition(a, KEY, "pause")
-    warm = asyncio.run(ask(b, "warm", WARM))
+        transition(a, key, "start")
+        transition(a, key, "pause")
+    warm = asyncio.run(ask(b, key, "warm", WARM))
     assert all(x.ok for x in warm) and not in_experiment(warm), summary(warm)
     time.sleep(IDLE_S)
 
-    transition(a, KEY, "start")
+    transition(a, key, "start")
     time.sleep(SETTLE_S)
-    settled = asyncio.run(ask(b, "settled"))
+    settled = asyncio.run(ask(b, key, "settled"))
 
     problems = []
     if not all(x.ok for x in settled):
@@ -142,7 +161,7 @@ def test_no_stale_state_after_idle_start(resume: bool, start_replicas: StartRepl
             f"{SETTLE_S} s after the {'resume' if resume else 'start'} through A, "
             f"B kept {len(kept_out)} of {ASKED} units out of the experiment"
         )
-    stored = {d.id for d in rows.decisions(engine, rows.experiment(engine, KEY).id)}
+    stored = {d.id for d in rows.decisions(engine, rows.experiment(engine, key).id)}
     missing = [x.body["decision_id"] for x in in_experiment(settled) if x.body["decision_id"] not in stored]
     if missing:
         problems.append(f"{len(missing)} decisions B answered in the experiment are not stored")

@@ -36,7 +36,7 @@ from bandit_service.storage.memory import MemoryStorage
 from tests.service.api import ADMIN_KEY, api_client
 from tests.service.conftest import TEST_SETTINGS
 
-EXAMPLES_PER_OPERATION = 8
+EXAMPLES_PER_OPERATION = 5
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 # Seeded experiments, by state; most generated paths are pointed at one of them (see `_aim`).
 KEYS = ("draft-exp", "active-exp", "paused-exp", "ramped-exp", "done-exp")
