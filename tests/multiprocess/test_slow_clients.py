@@ -21,7 +21,6 @@ import resource
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.limits import HALF_SENT, Attacker  # the benchmark's attack: one implementation
 from tests.multiprocess.replicas import PREFIX, SOURCE_ROOT
 
 OPEN_FILES = 1_024
@@ -37,7 +37,6 @@ ATTACK_S = 10.0
 CLIENT_TIMEOUT_S = 20.0  # generous: the test asserts that an answer comes, not how fast
 LOG_BOUND_BYTES = 1_000_000
 STARTUP_TIMEOUT_S = 120.0
-HALF_SENT = b"POST /v1/decisions HTTP/1.1\r\nHost: bandit\r\nContent-Type: application/json\r\n"
 
 
 class Server:
@@ -140,55 +139,6 @@ def open_files_for_the_attack() -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
     yield
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-class Attacker(threading.Thread):
-    """Keeps `connections` half-sent requests open against `port` until stopped; counts those the server closed."""
-
-    def __init__(self, port: int, connections: int) -> None:
-        super().__init__(daemon=True)
-        self._port = port
-        self._connections = connections
-        self._stopping = threading.Event()
-        self.opened = 0
-        self.closed_by_server = 0
-
-    def run(self) -> None:
-        """Open up to `connections`, send half a request on each, reopen those the server closes."""
-        sockets: list[socket.socket] = []
-        try:
-            while not self._stopping.is_set():
-                while len(sockets) < self._connections and not self._stopping.is_set():
-                    try:
-                        sock = socket.create_connection(("127.0.0.1", self._port), timeout=5)
-                        sock.sendall(HALF_SENT)
-                        sock.setblocking(False)
-                    except OSError:
-                        break  # refused or reset under load: retry on the next round
-                    sockets.append(sock)
-                    self.opened += 1
-                sockets = [sock for sock in sockets if self._still_open(sock)]
-                self._stopping.wait(0.2)
-        finally:
-            for sock in sockets:
-                sock.close()
-
-    def stop(self) -> None:
-        """Stop attacking and close every connection."""
-        self._stopping.set()
-        self.join()
-
-    def _still_open(self, sock: socket.socket) -> bool:
-        try:
-            if sock.recv(4_096) == b"":  # the server closed it (or answered and closed)
-                raise ConnectionResetError
-        except BlockingIOError:
-            return True
-        except OSError:
-            pass
-        self.closed_by_server += 1
-        sock.close()
-        return False
 
 
 def _answer(url: str) -> tuple[int, str | None] | str:
