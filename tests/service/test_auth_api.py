@@ -194,9 +194,12 @@ def test_a_key_is_shown_once_listed_without_itself_and_refused_once_revoked(clie
     ],
 )
 def test_bad_key_requests_are_refused_with_the_field(client, body, status, field) -> None:
+    before = client.get("/v1/keys").json()
     response = client.post("/v1/keys", json=body)
     assert response.status_code == status, response.text
     assert response.json().get("field") == field
+    assert response.headers["content-type"] == "application/problem+json"
+    assert client.get("/v1/keys").json() == before  # no key was made
 
 
 def test_the_last_admin_key_cannot_be_revoked_and_unknown_names_are_404(client) -> None:
