@@ -8,11 +8,13 @@ Constraints live in the types (`Meta`) and every struct forbids unknown fields. 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from bandit_service.core.automation import Automation
 from bandit_service.core.fields import (
     ArmName,
     Attributes,
@@ -24,16 +26,21 @@ from bandit_service.core.fields import (
     Key,
     Metrics,
     Name,
+    Priority,
     Probability,
     SampleSize,
     Seconds,
     Targeting,
     UnitId,
+    WebhookUrl,
 )
 from bandit_service.core.model import Namespace, RewardKind
 from bandit_service.core.reporting.inputs import DecisionCriteria
 from bandit_service.core.roles import Role
+from bandit_service.core.trials import Aggregate, Missing, TrialKind
 from policies import PolicyConfig, ThompsonSampling
+
+EndsAt = Annotated[datetime, Meta(tz=True, description="RFC 3339 time with an offset, e.g. 2026-12-31T00:00:00Z")]
 
 
 class _Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -70,6 +77,20 @@ class ExperimentIn(_Wire, frozen=True, kw_only=True):
     min_sample_size: SampleSize | None = None
     minimum_detectable_effect: Finite | None = None  # absolute, or a share of the control's mean with mde_relative
     mde_relative: bool = False
+    # Trials: what the statistics count (default: "unit" when sticky, else "decision"), how a unit
+    # trial's rewards combine (default: "max" for bernoulli, "sum" for continuous), and what a
+    # trial without a reward counts as (default: {"value": default_reward}).
+    trial: TrialKind | None = None
+    aggregate: Aggregate | None = None
+    missing: Missing | None = None
+    # The feature this experiment serves, and its place among the feature's experiments (lower first).
+    feature: Key | None = None
+    priority: Priority = 0
+    # When it ends on its own (an RFC 3339 time, and/or a duration from its first start).
+    ends_at: EndsAt | None = None
+    max_duration_s: Seconds | None = None
+    automation: Automation | None = None
+    webhook_url: WebhookUrl | None = None
 
 
 class ExperimentPatch(_Wire, frozen=True, kw_only=True):
@@ -92,6 +113,15 @@ class ExperimentPatch(_Wire, frozen=True, kw_only=True):
     min_sample_size: SampleSize | UnsetType | None = UNSET
     minimum_detectable_effect: Finite | UnsetType | None = UNSET
     mde_relative: bool | UnsetType = UNSET
+    trial: TrialKind | UnsetType = UNSET
+    aggregate: Aggregate | UnsetType = UNSET
+    missing: Missing | UnsetType = UNSET
+    feature: Key | UnsetType | None = UNSET
+    priority: Priority | UnsetType = UNSET
+    ends_at: EndsAt | UnsetType | None = UNSET
+    max_duration_s: Seconds | UnsetType | None = UNSET
+    automation: Automation | UnsetType | None = UNSET
+    webhook_url: WebhookUrl | UnsetType | None = UNSET
 
 
 class ShiftStepIn(_Wire, frozen=True, kw_only=True):

@@ -14,9 +14,10 @@ from bandit_service.core.model import (
     ExperimentConfig,
 )
 from bandit_service.core.reporting.inputs import MAX_GUARDRAILS, PRIMARY
+from bandit_service.core.trials import MissingValue
 from policies import ConfigError, PolicyConfig, validate_weights
 
-__all__ = ["MAX_GUARDRAILS", "bound_policy", "check_analysis", "check_config", "initial_weights"]
+__all__ = ["MAX_GUARDRAILS", "bound_policy", "check_analysis", "check_config", "initial_weights", "with_missing"]
 
 
 def check_config(arms: Sequence[Arm], config: ExperimentConfig) -> None:
@@ -41,9 +42,10 @@ def check_config(arms: Sequence[Arm], config: ExperimentConfig) -> None:
             raise InvalidFieldError(str(exc), field="arms[].weight") from exc
     if config.control not in seen:
         raise InvalidFieldError(f"control {config.control!r} is not one of the arms {names}", field="control")
+    _check_trials(config)
     if config.reward == "bernoulli" and config.default_reward not in (0.0, 1.0):
         raise InvalidFieldError(
-            f"a bernoulli experiment's default_reward must be 0 or 1, got {config.default_reward}",
+            f"a bernoulli experiment's default_reward (missing.value) must be 0 or 1, got {config.default_reward}",
             field="default_reward",
         )
     try:
@@ -53,6 +55,37 @@ def check_config(arms: Sequence[Arm], config: ExperimentConfig) -> None:
         # The one place where the library's parameter errors become the API's field errors.
         raise InvalidFieldError(str(exc), field=f"policy.{exc.field}") from exc
     check_analysis(config)
+
+
+def with_missing(config: ExperimentConfig, *, given_default: bool) -> ExperimentConfig:
+    """The config with `default_reward` equal to `missing`'s value (one number, two names for it).
+
+    `given_default`: the request also set `default_reward`; a different `missing` value is refused.
+    """
+    value = config.missing.value if isinstance(config.missing, MissingValue) else None
+    if value is None or value == config.default_reward:
+        return config
+    if given_default:
+        raise InvalidFieldError(
+            f"missing.value ({value}) and default_reward ({config.default_reward}) disagree; give one of them",
+            field="missing",
+        )
+    return msgspec.structs.replace(config, default_reward=value)
+
+
+def _check_trials(config: ExperimentConfig) -> None:
+    if config.trial == "unit" and not config.sticky:
+        raise InvalidFieldError(
+            'trial "unit" needs a sticky experiment (a unit keeps its arm for its trial); '
+            'use trial "decision" with sticky false',
+            field="trial",
+        )
+    if config.reward == "bernoulli" and config.aggregate in ("sum", "mean"):
+        raise InvalidFieldError(
+            f'a bernoulli experiment\'s trial is 0 or 1: aggregate "max" (converted at least once) or "last", '
+            f"not {config.aggregate!r}",
+            field="aggregate",
+        )
 
 
 def _check_metric(name: str, field: str) -> None:

@@ -22,11 +22,13 @@ __all__ = [
     "MetricName",
     "Metrics",
     "Name",
+    "Priority",
     "Probability",
     "SampleSize",
     "Seconds",
     "Targeting",
     "UnitId",
+    "WebhookUrl",
 ]
 
 NO_NUL = r"^[^\x00]*$"
@@ -62,4 +64,14 @@ Targeting = Annotated[
 ]
 Metrics = Annotated[dict[MetricName, Finite], Meta(max_length=32)]
 
+Priority = Annotated[int, Meta(ge=-1_000_000, le=1_000_000, description="Lower is evaluated first.")]
+WebhookUrl = Annotated[
+    str,
+    Meta(
+        pattern=r"^https?://[^\s/?#]+[^\s]*$",
+        max_length=2_000,
+        description="An http(s) URL that receives signed JSON lifecycle events.",
+        examples=["https://hooks.example.com/bandit"],
+    ),
+]
 HoldSeconds = Annotated[int, Meta(ge=1, le=10 * 365 * 86_400, description="Seconds to hold a step.")]

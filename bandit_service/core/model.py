@@ -6,9 +6,11 @@ from typing import Any, Literal
 
 import msgspec
 
+from bandit_service.core.automation import Automation
 from bandit_service.core.fields import Key, Probability
 from bandit_service.core.plans import PlanState, PlanStep
 from bandit_service.core.reporting.inputs import DecisionCriteria
+from bandit_service.core.trials import Aggregate, Missing, TrialKind, missing_value
 from policies import ArmStats, PolicyConfig
 
 __all__ = [
@@ -86,6 +88,23 @@ class ExperimentConfig(_Value, frozen=True, kw_only=True):
     min_sample_size: int | None = None  # observations per arm the report waits for
     minimum_detectable_effect: float | None = None  # or the sample size that detects this effect
     mde_relative: bool = False  # the effect is a share of the control's mean
+    # What a trial is, how its rewards combine, and what a trial without a reward counts as.
+    trial: TrialKind = "decision"  # stored resolved; experiments stored before trials existed count decisions
+    aggregate: Aggregate = "last"
+    missing: Missing | None = None  # None (stored before trials existed): the value default_reward
+    # The feature it serves (None: asked for by key only), and its place among the feature's experiments.
+    feature: Key | None = None
+    priority: int = 0
+    # When it ends on its own, what the scheduler may do by itself, and where lifecycle events go.
+    ends_at: float | None = None
+    max_duration_s: int | None = None
+    automation: Automation | None = None
+    webhook_url: str | None = None
+
+    @property
+    def missing_reward(self) -> float | None:
+        """The value a trial without a reward counts with; None when such trials are excluded."""
+        return self.default_reward if self.missing is None else missing_value(self.missing)
 
 
 class NewExperiment(_Value, frozen=True, kw_only=True):

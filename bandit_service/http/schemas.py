@@ -11,11 +11,13 @@ from typing import Any, Literal
 
 import msgspec
 
+from bandit_service.core.automation import Automation
 from bandit_service.core.commands import *  # noqa: F403  (the request half of the wire)
 from bandit_service.core.commands import RampStepIn, ShiftStepIn
 from bandit_service.core.model import ExperimentStatus, Namespace, PlanStatus, RewardKind, WeightsReason
 from bandit_service.core.reporting.inputs import DecisionCriteria
 from bandit_service.core.roles import Role
+from bandit_service.core.trials import Aggregate, Missing, TrialKind
 from policies import PolicyConfig
 
 
@@ -137,6 +139,15 @@ class ExperimentOut(_Wire, frozen=True, kw_only=True, omit_defaults=True):
     completed_at: datetime | None
     stats: dict[str, ArmStatsOut] | None = None
     namespace: Namespace | None = None
+    trial: TrialKind
+    aggregate: Aggregate
+    missing: Missing
+    priority: int
+    feature: str | None = None
+    ends_at: datetime | None = None
+    max_duration_s: int | None = None
+    automation: Automation | None = None
+    webhook_url: str | None = None
 
 
 class ExperimentList(_Wire, frozen=True, kw_only=True):

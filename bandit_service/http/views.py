@@ -21,6 +21,7 @@ from bandit_service.core.model import (
 from bandit_service.core.plans import PlanState, PlanStep
 from bandit_service.core.roles import ApiKey
 from bandit_service.core.timestamps import to_datetime
+from bandit_service.core.trials import MissingValue
 from bandit_service.http.schemas import (
     ArmOut,
     ArmStatsOut,
@@ -112,6 +113,15 @@ def experiment_out(experiment: Experiment, counts: Sequence[ArmCounts] | None = 
         completed_at=_maybe_time(experiment.completed_at),
         stats=stats,
         namespace=config.namespace,
+        trial=config.trial,
+        aggregate=config.aggregate,
+        missing=config.missing if config.missing is not None else MissingValue(value=config.default_reward),
+        priority=config.priority,
+        feature=config.feature,
+        ends_at=_maybe_time(config.ends_at),
+        max_duration_s=config.max_duration_s,
+        automation=config.automation,
+        webhook_url=config.webhook_url,
     )
 
 

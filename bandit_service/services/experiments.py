@@ -8,6 +8,7 @@ same state; each change is written to the audit log with its before and after va
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -21,7 +22,7 @@ from bandit_service.core.errors import (
     InvalidFieldError,
     NotFoundError,
 )
-from bandit_service.core.experiment_rules import check_config, initial_weights
+from bandit_service.core.experiment_rules import check_config, initial_weights, with_missing
 from bandit_service.core.lifecycle import next_status
 from bandit_service.core.model import (
     Arm,
@@ -34,6 +35,7 @@ from bandit_service.core.model import (
     WeightsHistory,
     WeightsRecord,
 )
+from bandit_service.core.trials import MissingValue, default_aggregate, default_trial
 from bandit_service.core.weights import with_weights
 from bandit_service.ports import Clock, IdFactory, Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
@@ -44,10 +46,34 @@ from policies import ArmStats, validate_weights
 
 __all__ = ["EditedExperiment", "ExperimentEdit", "ExperimentService", "create_experiments", "edit_experiments"]
 
-DRAFT_ONLY = ("arms", "control", "policy", "reward", "sticky", "reward_window_s", "default_reward", "namespace")
+DRAFT_ONLY = (
+    "arms",
+    "control",
+    "policy",
+    "reward",
+    "sticky",
+    "reward_window_s",
+    "default_reward",
+    "namespace",
+    "trial",
+    "aggregate",
+    "missing",
+)
 # Analysis settings change what the report concludes, never what units get: allowed in any status.
 ANALYSIS = ("criteria", "min_sample_size", "minimum_detectable_effect", "mde_relative")
 ANY_TIME = ("name", "description", *ANALYSIS)
+# Where it is served from and how it ends: changeable until it is completed.
+UNTIL_COMPLETED = (
+    "exposure",
+    "targeting",
+    "reweight_every_s",
+    "feature",
+    "priority",
+    "ends_at",
+    "max_duration_s",
+    "automation",
+    "webhook_url",
+)
 
 
 class EditedExperiment(msgspec.Struct, frozen=True, kw_only=True):
@@ -192,7 +218,7 @@ def _patch(experiment: Experiment, patch: ExperimentPatch, now: float, actor: st
     if experiment.status == "draft":
         allowed = tuple(given)
     elif experiment.status != "completed":
-        allowed = (*ANY_TIME, "exposure", "targeting", "reweight_every_s")
+        allowed = (*ANY_TIME, *UNTIL_COMPLETED)
     for name in given:
         if name not in allowed:
             when = "while the experiment is a draft" if name in DRAFT_ONLY else "before the experiment is completed"
@@ -205,7 +231,11 @@ def _patch(experiment: Experiment, patch: ExperimentPatch, now: float, actor: st
     config_changes = {k: v for k, v in given.items() if k in ExperimentConfig.__struct_fields__}
     if "control" in given and given["control"] is None:
         config_changes["control"] = arms[0].name
-    config = msgspec.structs.replace(experiment.config, **config_changes)
+    if isinstance(given.get("ends_at"), datetime):
+        config_changes["ends_at"] = given["ends_at"].timestamp()
+    if "default_reward" in given and "missing" not in given and experiment.config.missing != "exclude":
+        config_changes["missing"] = MissingValue(value=given["default_reward"])
+    config = with_missing(msgspec.structs.replace(experiment.config, **config_changes), given_default=False)
     check_config(arms, config)
     next_at = experiment.next_reweight_at
     if "reweight_every_s" in given and experiment.status in ("active", "paused") and next_at is not None:
@@ -324,7 +354,17 @@ class ExperimentService:
             min_sample_size=data.min_sample_size,
             minimum_detectable_effect=data.minimum_detectable_effect,
             mde_relative=data.mde_relative,
+            trial=data.trial if data.trial is not None else default_trial(data.sticky),
+            aggregate=data.aggregate if data.aggregate is not None else default_aggregate(data.reward),
+            missing=data.missing if data.missing is not None else MissingValue(value=data.default_reward),
+            feature=data.feature,
+            priority=data.priority,
+            ends_at=data.ends_at.timestamp() if data.ends_at is not None else None,
+            max_duration_s=data.max_duration_s,
+            automation=data.automation,
+            webhook_url=data.webhook_url,
         )
+        config = with_missing(config, given_default=data.default_reward != 0.0)
         check_config(arms, config)
         new = NewExperiment(
             key=data.key,
