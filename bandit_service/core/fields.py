@@ -71,7 +71,6 @@ WebhookUrl = Annotated[
         pattern=r"^https?://[^\s/?#]+[^\s]*$",
         max_length=2_000,
         description="An http(s) URL that receives signed JSON lifecycle events.",
-        examples=["https://hooks.example.com/bandit"],
     ),
 ]
 HoldSeconds = Annotated[int, Meta(ge=1, le=10 * 365 * 86_400, description="Seconds to hold a step.")]
