@@ -70,6 +70,7 @@ def create_app(
         dependencies={
             "experiments": Provide(runtime.experiments, sync_to_thread=False),
             "decisions": Provide(runtime.decisions, sync_to_thread=False),
+            "features": Provide(runtime.features, sync_to_thread=False),
             "rewards": Provide(runtime.rewards, sync_to_thread=False),
             "storage": Provide(runtime.storage_provider, sync_to_thread=False),
             "rollouts": Provide(runtime.rollouts, sync_to_thread=False),
@@ -77,6 +78,7 @@ def create_app(
             "reports": Provide(runtime.reports, sync_to_thread=False),
             "readiness": Provide(runtime.readiness, sync_to_thread=False),
             "keys": Provide(runtime.keys, sync_to_thread=False),
+            "webhooks": Provide(runtime.webhooks, sync_to_thread=False),
             "caller": Provide(caller, sync_to_thread=False),
             **observed.dependencies,
         },

@@ -27,14 +27,19 @@ from bandit_service.core.model import (
     ExperimentChanges,
     ExperimentStatus,
     ExpiredDecision,
+    Exposure,
+    Feature,
     LoggedEvent,
     NewExperiment,
+    OpenTrial,
+    RewardWrite,
     Rollout,
     StoredReward,
     WeightsRecord,
 )
 from bandit_service.core.report_data import ReportData, SegmentData
 from bandit_service.core.roles import ApiKey
+from bandit_service.core.webhooks import Delivery, DeliveryEntry, DeliveryStatus
 
 __all__ = ["Clock", "DueKind", "IdFactory", "Job", "Storage", "WriteStats", "WriteTx"]
 
@@ -86,7 +91,12 @@ class WriteTx(Protocol):
         ...
 
     def log_event(self, event: Event) -> None:
-        """Add an audit-log entry."""
+        """Add an audit-log entry, and queue it for the webhook URLs of its experiment and of the storage
+        (`Storage.webhook_url`), one delivery per distinct URL, in this same transaction."""
+        ...
+
+    def update_delivery(self, delivery: Delivery, attempts: int) -> bool:
+        """Compare-and-set: write a delivery's state if it is still pending after `attempts` attempts."""
         ...
 
     def assignments(self, experiment_id: int, units: Collection[str]) -> dict[str, Assignment]:
@@ -101,30 +111,56 @@ class WriteTx(Protocol):
         """
         ...
 
+    def rebalance_page(
+        self, experiment_id: int, version: int, after: str | None, limit: int
+    ) -> list[tuple[str, Assignment]] | None:
+        """Up to `limit` assignments stored before weights `version` (a smaller `weights_version`), by
+        unit, after unit `after` (None: from the first); None once the experiment's weights version is
+        not `version`. Locks the experiment's row until commit against decisions (which lock it shared),
+        so no decision reads an assignment this transaction then moves."""
+        ...
+
+    def move_assignments(self, experiment_id: int, moves: Sequence[tuple[str, Assignment, Assignment]]) -> int:
+        """Set each unit's assignment from the first value (compare-and-set on its arm and weights
+        version) to the second, open trial included; how many moved."""
+        ...
+
+    def set_moved(self, experiment_id: int, version: int, moved: float) -> None:
+        """Set the moved share of weights version `version` in the weights history."""
+        ...
+
+    def open_trials(self, experiment_id: int, trials: Sequence[OpenTrial]) -> None:
+        """Record units' newly opened unit trials on their stored assignments."""
+        ...
+
+    def count_exposures(self, rows: Sequence[Exposure]) -> None:
+        """Count decisions served inside open unit trials (they are not logged)."""
+        ...
+
     def active_experiments(self, ids: Collection[int]) -> set[int]:
         """Those of these experiments that are active, read under a lock that keeps their status
         until this transaction commits (a pause or completion waits for it, or it waits for them)."""
         ...
 
     def insert_decisions(self, rows: Sequence[Decision]) -> None:
-        """Log decisions as pending and count them per arm and per weights period."""
+        """Log decisions as pending trials and count them (trial, exposure, new unit) per arm and weights period."""
         ...
 
     def decision_contexts(self, ids: Collection[str]) -> dict[str, DecisionContext]:
-        """Decisions by id, with their experiment's key, reward kind and status (locked as in
-        `active_experiments`), the arm's name and their reward (if any)."""
+        """Decisions by id, with their experiment's key, reward kind, trial rules and status (locked as
+        in `active_experiments`), the arm's name and the rewards their trial has (by seq)."""
         ...
 
     def rewards_by_key(self, keys: Collection[str]) -> dict[str, StoredReward]:
         """Rewards by idempotency key."""
         ...
 
-    def insert_rewards(self, rows: Sequence[StoredReward]) -> None:
-        """Store rewards, mark their pending decisions rewarded (ConflictError if one is not), count them."""
+    def insert_rewards(self, rows: Sequence[RewardWrite]) -> None:
+        """Store rewards; a trial's first marks it rewarded (ConflictError if it is not pending); count them."""
         ...
 
     def expire_decisions(self, ids: Collection[str]) -> list[ExpiredDecision]:
-        """Mark still-pending decisions expired and count them with their experiment's default reward."""
+        """Mark still-pending trials expired (or excluded) and count them as their experiment's `missing` says."""
         ...
 
     def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
@@ -155,6 +191,25 @@ class WriteTx(Protocol):
         """A real write that leaves no trace, waiting for the locks a decision waits for (readiness)."""
         ...
 
+    def feature(self, key: str) -> Feature | None:
+        """The feature with this key (None: none, or deleted), read under a share lock: it is neither
+        replaced nor deleted before this transaction commits."""
+        ...
+
+    def save_feature(self, feature: Feature) -> tuple[Feature, bool]:
+        """Create or replace a feature (a deleted one comes back new), with the next change number; the
+        stored feature (a replaced one keeps its `created_at`) and whether it was created."""
+        ...
+
+    def delete_feature(self, key: str, now: float) -> Feature | None:
+        """Delete a feature, leaving a tombstone with the next change number (so other processes' caches
+        see it); the deleted feature, or None if there was none."""
+        ...
+
+    def feature_experiments(self, key: str) -> list[Experiment]:
+        """Experiments that serve feature `key`, in any status, by id."""
+        ...
+
 
 Job = Callable[[WriteTx, Sequence[Any]], list[Any]]
 """A write job: one outcome per item, in order; an exception *instance* as an outcome refuses
@@ -172,6 +227,9 @@ class WriteStats(msgspec.Struct, frozen=True, kw_only=True):
 @runtime_checkable
 class Storage(Protocol):
     """The database as the services see it; every method but `stats` is async."""
+
+    webhook_url: str | None
+    """The global webhook: every audit-log entry is also queued for it (set from the settings before `open`)."""
 
     async def open(self) -> None:
         """Create missing tables and start the writer (safe from several processes at once)."""
@@ -214,6 +272,10 @@ class Storage(Protocol):
         """The most recent `limit` weights-history rows, oldest first."""
         ...
 
+    async def assignment_counts(self, experiment_id: int, before_version: int) -> dict[int, int]:
+        """Sticky assignments per arm stored before weights `before_version` (arms without any left out)."""
+        ...
+
     async def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
         """The experiment's plans by kind, finished ones included."""
         ...
@@ -241,4 +303,26 @@ class Storage(Protocol):
 
     async def segment_data(self, experiment: Experiment, attribute: str, max_segments: int) -> SegmentData:
         """The same per value of a decision attribute (InvalidFieldError beyond `max_segments` values)."""
+        ...
+
+    async def due_deliveries(self, now: float, limit: int) -> list[DeliveryEntry]:
+        """Pending webhook deliveries due at `now`, with their events, the longest-waiting first."""
+        ...
+
+    async def deliveries(
+        self, experiment_id: int | None, status: DeliveryStatus | None, before: int | None, limit: int
+    ) -> list[DeliveryEntry]:
+        """Webhook deliveries newest first (of one experiment, or all), optionally of one status, ids < `before`."""
+        ...
+
+    async def feature(self, key: str) -> Feature | None:
+        """The feature with this key (None: none, or deleted)."""
+        ...
+
+    async def features(self) -> list[Feature]:
+        """Every feature, by key."""
+        ...
+
+    async def feature_experiments(self, key: str) -> list[Experiment]:
+        """Experiments that serve feature `key`, in any status, by id."""
         ...

@@ -13,9 +13,11 @@ import msgspec
 from bandit_service.core.telemetry import NoTelemetry, Telemetry
 from bandit_service.ports import Clock, IdFactory, Storage
 from bandit_service.services.audit import AuditService
+from bandit_service.services.automation import AutomationService
 from bandit_service.services.cache import ExperimentCache
 from bandit_service.services.decisions import DecisionService
 from bandit_service.services.experiments import ExperimentService
+from bandit_service.services.features import FeatureCache, FeatureService
 from bandit_service.services.keys import KeyService
 from bandit_service.services.readiness import Readiness
 from bandit_service.services.reports import ReportService
@@ -23,6 +25,7 @@ from bandit_service.services.rewards import RewardService
 from bandit_service.services.reweighting import Reweighter
 from bandit_service.services.rollouts import RolloutService
 from bandit_service.services.scheduler import Scheduler
+from bandit_service.services.webhooks import WebhookService
 from bandit_service.settings import Settings
 
 __all__ = ["Runtime", "Services"]
@@ -37,14 +40,17 @@ class Services(msgspec.Struct, frozen=True, kw_only=True):
     cache: ExperimentCache
     experiments: ExperimentService
     decisions: DecisionService
+    features: FeatureService
     rewards: RewardService
     reweighter: Reweighter
     rollouts: RolloutService
+    automation: AutomationService
     audit: AuditService
     reports: ReportService
     keys: KeyService
     scheduler: Scheduler | None
     readiness: Readiness
+    webhooks: WebhookService
 
 
 class Runtime:
@@ -70,13 +76,17 @@ class Runtime:
     async def open(self) -> None:
         """Open the storage (tables, writer), build the services, start the scheduler."""
         settings, storage, clock = self.settings, self.storage, self.clock
+        storage.webhook_url = settings.webhook_url  # every audit entry is queued for it too (`ports.Storage`)
         await storage.open()
         cache = ExperimentCache(storage, clock, settings.cache_ttl_s)
+        feature_cache = FeatureCache(storage, cache)  # shares the experiment cache's polls
         reweighter = Reweighter(storage, cache, self.telemetry)
         rewards = RewardService(storage, clock, settings.expire_chunk)
-        experiments = ExperimentService(storage, cache, reweighter, clock, self.ids)
+        signed = settings.webhook_secret is not None
+        experiments = ExperimentService(storage, cache, reweighter, clock, self.ids, webhooks_signed=signed)
         reports = ReportService(storage)
         rollouts = RolloutService(storage, cache, experiments, clock, reports.guardrail_breach)
+        automation = AutomationService(storage, cache, reports)
         keys = KeyService(storage, clock, settings.cache_ttl_s)
         if settings.auth:
             _announce(await keys.bootstrap(settings.admin_key))
@@ -85,22 +95,35 @@ class Runtime:
                 "AUTHENTICATION IS OFF (--no-auth / BANDIT_AUTH=off): anyone who reaches this port can create, "
                 "change, pause and complete experiments and read every report. Use it for local play only."
             )
+        webhooks = WebhookService(storage, clock, settings.webhook_secret)
         scheduler = None
         if settings.scheduler_enabled:
-            scheduler = Scheduler(reweighter, rewards, clock, settings.scheduler_tick_s, rollouts, self.telemetry)
+            scheduler = Scheduler(
+                reweighter,
+                rewards,
+                clock,
+                settings.scheduler_tick_s,
+                rollouts,
+                self.telemetry,
+                automation,
+                webhooks=webhooks,
+            )
             scheduler.start()
         self._services = Services(
             storage=storage,
             cache=cache,
             experiments=experiments,
-            decisions=DecisionService(storage, cache, clock, self.ids, self.telemetry),
+            decisions=DecisionService(storage, cache, clock, self.ids, self.telemetry, features=feature_cache),
+            features=FeatureService(storage, feature_cache, clock),
             rewards=rewards,
             reweighter=reweighter,
             reports=reports,
             rollouts=rollouts,
+            automation=automation,
             audit=AuditService(storage),
             keys=keys,
             scheduler=scheduler,
+            webhooks=webhooks,
             readiness=Readiness(
                 storage, scheduler, timeout_s=settings.ready_timeout_ms / 1000.0, stuck_after_s=_stuck_after_s(settings)
             ),
@@ -113,6 +136,8 @@ class Runtime:
             return
         if services.scheduler is not None:
             await services.scheduler.stop()
+        await services.webhooks.close()
+        await services.features.close()
         await services.cache.close()
         await services.storage.close()
 
@@ -127,6 +152,14 @@ class Runtime:
     def rewards(self) -> RewardService:
         """Dependency provider."""
         return self.services.rewards
+
+    def features(self) -> FeatureService:
+        """Dependency provider."""
+        return self.services.features
+
+    def webhooks(self) -> WebhookService:
+        """Dependency provider."""
+        return self.services.webhooks
 
     def storage_provider(self) -> Storage:
         """Dependency provider."""

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from bandit_service.core.fields import WebhookUrl
+
 __all__ = ["API_KEY_VARIABLE", "ENV_PREFIX", "Settings"]
 
 ENV_PREFIX = "BANDIT_"
@@ -92,6 +94,21 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     Retry-After. 0 waits forever (PostgreSQL's default), which lets such a lock hang every request."""
     ready_timeout_ms: Annotated[int, Meta(ge=10, le=60_000)] = 2_000
     """GET /readyz answers 503 when its probe write has not committed within this many milliseconds."""
+    webhook_url: WebhookUrl | None = None
+    """The global webhook: an http(s) URL that receives every experiment's lifecycle events and automatic
+    actions (each experiment's own `webhook_url` receives its own too). Needs `webhook_secret`."""
+    webhook_secret: Annotated[str, Meta(min_length=16, max_length=200, pattern=r"^\S+$")] | None = None
+    """The key every webhook event is signed with (HMAC-SHA256, header `X-Bandit-Signature`); receivers verify
+    with the same value. Without it the service refuses to start with `webhook_url` set, and refuses an
+    experiment's `webhook_url` (422): it never sends an unsigned event nor makes up a key."""
+
+    def __post_init__(self) -> None:
+        """Refuse a webhook URL without a signing secret: receivers could not tell our events from forgeries."""
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError(
+                "BANDIT_WEBHOOK_URL is set but BANDIT_WEBHOOK_SECRET is not: every webhook event is signed, and"
+                " receivers verify it with that secret; set one (16+ characters, e.g. `openssl rand -hex 32`)"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -1,8 +1,9 @@
-"""Automation: what the scheduler may do to an experiment on its own, and when it ends.
+"""Automation settings: what the scheduler may do to an experiment on its own (all off by default).
 
-Each action is optional; none is armed unless the operator sets it. The scheduler acts on them
-at a reweight (see `services.automation`); every action is recorded in the audit log with the
-report figures that triggered it.
+Stored in the experiment's config (`ExperimentConfig.automation`) with its end (`ends_at`,
+`max_duration_s`). The rule that acts on them is `core.automation_rules.decide`, applied by the
+scheduler's automation pass (`services.automation`); every action is recorded in the audit log
+with the report figures that triggered it.
 """
 
 from __future__ import annotations

@@ -142,20 +142,37 @@ class WeightsIn(_Wire, frozen=True, kw_only=True):
     """Body of PUT .../weights: manual weights of a fixed split, one per arm, summing to 1."""
 
     weights: Annotated[dict[ArmName, Finite], Meta(min_length=1, max_length=50)]
+    rebalance: bool = False
+    """False: sticky units keep their arm (new units follow the new weights). True: move the fewest
+    stored units that makes them, too, split by the new weights (see `core.rebalance`)."""
 
 
 class DecisionIn(_Wire, frozen=True, kw_only=True):
-    """Body of POST /v1/decisions."""
+    """Body of POST /v1/decisions: give `experiment` (its key) or `feature` (what the app asks about), not both."""
 
-    experiment: Key
+    experiment: Key | None = None
+    feature: Key | None = None
     unit: UnitId | None = None
     attributes: Attributes = msgspec.field(default_factory=dict)
 
 
-class RewardIn(_Wire, frozen=True, kw_only=True):
-    """Body of POST /v1/rewards (and one item of POST /v1/rewards/batch)."""
+class FeatureIn(_Wire, frozen=True, kw_only=True):
+    """Body of PUT /v1/features/{key}: what it is for, and the payload apps get when no experiment serves them."""
 
-    decision_id: DecisionId
+    description: Description = ""
+    default_payload: Any
+
+
+class RewardIn(_Wire, frozen=True, kw_only=True):
+    """Body of POST /v1/rewards (and one item of POST /v1/rewards/batch).
+
+    It names its trial by `decision_id`, or by `experiment` and `unit` (the unit's current trial,
+    for `trial: "unit"` experiments); exactly one of the two.
+    """
+
+    decision_id: DecisionId | None = None
+    experiment: Key | None = None
+    unit: UnitId | None = None
     reward: Finite
     metrics: Metrics = msgspec.field(default_factory=dict)
     idempotency_key: IdempotencyKey | None = None

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from bandit_service.core.automation import Automation
 from bandit_service.core.errors import InvalidFieldError
 from bandit_service.core.fields import MetricName
 from bandit_service.core.json_limits import free_json_problem
@@ -13,11 +14,22 @@ from bandit_service.core.model import (
     Arm,
     ExperimentConfig,
 )
+from bandit_service.core.plans import PlanError, PlanStep, validate_plan
 from bandit_service.core.reporting.inputs import MAX_GUARDRAILS, PRIMARY
+from bandit_service.core.targeting import check_targeting
+from bandit_service.core.timestamps import to_datetime
 from bandit_service.core.trials import MissingValue
 from policies import ConfigError, PolicyConfig, validate_weights
 
-__all__ = ["MAX_GUARDRAILS", "bound_policy", "check_analysis", "check_config", "initial_weights", "with_missing"]
+__all__ = [
+    "MAX_GUARDRAILS",
+    "bound_policy",
+    "check_analysis",
+    "check_config",
+    "check_end",
+    "initial_weights",
+    "with_missing",
+]
 
 
 def check_config(arms: Sequence[Arm], config: ExperimentConfig) -> None:
@@ -42,6 +54,7 @@ def check_config(arms: Sequence[Arm], config: ExperimentConfig) -> None:
             raise InvalidFieldError(str(exc), field="arms[].weight") from exc
     if config.control not in seen:
         raise InvalidFieldError(f"control {config.control!r} is not one of the arms {names}", field="control")
+    check_targeting(config.targeting)
     _check_trials(config)
     if config.reward == "bernoulli" and config.default_reward not in (0.0, 1.0):
         raise InvalidFieldError(
@@ -55,6 +68,47 @@ def check_config(arms: Sequence[Arm], config: ExperimentConfig) -> None:
         # The one place where the library's parameter errors become the API's field errors.
         raise InvalidFieldError(str(exc), field=f"policy.{exc.field}") from exc
     check_analysis(config)
+    _check_automation(config.automation)
+
+
+def _check_automation(automation: Automation | None) -> None:
+    """A ship plan needs `on_ship`, and is a completion plan (POST .../complete's rules) that ends at share 1."""
+    if automation is None or automation.ship_plan is None:
+        return
+    if automation.on_ship is None:
+        raise InvalidFieldError(
+            'automation.ship_plan needs automation.on_ship "complete" (the plan is how a ship completes)',
+            field="automation.ship_plan",
+        )
+    steps = automation.ship_plan
+    try:
+        validate_plan([PlanStep(s.share, s.hold_s) for s in steps], "automation.ship_plan", "share")
+    except PlanError as exc:
+        raise InvalidFieldError(str(exc), field=exc.field) from exc
+    if steps[-1].share != 1.0:
+        field = f"automation.ship_plan[{len(steps) - 1}].share"
+        raise InvalidFieldError(
+            f"{field}: the last step of a ship plan gives the winner all traffic (share 1), got {steps[-1].share}",
+            field=field,
+        )
+
+
+def check_end(config: ExperimentConfig, before: ExperimentConfig | None, started_at: float | None, now: float) -> None:
+    """Refuse a new or changed end that has already passed: the experiment would end at the next tick."""
+    ends_at = config.ends_at
+    if ends_at is not None and (before is None or ends_at != before.ends_at) and ends_at <= now:
+        raise InvalidFieldError(
+            f"ends_at {to_datetime(ends_at).isoformat()} is not in the future (now {to_datetime(now).isoformat()})",
+            field="ends_at",
+        )
+    limit = config.max_duration_s
+    changed = before is None or limit != before.max_duration_s
+    if limit is not None and changed and started_at is not None and started_at + limit <= now:
+        raise InvalidFieldError(
+            f"max_duration_s {limit} counts from the first start at {to_datetime(started_at).isoformat()} "
+            f"and has already passed (now {to_datetime(now).isoformat()})",
+            field="max_duration_s",
+        )
 
 
 def with_missing(config: ExperimentConfig, *, given_default: bool) -> ExperimentConfig:

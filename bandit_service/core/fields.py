@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from msgspec import Meta
 
 __all__ = [
+    "ATTRIBUTE_NAME",
     "NO_NUL",
     "ArmName",
     "AttributeKey",
@@ -24,6 +25,7 @@ __all__ = [
     "Name",
     "Priority",
     "Probability",
+    "SafeInt",
     "SampleSize",
     "Seconds",
     "Targeting",
@@ -46,7 +48,9 @@ Description = Annotated[str, Meta(max_length=4_000, pattern=NO_NUL)]
 UnitId = Annotated[str, Meta(min_length=1, max_length=256, pattern=NO_NUL, description="User, tenant or request id.")]
 DecisionId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
-AttributeKey = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")]
+# An attribute's name, unanchored (the targeting grammar matches it whole, beside its operators).
+ATTRIBUTE_NAME = r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}"
+AttributeKey = Annotated[str, Meta(pattern=f"^{ATTRIBUTE_NAME}$")]
 MetricName = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 # JSON cannot carry NaN or infinity; the bound also keeps sums of squares finite for 1e9 events.
@@ -54,13 +58,14 @@ Finite = Annotated[float, Meta(ge=-1e15, le=1e15, description="A finite number, 
 Count = Annotated[int, Meta(ge=0, le=1_000_000_000)]
 Seconds = Annotated[int, Meta(ge=1, le=366 * 86_400)]
 SampleSize = Annotated[int, Meta(ge=1, le=1_000_000_000, description="Observations per arm.")]
-AttributeValue = (
-    Annotated[str, Meta(max_length=256, pattern=NO_NUL)] | bool | Annotated[int, Meta(ge=-(2**53), le=2**53)] | Finite
-)
+SafeInt = Annotated[int, Meta(ge=-(2**53), le=2**53)]  # exact in a JSON number (a double)
+AttributeValue = Annotated[str, Meta(max_length=256, pattern=NO_NUL)] | bool | SafeInt | Finite
 Attributes = Annotated[dict[AttributeKey, AttributeValue], Meta(max_length=64)]
+# Decoded permissively: `core.targeting.check_targeting` checks the grammar and names the rule
+# (`targeting.$or[1].language.$gt`); http/openapi.py documents it (`core.targeting_schema`).
 Targeting = Annotated[
-    dict[AttributeKey, AttributeValue | Annotated[list[AttributeValue], Meta(min_length=1, max_length=100)]],
-    Meta(max_length=32, description="attribute -> allowed value or list of allowed values; all must match"),
+    dict[str, Any],
+    Meta(max_length=32, description="A targeting condition: attribute tests, $and, $or, $not (README: Targeting)."),
 ]
 Metrics = Annotated[dict[MetricName, Finite], Meta(max_length=32)]
 

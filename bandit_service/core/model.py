@@ -28,8 +28,12 @@ __all__ = [
     "ExperimentCounts",
     "ExperimentPlan",
     "ExpiredDecision",
+    "Exposure",
+    "Feature",
     "LoggedEvent",
     "NewExperiment",
+    "OpenTrial",
+    "RewardWrite",
     "Rollout",
     "RolloutKind",
     "Served",
@@ -42,7 +46,7 @@ ExperimentStatus = Literal["draft", "active", "paused", "completed"]
 RewardKind = Literal["bernoulli", "continuous"]
 WeightsReason = Literal["start", "schedule", "manual", "shift"]
 PlanStatus = Literal["running", "done", "stopped", "cancelled"]
-DecisionStatus = Literal["pending", "rewarded", "expired"]
+DecisionStatus = Literal["pending", "rewarded", "expired", "excluded"]
 RolloutKind = Literal["ramp", "completion"]
 
 
@@ -150,19 +154,26 @@ class Experiment(NewExperiment, frozen=True, kw_only=True):
 
 
 class ArmCounts(_Value, frozen=True, kw_only=True):
-    """Incremental counters of one arm: traffic, reward status and sufficient statistics."""
+    """Incremental counters of one arm: traffic, trial status and sufficient statistics.
+
+    `trials` are what the statistics count (units' trials, or single decisions); `exposures` count
+    every decision served inside the experiment (a unit trial's repeated decisions included).
+    A trial is pending, rewarded, expired (counted with the missing value) or excluded.
+    """
 
     units: int = 0
-    decisions: int = 0
+    trials: int = 0
+    exposures: int = 0
     rewarded: int = 0
     expired: int = 0
+    excluded: int = 0
     stats: ArmStats = ArmStats()
     metrics: dict[str, ArmStats] = msgspec.field(default_factory=dict)
 
     @property
     def pending(self) -> int:
-        """Decisions still waiting for their reward (neither rewarded nor expired)."""
-        return self.decisions - self.rewarded - self.expired
+        """Trials still waiting for their reward (neither rewarded, expired nor excluded)."""
+        return self.trials - self.rewarded - self.expired - self.excluded
 
 
 class WeightsRecord(_Value, frozen=True, kw_only=True):
@@ -176,18 +187,43 @@ class WeightsRecord(_Value, frozen=True, kw_only=True):
     reason: WeightsReason
     seed: int | None
     churn: float | None
+    """Expected share of units the hash would put on another arm than under the previous weights."""
+    moved: float | None = None
+    """Share of the stored sticky units a rebalance moved (`PUT .../weights` with `rebalance`); None: no rebalance."""
 
 
 class Assignment(_Value, frozen=True, kw_only=True):
-    """A unit's sticky arm and the probability it had of getting it."""
+    """A unit's sticky arm and the probability it had of getting it, and its latest unit trial."""
 
     arm: int
     propensity: float
     weights_version: int
+    trial_id: str | None = None  # the decision that opened the unit's latest trial (trial "unit")
+    trial_expires_at: float | None = None  # when that trial's window closes
+
+
+class OpenTrial(_Value, frozen=True, kw_only=True):
+    """A unit's newly opened trial: its opening decision and when its window closes."""
+
+    unit: str
+    trial_id: str
+    expires_at: float
+
+
+class Exposure(_Value, frozen=True, kw_only=True):
+    """A decision served inside an open unit trial: counted as an exposure of the trial, not logged."""
+
+    experiment_id: int
+    arm: int
+    weights_version: int  # the trial's
 
 
 class Decision(_Value, frozen=True, kw_only=True):
-    """One logged decision (only decisions made inside the experiment are logged)."""
+    """One logged decision: a trial's opening decision, made inside the experiment.
+
+    Decisions outside the experiment are not logged, nor are the exposures of an open unit trial
+    (they are counted per arm).
+    """
 
     id: str
     experiment_id: int
@@ -202,9 +238,15 @@ class Decision(_Value, frozen=True, kw_only=True):
 
 
 class StoredReward(_Value, frozen=True, kw_only=True):
-    """A recorded reward, with what is needed to answer a retry exactly as the first time."""
+    """A recorded reward, with what is needed to answer a retry exactly as the first time.
+
+    `decision_id` is its trial's opening decision; `seq` numbers the trial's rewards from 0 (a
+    decision trial has one reward, a unit trial may have several) and `trial_value` is the trial's
+    value once this reward counted (its rewards combined by the experiment's `aggregate`).
+    """
 
     decision_id: str
+    seq: int = 0
     experiment_id: int
     experiment_key: str
     arm: int
@@ -215,6 +257,15 @@ class StoredReward(_Value, frozen=True, kw_only=True):
     idempotency_key: str | None
     body_hash: str
     created_at: float
+    trial_value: float | None = None
+
+
+class RewardWrite(_Value, frozen=True, kw_only=True):
+    """A new reward to store, with its trial's value before it (None: the trial's first) and after it."""
+
+    reward: StoredReward
+    before: float | None
+    after: float
 
 
 class DecisionContext(_Value, frozen=True, kw_only=True):
@@ -230,7 +281,14 @@ class DecisionContext(_Value, frozen=True, kw_only=True):
     status: DecisionStatus
     expires_at: float
     experiment_status: ExperimentStatus
-    reward: StoredReward | None = None  # the reward it already has
+    trial: TrialKind = "decision"
+    aggregate: Aggregate = "last"
+    rewards: tuple[StoredReward, ...] = ()  # the rewards it already has, by seq
+
+    @property
+    def reward(self) -> StoredReward | None:
+        """The first reward it has (a decision trial's only one)."""
+        return self.rewards[0] if self.rewards else None
 
 
 class ExperimentChanges(_Value, frozen=True, kw_only=True):
@@ -238,10 +296,14 @@ class ExperimentChanges(_Value, frozen=True, kw_only=True):
 
     seq: int
     revisions: dict[str, int]
+    # Features created, replaced or deleted (key -> change number), and the feature each changed
+    # experiment serves now (experiments that serve none are absent): what feature caches drop.
+    features: dict[str, int] = msgspec.field(default_factory=dict)
+    experiment_features: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class ExpiredDecision(_Value, frozen=True, kw_only=True):
-    """A decision whose reward window closed; it counts with its experiment's default reward."""
+    """A trial whose reward window closed without a reward; it counts as its experiment's `missing` says."""
 
     decision_id: str
     experiment_id: int
@@ -266,14 +328,29 @@ class LoggedEvent(Event, frozen=True, kw_only=True):
     id: int
 
 
+class Feature(_Value, frozen=True, kw_only=True):
+    """A feature: what apps ask for by key, and the payload they get when no experiment serves them."""
+
+    key: str
+    description: str
+    default_payload: Any
+    created_at: float
+    updated_at: float
+
+
 class Served(_Value, frozen=True, kw_only=True):
-    """The answer to a decision request: the arm (index) a unit gets, and whether it is in the experiment."""
+    """The answer to a decision request: the arm (index) a unit gets, and whether it is in the experiment.
+
+    Asked by feature, `feature` is set; when no experiment of it serves the unit, `experiment` and
+    `arm` are None and the unit gets the feature's default payload.
+    """
 
     decision_id: str
-    experiment: Experiment
-    arm: int
+    experiment: Experiment | None
+    arm: int | None
     propensity: float
     in_experiment: bool
+    feature: Feature | None = None
 
 
 class EventPage(_Value, frozen=True, kw_only=True):

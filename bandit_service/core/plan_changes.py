@@ -44,6 +44,7 @@ __all__ = [
     "Plans",
     "cancel",
     "move",
+    "plan_detail",
     "set_ramp",
     "start_completion",
 ]
@@ -172,8 +173,90 @@ def _resume_reweights(experiment: Experiment, now: float) -> float | None:
     return now + experiment.config.reweight_every_s
 
 
+def _number(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _ramp_detail(experiment: Experiment, plan: Rollout) -> str:
+    step, n = plan.state.step, len(plan.steps)
+    value = plan.steps[step].value
+    where = f"step {step + 1} of {n}"
+    path = f"/v1/experiments/{experiment.key}"
+    match plan.state.status:
+        case "running":
+            if step + 1 < n:
+                return (
+                    f"ramp at {where}: exposure {_number(value)}; it moves to {_number(plan.steps[step + 1].value)} "
+                    "once the step's hold is over and every guardrail holds"
+                )
+            return f"ramp at its last step ({where}): exposure {_number(value)}; it is done at the next scheduler tick"
+        case "done":
+            return f"ramp done: exposure stays at {_number(value)} (its last step)"
+        case "cancelled":
+            left = f"ramp cancelled at {where}; exposure stays at {_number(value)} (the last step reached)"
+        case "stopped":
+            left = (
+                f"ramp stopped at {where} by a breached guardrail, which paused the experiment; exposure stays "
+                f"at {_number(value)} (the last step reached)"
+            )
+        case _:
+            assert_never(plan.state.status)
+    if experiment.status == "completed":
+        return f"{left}; the experiment is completed, so every unit gets its winner (or the control)"
+    if experiment.config.exposure != value:
+        return f"{left}; it has been set to {_number(experiment.config.exposure)} since"
+    return f"{left}; PUT {path}/exposure to change it, or PUT {path}/ramp for a new ramp"
+
+
+def _completion_detail(experiment: Experiment, plan: Rollout) -> str:
+    step, n = plan.state.step, len(plan.steps)
+    share = plan.steps[step].value
+    where = f"step {step + 1} of {n}"
+    winner = plan.winner or ""
+    weights = _shifted(experiment, plan, share)
+    reached = ", ".join(f"{name} {_number(w)}" for name, w in zip(experiment.arm_names, weights, strict=True))
+    match plan.state.status:
+        case "running":
+            return (
+                f"shifting traffic to {winner!r}: {where}, {_number(share)} of the traffic; the next step comes once "
+                f"the step's hold is over and every guardrail holds; after the last one the experiment is completed "
+                f"with {winner!r}"
+            )
+        case "done":
+            return f"completion done: the experiment was completed with {winner!r}"
+        case "cancelled":
+            left = f"completion cancelled at {where}; the weights stay at {reached} (the last step reached)"
+        case "stopped":
+            left = (
+                f"completion stopped at {where} by a breached guardrail, which paused the experiment; the weights "
+                f"stay at {reached} (the last step reached)"
+            )
+        case _:
+            assert_never(plan.state.status)
+    if experiment.status == "completed":
+        return f"{left}; the experiment is completed, so every unit gets its winner (or the control)"
+    path = f"/v1/experiments/{experiment.key}"
+    then = (
+        f"the policy reweights again from its next interval (POST {path}/reweight to do it now)"
+        if experiment.config.policy.adaptive
+        else f"PUT {path}/weights to change them"
+    )
+    return f"{left}; the experiment is not completed: {then}, or POST {path}/complete to complete it"
+
+
+def plan_detail(experiment: Experiment, plan: Rollout) -> str:
+    """In words: where the plan stands, what it leaves the experiment at, why, and what changes it."""
+    match plan.kind:
+        case "ramp":
+            return _ramp_detail(experiment, plan)
+        case "completion":
+            return _completion_detail(experiment, plan)
+        case _:
+            assert_never(plan.kind)
+
+
 def cancel(experiment: Experiment, plans: Plans, kind: RolloutKind, now: float, actor: str) -> PlanWrite:
-    """Cancel a running plan by hand: exposure and weights stay where the plan left them."""
+    """Cancel a running plan by hand: exposure and weights stay where the plan left them (the entry says so)."""
     plan = plans.get(kind)
     if plan is None:
         raise NotFoundError(f"experiment {experiment.key!r} has no {kind}", field=kind)
@@ -189,11 +272,20 @@ def cancel(experiment: Experiment, plans: Plans, kind: RolloutKind, now: float, 
         changed = msgspec.structs.replace(
             experiment, next_reweight_at=_resume_reweights(experiment, now), updated_at=now
         )
+    left: dict[str, Any] = (
+        {"exposure": experiment.config.exposure} if kind == "ramp" else {"weights": list(experiment.weights)}
+    )
     entry = event(
         experiment.id,
         f"{kind}_cancel",
         {"status": "running", "step": plan.state.step},
-        {"status": "cancelled", "step": plan.state.step, "reason": reason},
+        {
+            "status": "cancelled",
+            "step": plan.state.step,
+            "reason": reason,
+            **left,
+            "detail": plan_detail(changed or experiment, stopped),
+        },
         now,
         actor,
     )

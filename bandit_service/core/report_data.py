@@ -18,8 +18,9 @@ from policies.stats import FloatArray, StatsArray
 
 __all__ = ["CounterRow", "MetricRow", "PeriodCounters", "ReportData", "SegmentData", "period_counters"]
 
-CounterRow = tuple[int, int, float, float, float, float, float, float, float]
-"""(weights_version, arm, units, decisions, rewarded, expired, n, total, total_sq) of the primary reward."""
+CounterRow = tuple[int, int, float, float, float | None, float, float, float, float, float, float]
+"""(weights_version, arm, units, trials, exposures, rewarded, expired, excluded, n, total, total_sq) of the
+primary reward; exposures are None where they are not known (segments: exposures are counted, not logged)."""
 
 MetricRow = tuple[int, int, str, float, float, float]
 """(weights_version, arm, metric, n, total, total_sq) of one extra metric."""
@@ -30,9 +31,11 @@ class PeriodCounters(msgspec.Struct, frozen=True, kw_only=True):
 
     versions: tuple[int, ...]
     units: FloatArray
-    decisions: FloatArray
+    trials: FloatArray
+    exposures: FloatArray | None  # None for segments (exposures of unit trials are counted, not logged)
     rewarded: FloatArray
     expired: FloatArray
+    excluded: FloatArray
     reward: StatsArray
     metrics: dict[str, StatsArray]
     sketches: dict[str, tuple[QuantileSketch, ...]]  # one sketch per arm (over all periods)
@@ -65,20 +68,25 @@ def period_counters(
     versions = sorted({int(r[0]) for r in rows} | {int(r[0]) for r in metric_rows})
     where = {v: i for i, v in enumerate(versions)}
     shape = (len(versions), k)
-    cells = np.zeros((7, *shape))
-    for version, arm, *values in rows:
-        cells[:, where[int(version)], int(arm)] += np.asarray(values, dtype=np.float64)
+    cells = np.zeros((9, *shape))
+    exposures_known = True
+    for version, arm, units, trials, exposures, *values in rows:
+        exposures_known = exposures_known and exposures is not None
+        cell = (units, trials, 0.0 if exposures is None else exposures, *values)
+        cells[:, where[int(version)], int(arm)] += np.asarray(cell, dtype=np.float64)
     metrics: dict[str, FloatArray] = {}
     for version, arm, name, *sums in metric_rows:
-        cell = metrics.setdefault(name, np.zeros((3, *shape)))
-        cell[:, where[int(version)], int(arm)] += np.asarray(sums, dtype=np.float64)
+        cell_sums = metrics.setdefault(name, np.zeros((3, *shape)))
+        cell_sums[:, where[int(version)], int(arm)] += np.asarray(sums, dtype=np.float64)
     return PeriodCounters(
         versions=tuple(versions),
         units=cells[0],
-        decisions=cells[1],
-        rewarded=cells[2],
-        expired=cells[3],
-        reward=StatsArray(cells[4], cells[5], cells[6]),
+        trials=cells[1],
+        exposures=cells[2] if exposures_known else None,
+        rewarded=cells[3],
+        expired=cells[4],
+        excluded=cells[5],
+        reward=StatsArray(cells[6], cells[7], cells[8]),
         metrics={name: StatsArray(*cell) for name, cell in sorted(metrics.items())},
         sketches=dict(sketches or {}),
     )

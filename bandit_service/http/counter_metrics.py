@@ -63,16 +63,24 @@ async def read_counters(storage: Storage) -> CounterSnapshot:
 
 def families(experiments: Sequence[Experiment], counts: Sequence[Sequence[ArmCounts]]) -> list[Metric]:
     """The per-arm families of these experiments and their counters (in arm order)."""
-    decisions = CounterMetricFamily("bandit_arm_decisions", "Decisions logged for the arm (all replicas)", labels=ARM)
+    decisions = CounterMetricFamily(
+        "bandit_arm_decisions", "Decisions served in the experiment on the arm (all replicas)", labels=ARM
+    )
+    trials = CounterMetricFamily(
+        "bandit_arm_trials", "Trials opened on the arm (what the statistics count)", labels=ARM
+    )
+    excluded = CounterMetricFamily(
+        "bandit_arm_excluded", "Trials whose window closed without a reward, left out of the statistics", labels=ARM
+    )
     units = CounterMetricFamily("bandit_arm_units", "Units first assigned to the arm", labels=ARM)
-    rewards = CounterMetricFamily("bandit_arm_rewards", "Rewards received for the arm's decisions", labels=ARM)
+    rewards = CounterMetricFamily("bandit_arm_rewards", "Trials of the arm with a reward", labels=ARM)
     expired = CounterMetricFamily(
-        "bandit_arm_expired", "Decisions whose reward window closed, counted with the default reward", labels=ARM
+        "bandit_arm_expired", "Trials whose reward window closed, counted with the missing value", labels=ARM
     )
     reward_sum = GaugeMetricFamily(
         "bandit_arm_reward_sum", "Sum of the arm's counted rewards (received and expired defaults)", labels=ARM
     )
-    pending = GaugeMetricFamily("bandit_arm_pending", "Decisions still waiting for their reward", labels=ARM)
+    pending = GaugeMetricFamily("bandit_arm_pending", "Trials still waiting for their reward", labels=ARM)
     weight = GaugeMetricFamily("bandit_arm_weight", "The arm's current allocation weight", labels=ARM)
     metric_n = CounterMetricFamily(
         "bandit_arm_metric_observations", "Observations of an extra reward metric", labels=[*ARM, "metric"]
@@ -85,7 +93,9 @@ def families(experiments: Sequence[Experiment], counts: Sequence[Sequence[ArmCou
         version.add_metric([experiment.key, experiment.status], experiment.weights_version)
         for name, w, c in zip(experiment.arm_names, experiment.weights, arms, strict=True):
             labels = [experiment.key, name]
-            decisions.add_metric(labels, c.decisions)
+            decisions.add_metric(labels, c.exposures)
+            trials.add_metric(labels, c.trials)
+            excluded.add_metric(labels, c.excluded)
             units.add_metric(labels, c.units)
             rewards.add_metric(labels, c.rewarded)
             expired.add_metric(labels, c.expired)
@@ -95,4 +105,17 @@ def families(experiments: Sequence[Experiment], counts: Sequence[Sequence[ArmCou
             for metric, stats in sorted(c.metrics.items()):
                 metric_n.add_metric([*labels, metric], stats.n)
                 metric_sum.add_metric([*labels, metric], stats.total)
-    return [decisions, units, rewards, expired, reward_sum, pending, weight, metric_n, metric_sum, version]
+    return [
+        decisions,
+        trials,
+        units,
+        rewards,
+        expired,
+        excluded,
+        reward_sum,
+        pending,
+        weight,
+        metric_n,
+        metric_sum,
+        version,
+    ]

@@ -14,6 +14,7 @@ the rest of the document true, once, when it is first served:
 - operations that need a key carry the bearer security scheme;
 - every request body has an example (`REQUEST_EXAMPLES`, checked by decoding it in the tests);
 - figures of the report are nullable: msgspec writes NaN and infinity as null;
+- `targeting` is described by the grammar's recursive schema (`core.targeting_schema`);
 - a handler that may answer `str` beside a JSON value (the report's `?format=text`) documents
   `text/plain` for it.
 
@@ -41,6 +42,7 @@ from litestar.routes import HTTPRoute
 
 from bandit_service.core import commands
 from bandit_service.core.reporting import values as report_values
+from bandit_service.core.targeting_schema import TARGETING, targeting_schemas
 from bandit_service.http.problems import PROBLEM_MEDIA_TYPE, RETRY_AFTER_S
 from bandit_service.http.schemas import Problem
 
@@ -65,7 +67,7 @@ STATUS_MEANINGS: dict[int, str] = {
     400: "Malformed JSON, or no body where one is required.",
     401: "No API key, or one the service does not know (`Authorization: Bearer <key>`).",
     403: "The key's role is too small for this operation.",
-    404: "No such experiment (or decision, or key).",
+    404: "No such experiment (or decision, feature, or key).",
     409: "The change conflicts with the current state (a transition not allowed now, a duplicate, a concurrent write).",
     413: "The body is larger than the service accepts.",
     415: "The body is not `application/json`.",
@@ -105,6 +107,7 @@ REQUEST_EXAMPLES: dict[Any, Any] = {
     commands.CompleteIn: {"winner": "green", "plan": [{"share": 0.5, "hold_s": 3600}, {"share": 1.0}]},
     commands.WeightsIn: {"weights": {"control": 0.5, "green": 0.5}},
     commands.DecisionIn: {"experiment": "checkout-button", "unit": "user-42", "attributes": {"country": "NL"}},
+    commands.FeatureIn: {"description": "Which NMT model serves a request", "default_payload": {"model": "nmt-v1"}},
     commands.RewardIn: {"decision_id": "d-0f3a9c", "reward": 1.0, "metrics": {"revenue": 12.5}},
     list[commands.RewardIn]: [
         {"decision_id": "d-0f3a9c", "reward": 1.0},
@@ -265,6 +268,16 @@ class _Schemas:
         return list(schemas), components
 
 
+def _document_targeting(components: dict[str, Any]) -> None:
+    # msgspec sees a `targeting` field as a plain object: the grammar's own schema says what it takes.
+    for schema in list(components.values()):
+        properties = schema.get("properties", {})
+        if "targeting" in properties:
+            default = {k: v for k, v in properties["targeting"].items() if k == "default"}
+            properties["targeting"] = {"$ref": REF.format(name=TARGETING)} | default
+    components.update(targeting_schemas(REF))
+
+
 def _json_schema(built: list[dict[str, Any]], indexes: Sequence[int]) -> dict[str, Any]:
     if len(indexes) == 1:
         return built[indexes[0]]
@@ -311,6 +324,7 @@ def apply_contract(document: dict[str, Any], facts: Sequence[OperationFacts]) ->
                     json_members.append(schemas.add(member))
         plans.append((fact, operation, body, json_members, text))
     built, components = schemas.build()
+    _document_targeting(components)
 
     for fact, operation, body, json_members, text in plans:
         if body is not None:

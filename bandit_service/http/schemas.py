@@ -18,6 +18,7 @@ from bandit_service.core.model import ExperimentStatus, Namespace, PlanStatus, R
 from bandit_service.core.reporting.inputs import DecisionCriteria
 from bandit_service.core.roles import Role
 from bandit_service.core.trials import Aggregate, Missing, TrialKind
+from bandit_service.core.webhooks import DeliveryStatus
 from policies import PolicyConfig
 
 
@@ -25,27 +26,34 @@ class _Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     """Common options: immutable, unknown fields refused."""
 
 
-class DecisionOut(_Wire, frozen=True, kw_only=True):
-    """The arm to use, with what is needed to report its reward and analyse it later."""
+class DecisionOut(_Wire, frozen=True, kw_only=True, omit_defaults=True):
+    """The arm to use, with what is needed to report its reward and analyse it later.
+
+    Asked by feature, `feature` names it (asked by experiment, it is absent); when none of its
+    experiments serves the unit, `experiment` and `arm` are null, `payload` is the feature's default,
+    and the decision is not logged (its id starts with `out_`, and a reward for it is refused).
+    """
 
     decision_id: str
-    experiment: str
-    arm: str
+    experiment: str | None
+    arm: str | None
     payload: Any
     propensity: float
     weights_version: int
     in_experiment: bool
+    feature: str | None = None
 
 
 class RewardOut(_Wire, frozen=True, kw_only=True):
     """A recorded reward; an idempotent retry gets exactly the same answer."""
 
-    decision_id: str
+    decision_id: str  # the trial's decision id (for a reward sent by experiment and unit: the unit's trial)
     experiment: str
     arm: str
     reward: float
     metrics: dict[str, float]
     recorded_at: datetime
+    trial_value: float  # the trial's value once this reward counted (its rewards combined by `aggregate`)
 
 
 class Problem(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
@@ -62,7 +70,7 @@ class Problem(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
 class RewardResult(_Wire, frozen=True, kw_only=True):
     """One item of a reward batch: its own status, and the reward or the problem."""
 
-    decision_id: str
+    decision_id: str | None  # as sent (None: the item named its trial by experiment and unit)
     status: int
     reward: RewardOut | None = None
     problem: Problem | None = None
@@ -94,15 +102,19 @@ class MetricStatsOut(_Wire, frozen=True, kw_only=True):
 class ArmStatsOut(_Wire, frozen=True, kw_only=True):
     """Per-arm counts and means.
 
-    `units` counts first assignments (sticky experiments only); `n` counts rewards received plus
-    expired decisions (counted with the default reward); pending decisions are not in `mean`.
+    `units` counts first assignments (sticky experiments only); `trials` what the statistics count
+    (units' trials or single decisions) and `exposures` every decision served in the experiment;
+    `n` counts rewarded trials plus expired ones (counted with the missing value); pending and
+    excluded trials are not in `mean`.
     """
 
     units: int
-    decisions: int
+    trials: int
+    exposures: int
     pending: int
     rewarded: int
     expired: int
+    excluded: int
     n: int
     mean: float | None
     metrics: dict[str, MetricStatsOut]
@@ -174,7 +186,8 @@ class WeightsRecordOut(_Wire, frozen=True, kw_only=True):
     stats: dict[str, StatsOut]
     reason: WeightsReason
     seed: int | None
-    churn: float | None
+    churn: float | None  # expected share of units the hash puts on another arm than under the previous weights
+    moved: float | None  # share of stored sticky units a rebalance moved (null: not a rebalance)
 
 
 class WeightsHistoryOut(_Wire, frozen=True, kw_only=True):
@@ -220,7 +233,8 @@ class RampOut(_Wire, frozen=True, kw_only=True):
     next_step_at: datetime | None
     status: PlanStatus
     reason: str | None
-    exposure: float
+    exposure: float  # the experiment's exposure now (a cancelled or stopped ramp leaves it at its last step)
+    detail: str  # in words: where the ramp stands, what exposure it leaves and why, what changes it
     created_at: datetime
     updated_at: datetime
 
@@ -237,6 +251,7 @@ class CompletionOut(_Wire, frozen=True, kw_only=True):
     status: PlanStatus
     reason: str | None
     weights: dict[str, float]
+    detail: str  # in words: where the shift stands, what weights it leaves and why, what changes them
     created_at: datetime
     updated_at: datetime
 
@@ -258,6 +273,32 @@ class EventList(_Wire, frozen=True, kw_only=True):
     experiment: str
     events: list[EventOut]
     next_after: int | None
+
+
+class WebhookDeliveryOut(_Wire, frozen=True, kw_only=True):
+    """One audit-log entry sent (or being sent) to one webhook URL: where its delivery stands."""
+
+    id: int
+    event_id: int  # the audit-log entry, and the receiver's X-Bandit-Event-Id
+    experiment: str
+    type: str  # the event's action
+    url: str
+    status: DeliveryStatus
+    attempts: int
+    last_status_code: int | None  # the receiver's last answer; null: none yet, or no connection
+    last_error: str | None
+    created_at: datetime
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None  # when a pending delivery is tried (again)
+    delivered_at: datetime | None
+
+
+class WebhookDeliveryList(_Wire, frozen=True, kw_only=True):
+    """Webhook deliveries, newest first; pass `next_before` as `before` for older ones (null: no more)."""
+
+    experiment: str | None  # null: the deliveries of every experiment
+    deliveries: list[WebhookDeliveryOut]
+    next_before: int | None
 
 
 class KeyOut(_Wire, frozen=True, kw_only=True):
@@ -283,3 +324,33 @@ class KeyList(_Wire, frozen=True, kw_only=True):
     """Every API key, by name."""
 
     keys: list[KeyOut]
+
+
+class FeatureExperimentOut(_Wire, frozen=True, kw_only=True):
+    """An experiment that serves a feature, as the feature shows it (in evaluation order)."""
+
+    key: str
+    name: str
+    status: ExperimentStatus
+    priority: int
+    exposure: float
+    targeting: dict[str, Any]
+    namespace: Namespace | None
+    winner: str | None
+
+
+class FeatureOut(_Wire, frozen=True, kw_only=True, omit_defaults=True):
+    """A feature; read by key, with its experiments in evaluation order (priority, then key)."""
+
+    key: str
+    description: str
+    default_payload: Any
+    created_at: datetime
+    updated_at: datetime
+    experiments: list[FeatureExperimentOut] | None = None
+
+
+class FeatureList(_Wire, frozen=True, kw_only=True):
+    """Every feature, by key (without their experiments)."""
+
+    features: list[FeatureOut]

@@ -28,7 +28,7 @@ from bandit_service.core.json_limits import deep_path, exceeds_depth
 
 __all__ = ["FREE_FORM_FIELDS", "StrictJsonRequest", "decode_strict", "strict_json_request"]
 
-FREE_FORM_FIELDS = frozenset({"payload", "metrics", "attributes", "targeting"})
+FREE_FORM_FIELDS = frozenset({"payload", "default_payload", "metrics", "attributes", "targeting"})
 """Fields that hold free JSON: a too-deep value inside one is named by the field, not its inner path."""
 
 

@@ -12,16 +12,19 @@ from bandit_service.core.model import (
     EventPage,
     Experiment,
     ExperimentPlan,
+    Feature,
     LoggedEvent,
     Served,
     StoredReward,
     WeightsHistory,
     WeightsRecord,
 )
+from bandit_service.core.plan_changes import plan_detail
 from bandit_service.core.plans import PlanState, PlanStep
 from bandit_service.core.roles import ApiKey
 from bandit_service.core.timestamps import to_datetime
 from bandit_service.core.trials import MissingValue
+from bandit_service.core.webhooks import DeliveryEntry, DeliveryPage
 from bandit_service.http.schemas import (
     ArmOut,
     ArmStatsOut,
@@ -30,12 +33,16 @@ from bandit_service.http.schemas import (
     EventList,
     EventOut,
     ExperimentOut,
+    FeatureExperimentOut,
+    FeatureOut,
     KeyOut,
     MetricStatsOut,
     NewKeyOut,
     RampOut,
     RewardOut,
     StatsOut,
+    WebhookDeliveryList,
+    WebhookDeliveryOut,
     WeightsHistoryOut,
     WeightsRecordOut,
 )
@@ -45,8 +52,10 @@ from policies import ArmStats
 __all__ = [
     "completion_out",
     "decision_out",
+    "delivery_list",
     "event_list",
     "experiment_out",
+    "feature_out",
     "key_out",
     "latest_weights_out",
     "new_key_out",
@@ -74,7 +83,9 @@ def experiment_out(experiment: Experiment, counts: Sequence[ArmCounts] | None = 
         stats = {
             name: ArmStatsOut(
                 units=c.units,
-                decisions=c.decisions,
+                trials=c.trials,
+                exposures=c.exposures,
+                excluded=c.excluded,
                 pending=c.pending,
                 rewarded=c.rewarded,
                 expired=c.expired,
@@ -150,6 +161,7 @@ def weights_out(names: Sequence[str], record: WeightsRecord) -> WeightsRecordOut
         reason=record.reason,
         seed=record.seed,
         churn=record.churn,
+        moved=record.moved,
     )
 
 
@@ -162,6 +174,7 @@ def reward_out(reward: StoredReward) -> RewardOut:
         reward=reward.value,
         metrics=dict(sorted(reward.metrics.items())),
         recorded_at=to_datetime(reward.created_at),
+        trial_value=reward.trial_value if reward.trial_value is not None else reward.value,
     )
 
 
@@ -184,6 +197,7 @@ def ramp_out(found: ExperimentPlan) -> RampOut:
         status=plan.state.status,
         reason=plan.state.reason,
         exposure=experiment.config.exposure,
+        detail=plan_detail(experiment, plan),
         created_at=to_datetime(plan.created_at),
         updated_at=to_datetime(plan.updated_at),
     )
@@ -202,6 +216,7 @@ def completion_out(found: ExperimentPlan) -> CompletionOut:
         status=plan.state.status,
         reason=plan.state.reason,
         weights=dict(zip(experiment.arm_names, experiment.weights, strict=True)),
+        detail=plan_detail(experiment, plan),
         created_at=to_datetime(plan.created_at),
         updated_at=to_datetime(plan.updated_at),
     )
@@ -209,7 +224,19 @@ def completion_out(found: ExperimentPlan) -> CompletionOut:
 
 def decision_out(served: Served) -> DecisionOut:
     """The arm to use, with what is needed to report its reward and analyse it later."""
-    experiment = served.experiment
+    experiment, feature = served.experiment, served.feature
+    feature_key = None if feature is None else feature.key
+    if experiment is None or served.arm is None:  # asked by feature, and no experiment of it serves the unit
+        return DecisionOut(
+            decision_id=served.decision_id,
+            experiment=None,
+            arm=None,
+            payload=None if feature is None else feature.default_payload,
+            propensity=served.propensity,
+            weights_version=0,
+            in_experiment=False,
+            feature=feature_key,
+        )
     arm = experiment.arms[served.arm]
     return DecisionOut(
         decision_id=served.decision_id,
@@ -219,6 +246,34 @@ def decision_out(served: Served) -> DecisionOut:
         propensity=served.propensity,
         weights_version=experiment.weights_version,
         in_experiment=served.in_experiment,
+        feature=feature_key,
+    )
+
+
+def feature_out(feature: Feature, experiments: Sequence[Experiment] | None = None) -> FeatureOut:
+    """A feature as the API shows it; with its experiments when read by key."""
+    shown = None
+    if experiments is not None:
+        shown = [
+            FeatureExperimentOut(
+                key=e.key,
+                name=e.name,
+                status=e.status,
+                priority=e.config.priority,
+                exposure=e.config.exposure,
+                targeting=e.config.targeting,
+                namespace=e.config.namespace,
+                winner=e.winner,
+            )
+            for e in experiments
+        ]
+    return FeatureOut(
+        key=feature.key,
+        description=feature.description,
+        default_payload=feature.default_payload,
+        created_at=to_datetime(feature.created_at),
+        updated_at=to_datetime(feature.updated_at),
+        experiments=shown,
     )
 
 
@@ -249,3 +304,28 @@ def new_key_out(made: NewKey) -> NewKeyOut:
     """A key just made, with the key itself."""
     key = made.key
     return NewKeyOut(name=key.name, role=key.role, key=made.token, created_at=to_datetime(key.created_at))
+
+
+def _delivery_out(entry: DeliveryEntry) -> WebhookDeliveryOut:
+    d = entry.delivery
+    return WebhookDeliveryOut(
+        id=d.id,
+        event_id=d.event_id,
+        experiment=entry.experiment,
+        type=entry.event.action,
+        url=d.url,
+        status=d.status,
+        attempts=d.attempts,
+        last_status_code=d.last_status_code,
+        last_error=d.last_error,
+        created_at=to_datetime(d.created_at),
+        last_attempt_at=_maybe_time(d.last_attempt_at),
+        next_attempt_at=_maybe_time(d.next_attempt_at),
+        delivered_at=_maybe_time(d.delivered_at),
+    )
+
+
+def delivery_list(page: DeliveryPage) -> WebhookDeliveryList:
+    """A page of the webhook delivery log as the API shows it."""
+    deliveries = [_delivery_out(e) for e in page.entries]
+    return WebhookDeliveryList(experiment=page.experiment, deliveries=deliveries, next_before=page.next_before)

@@ -7,17 +7,22 @@ cheap query (shared by all requests arriving meanwhile), and entries that change
 re-read. So an answer never reflects a state older than `bound_s` at the moment it is given, after
 idle as under load: the check happens at request time, not on a timer. Under load the poll costs
 one indexed query per `bound_s` per process; a change made by this process replaces its entry at once.
+The feature cache (`services.features`) shares the same polls through `subscribe`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
-from bandit_service.core.model import Experiment
+from bandit_service.core.model import Experiment, ExperimentChanges
 from bandit_service.ports import Clock, Storage
 
-__all__ = ["ExperimentCache"]
+__all__ = ["ChangeListener", "ExperimentCache"]
+
+ChangeListener = Callable[[ExperimentChanges, bool], None]
+"""Told of every poll's changes, and of each change this process commits; True: the first poll."""
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,15 @@ class ExperimentCache:
         self._seen: int | None = None  # the last change number this process has applied
         self._checked_at = -float("inf")  # when the last poll that succeeded *started*
         self._polling: asyncio.Task[None] | None = None
+        self._listeners: list[ChangeListener] = []
+
+    def subscribe(self, listener: ChangeListener) -> None:
+        """Share this cache's polls: `listener` sees what each poll and each local change reports."""
+        self._listeners.append(listener)
+
+    async def fresh(self) -> None:
+        """Make sure a poll started within `bound_s` (waiting for one if not), as `get` does first."""
+        await self._fresh()
 
     async def get(self, key: str) -> Experiment | None:
         """The experiment as of at most `bound_s` ago; may wait for one poll and one read."""
@@ -62,6 +76,14 @@ class ExperimentCache:
     def put(self, experiment: Experiment) -> None:
         """Record a change this process just committed (never replaces a newer revision)."""
         self._store(experiment.key, experiment)
+        feature = experiment.config.feature
+        change = ExperimentChanges(
+            seq=self._seen or 0,
+            revisions={experiment.key: experiment.revision},
+            experiment_features={} if feature is None else {experiment.key: feature},
+        )
+        for listener in self._listeners:
+            listener(change, False)
 
     async def close(self) -> None:
         """Cancel reads and polls still in flight."""
@@ -95,6 +117,8 @@ class ExperimentCache:
             entry = self._entries.get(key)
             if entry is None or entry.experiment is None or entry.experiment.revision < revision:
                 self._entries.pop(key, None)
+        for listener in self._listeners:
+            listener(changes, self._seen is None)
         self._seen = changes.seq
         self._checked_at = started
 

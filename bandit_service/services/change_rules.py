@@ -3,6 +3,7 @@
 The experiment jobs (`create_experiments`, `edit_experiments`) call these so every path that
 changes an experiment obeys them, whichever endpoint it came from:
 - a namespace slice may not overlap another experiment of the namespace that is not completed;
+- the feature an experiment serves must exist (when set, and again when the experiment starts);
 - while a ramp runs, exposure belongs to the ramp; while a completion runs, weights belong to it;
 - completing an experiment cancels its running plans; starting or resuming it restarts the hold
   of the current step, so every step holds for `hold_s` of active running before it advances.
@@ -12,14 +13,14 @@ from __future__ import annotations
 
 import msgspec
 
-from bandit_service.core.errors import ConflictError
+from bandit_service.core.errors import ConflictError, InvalidFieldError
 from bandit_service.core.events import event
 from bandit_service.core.model import Experiment, Namespace, NewExperiment
 from bandit_service.core.plans import cancel_plan, slices_overlap
 from bandit_service.core.timestamps import to_datetime
 from bandit_service.ports import WriteTx
 
-__all__ = ["check_change", "check_namespace", "check_new", "restart_or_cancel_plans"]
+__all__ = ["check_change", "check_feature", "check_namespace", "check_new", "restart_or_cancel_plans"]
 
 
 def check_namespace(tx: WriteTx, key: str, space: Namespace | None) -> None:
@@ -38,17 +39,34 @@ def check_namespace(tx: WriteTx, key: str, space: Namespace | None) -> None:
             )
 
 
+def check_feature(tx: WriteTx, key: str, feature: str | None, *, starting: bool = False) -> None:
+    """Refuse an experiment naming a feature that does not exist: 422 when set, 409 when started.
+
+    `tx.feature` share-locks the feature's row, so it cannot be deleted before this change commits.
+    """
+    if feature is None or tx.feature(feature) is not None:
+        return
+    missing = f"feature {feature!r} does not exist; create it with PUT /v1/features/{feature}"
+    if starting:
+        raise ConflictError(f"experiment {key!r} serves {missing}, or PATCH its feature", field="feature")
+    raise InvalidFieldError(missing, field="feature")
+
+
 def check_new(tx: WriteTx, new: NewExperiment) -> None:
-    """Refuse a new experiment whose namespace slice is taken."""
+    """Refuse a new experiment whose namespace slice is taken or whose feature does not exist."""
     check_namespace(tx, new.key, new.config.namespace)
+    check_feature(tx, new.key, new.config.feature)
 
 
 def check_change(tx: WriteTx, before: Experiment, after: Experiment) -> None:
     """Refuse an operator change that breaks a namespace or takes over what a running plan controls."""
     space = after.config.namespace
     # Only a new slice or a (re)start is checked: pausing or completing must always be possible.
-    if space != before.config.namespace or (after.status == "active" and before.status != "active"):
+    starting = after.status == "active" and before.status != "active"
+    if space != before.config.namespace or starting:
         check_namespace(tx, after.key, space)
+    if after.config.feature != before.config.feature or starting:
+        check_feature(tx, after.key, after.config.feature, starting=after.config.feature == before.config.feature)
     exposure_moved = after.config.exposure != before.config.exposure
     weights_moved = after.weights_version != before.weights_version and before.status != "draft"
     if not (exposure_moved or weights_moved):

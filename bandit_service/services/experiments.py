@@ -22,7 +22,7 @@ from bandit_service.core.errors import (
     InvalidFieldError,
     NotFoundError,
 )
-from bandit_service.core.experiment_rules import check_config, initial_weights, with_missing
+from bandit_service.core.experiment_rules import check_config, check_end, initial_weights, with_missing
 from bandit_service.core.lifecycle import next_status
 from bandit_service.core.model import (
     Arm,
@@ -36,11 +36,13 @@ from bandit_service.core.model import (
     WeightsRecord,
 )
 from bandit_service.core.trials import MissingValue, default_aggregate, default_trial
+from bandit_service.core.webhooks import check_webhook_url
 from bandit_service.core.weights import with_weights
 from bandit_service.ports import Clock, IdFactory, Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
 from bandit_service.services.change_rules import check_change, check_new, restart_or_cancel_plans
 from bandit_service.services.lookup import load_experiment
+from bandit_service.services.rebalance import rebalance
 from bandit_service.services.reweighting import Reweighter
 from policies import ArmStats, validate_weights
 
@@ -231,12 +233,19 @@ def _patch(experiment: Experiment, patch: ExperimentPatch, now: float, actor: st
     config_changes = {k: v for k, v in given.items() if k in ExperimentConfig.__struct_fields__}
     if "control" in given and given["control"] is None:
         config_changes["control"] = arms[0].name
+    # Defaults that follow another field follow it when it changes (a draft's reward kind, stickiness).
+    old = experiment.config
+    if "reward" in given and "aggregate" not in given and old.aggregate == default_aggregate(old.reward):
+        config_changes["aggregate"] = default_aggregate(given["reward"])
+    if "sticky" in given and "trial" not in given and old.trial == default_trial(old.sticky):
+        config_changes["trial"] = default_trial(given["sticky"])
     if isinstance(given.get("ends_at"), datetime):
         config_changes["ends_at"] = given["ends_at"].timestamp()
     if "default_reward" in given and "missing" not in given and experiment.config.missing != "exclude":
         config_changes["missing"] = MissingValue(value=given["default_reward"])
     config = with_missing(msgspec.structs.replace(experiment.config, **config_changes), given_default=False)
     check_config(arms, config)
+    check_end(config, experiment.config, experiment.started_at, now)
     next_at = experiment.next_reweight_at
     if "reweight_every_s" in given and experiment.status in ("active", "paused") and next_at is not None:
         next_at = (experiment.reweighted_at or now) + config.reweight_every_s
@@ -305,13 +314,24 @@ def _set_weights(
         weights = tuple(float(w) for w in validate_weights([data.weights[n] for n in names], name="weights"))
     except ValueError as exc:
         raise InvalidFieldError(str(exc), field="weights") from exc
+    if data.rebalance and not experiment.config.sticky:
+        raise InvalidFieldError(
+            f"experiment {experiment.key!r} is not sticky: every decision already follows the current weights, "
+            "so there are no stored units to rebalance",
+            field="rebalance",
+        )
     changed, record = with_weights(experiment, weights, stats, "manual", now)
     version = record.version
+    after: dict[str, Any] = {"weights": list(weights), "weights_version": version}
+    if data.rebalance:
+        # Nothing moved yet: the pass that follows the commit raises it page by page (services.rebalance).
+        record = msgspec.structs.replace(record, moved=0.0)
+        after["rebalance"] = True
     event = _event(
         experiment,
         "set_weights",
         {"weights": list(experiment.weights), "weights_version": experiment.weights_version},
-        {"weights": list(weights), "weights_version": version},
+        after,
         now,
         actor,
     )
@@ -328,15 +348,19 @@ class ExperimentService:
         reweighter: Reweighter,
         clock: Clock,
         ids: IdFactory,
+        *,
+        webhooks_signed: bool = False,
     ) -> None:
         self._storage = storage
         self._cache = cache
         self._reweighter = reweighter
         self._clock = clock
         self._ids = ids
+        self._webhooks_signed = webhooks_signed  # a webhook secret is set (`core.webhooks.check_webhook_url`)
 
     async def create(self, data: ExperimentIn, *, actor: str) -> Experiment:
         """Create a draft experiment."""
+        check_webhook_url(data.webhook_url, signed=self._webhooks_signed)
         now = self._clock.time()
         arms = _arms(data.arms)
         config = ExperimentConfig(
@@ -366,6 +390,7 @@ class ExperimentService:
         )
         config = with_missing(config, given_default=data.default_reward != 0.0)
         check_config(arms, config)
+        check_end(config, None, None, now)
         new = NewExperiment(
             key=data.key,
             name=data.name,
@@ -393,6 +418,8 @@ class ExperimentService:
 
     async def update(self, key: str, patch: ExperimentPatch, *, actor: str) -> Experiment:
         """Change settings (arms, control, policy and reward settings only while draft)."""
+        if isinstance(patch.webhook_url, str):
+            check_webhook_url(patch.webhook_url, signed=self._webhooks_signed)
         now = self._clock.time()
         return await self._mutate(ExperimentEdit(key, lambda e: _patch(e, patch, now, actor), actor))
 
@@ -413,12 +440,14 @@ class ExperimentService:
         return await self._mutate(ExperimentEdit(key, lambda e: _complete(e, winner, now, actor), actor))
 
     async def set_weights(self, key: str, data: WeightsIn, *, actor: str) -> WeightsHistory:
-        """Manual weights of a fixed split (an operator ramping 90/10 -> 50/50)."""
+        """Manual weights of a fixed split (an operator ramping 90/10 -> 50/50); `rebalance` moves stored units too."""
         experiment = await load_experiment(self._storage, key)
         counts = await self._storage.arm_counts(experiment)
         stats = tuple(c.stats for c in counts)
         now = self._clock.time()
         updated = await self._mutate(ExperimentEdit(key, lambda e: _set_weights(e, data, stats, now, actor), actor))
+        if data.rebalance:
+            await rebalance(self._storage, self._clock, updated, actor)
         history = await self._storage.weights_history(updated.id, 1)
         return WeightsHistory(experiment=updated, records=tuple(history))
 

@@ -83,7 +83,7 @@ def report_input(
             raise RuntimeError(f"experiment {experiment.key!r}: no weights-history row for versions {missing}")
         period_weights = tuple(tuple(float(w) for w in weights_of[v]) for v in counters.versions)
         period_stats = counters.reward
-        assigned = counters.units if experiment.config.sticky else counters.decisions
+        assigned = counters.units if experiment.config.sticky else counters.trials
         period_metrics = dict(counters.metrics)
     else:  # nothing logged yet (a draft, or no traffic so far): one empty period at today's weights
         period_weights = (tuple(float(w) for w in current),)
@@ -99,9 +99,14 @@ def report_input(
         reward=config.reward,
         weights=tuple(float(w) for w in current),
         units=_ints(counters.units),
-        decisions=_ints(counters.decisions),
+        trials=_ints(counters.trials),
         rewarded=_ints(counters.rewarded),
         expired=_ints(counters.expired),
+        excluded=_ints(counters.excluded),
+        exposures=None if counters.exposures is None else _ints(counters.exposures),
+        trial=config.trial,
+        aggregate=config.aggregate,
+        missing=config.missing_reward,
         stats=_total(period_stats),
         period_stats=period_stats,
         period_assigned=_rows(assigned),
@@ -154,6 +159,10 @@ class ReportService:
         if segment is None:
             return await self._whole(experiment)
         return await self._segments(experiment, segment)
+
+    async def whole(self, experiment: Experiment) -> Report:
+        """The report of an experiment already read (the automation's look)."""
+        return await self._whole(experiment)
 
     async def guardrail_breach(self, key: str) -> str | None:
         """None when every guardrail holds (or none is configured); else why, naming metric, arm and figures."""

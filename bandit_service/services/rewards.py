@@ -1,14 +1,14 @@
-"""Rewards: attribution to decisions, idempotent retries, and the reward window.
+"""Rewards: attribution to trials, idempotent retries, and the reward window.
 
-A decision takes at most one reward. Sending the same body again (same decision, reward and
-metrics) is a retry: it is counted once and answered exactly as the first time, whatever the
-idempotency key. Reusing an idempotency key with a different body is 409, and so is a second,
-different reward for a decision that already has one.
+A reward names its trial by decision id, or by experiment and unit (`trial: "unit"`). A decision
+trial takes one reward; a unit trial several, combined by the experiment's `aggregate` and
+counted as they arrive (the counters move by the change in the trial's value). Retries are
+answered exactly as the first time (see `core.rewards`).
 
-A decision is pending until its reward arrives or its window (`reward_window_s`) closes; then
-the scheduler counts it with the experiment's `default_reward`. Pending decisions are not in the
-policy's statistics, so an arm that got recent traffic does not look worse for it. A reward
-that arrives after the window is refused (422): the decision was (or is about to be) counted.
+A trial is pending until its first reward arrives or its window (`reward_window_s`) closes; then
+the scheduler counts it as the experiment's `missing` says (a value, or excluded). Pending trials
+are not in the policy's statistics, so an arm that got recent traffic does not look worse for it.
+A reward that arrives after the window is refused (422): the trial is settled.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from bandit_service.core.commands import RewardIn
-from bandit_service.core.errors import (
-    DomainError,
-    InvalidFieldError,
-)
-from bandit_service.core.model import StoredReward
-from bandit_service.core.rewards import RewardClaim, body_hash, judge_claim
+from bandit_service.core.errors import DomainError, InvalidFieldError, NotFoundError
+from bandit_service.core.model import RewardWrite, StoredReward
+from bandit_service.core.rewards import RewardClaim, body_hash, check_target, judge_claim
+from bandit_service.core.trials import combine
 from bandit_service.ports import Clock, Storage, WriteTx
 from bandit_service.services.decisions import OUTSIDE_PREFIX
 
@@ -33,26 +33,43 @@ MAX_BATCH = 1_000
 
 
 def record_rewards(tx: WriteTx, items: Sequence[RewardClaim]) -> list[Any]:
-    """Write job: judge every claim against the stored state, store and count the new ones."""
-    decisions = tx.decision_contexts({c.decision_id for c in items})
-    by_key = tx.rewards_by_key({c.idempotency_key for c in items if c.idempotency_key is not None})
-    by_decision = {i: d.reward for i, d in decisions.items() if d.reward is not None}
-    out: list[Any] = []
-    new: list[StoredReward] = []
+    """Write job: find each claim's trial, judge it against the stored state, store and count the new ones."""
+    claims: list[RewardClaim | DomainError] = []
     for claim in items:
-        decision = decisions.get(claim.decision_id)
+        try:
+            claims.append(claim if claim.decision_id is not None else _by_unit(tx, claim))
+        except DomainError as exc:
+            claims.append(exc)
+    found = [c for c in claims if isinstance(c, RewardClaim)]
+    decisions = tx.decision_contexts({c.decision_id for c in found if c.decision_id is not None})
+    by_key = tx.rewards_by_key({c.idempotency_key for c in found if c.idempotency_key is not None})
+    trials = {i: list(d.rewards) for i, d in decisions.items()}  # each trial's rewards, this batch's included
+    out: list[Any] = []
+    new: list[RewardWrite] = []
+    for outcome in claims:
+        if isinstance(outcome, DomainError):
+            out.append(outcome)
+            continue
+        claim = outcome
+        trial_id = claim.decision_id
+        assert trial_id is not None  # every claim left names its trial
+        decision = decisions.get(trial_id)
+        prior = trials.get(trial_id, [])
         key = claim.idempotency_key
         try:
-            prior = judge_claim(claim, decision, by_key.get(key) if key else None, by_decision.get(claim.decision_id))
+            repeated = judge_claim(claim, decision, by_key.get(key) if key else None, tuple(prior))
         except DomainError as exc:
             out.append(exc)
             continue
-        if prior is not None:
-            out.append(prior)
+        if repeated is not None:
+            out.append(repeated)
             continue
         assert decision is not None  # judge_claim refuses a claim without a decision
+        before = _trial_value(prior[-1]) if prior else None
+        after = combine(decision.aggregate, [r.value for r in prior] + [claim.value])
         stored = StoredReward(
-            decision_id=claim.decision_id,
+            decision_id=trial_id,
+            seq=len(prior),
             experiment_id=decision.experiment_id,
             experiment_key=decision.experiment_key,
             arm=decision.arm,
@@ -63,15 +80,42 @@ def record_rewards(tx: WriteTx, items: Sequence[RewardClaim]) -> list[Any]:
             idempotency_key=key,
             body_hash=claim.body_hash,
             created_at=claim.received_at,
+            trial_value=after,
         )
-        # Later claims in this batch must see this one (a retry racing its original).
-        by_decision[claim.decision_id] = stored
+        # Later claims in this batch must see this one (a retry racing its original, a second reward).
+        prior.append(stored)
+        trials[trial_id] = prior
         if key is not None:
             by_key[key] = stored
-        new.append(stored)
+        new.append(RewardWrite(reward=stored, before=before, after=after))
         out.append(stored)
     tx.insert_rewards(new)
     return out
+
+
+def _by_unit(tx: WriteTx, claim: RewardClaim) -> RewardClaim:
+    """The claim with its decision id: the trial the unit is in (rewards sent by experiment and unit)."""
+    assert claim.experiment is not None and claim.unit is not None  # check_target made sure
+    experiment = tx.experiment(claim.experiment)
+    if experiment is None:
+        raise NotFoundError(f"no experiment with key {claim.experiment!r}", field="experiment")
+    if experiment.config.trial != "unit":
+        raise InvalidFieldError(
+            f'experiment {claim.experiment!r} counts single decisions (trial "decision"): '
+            "send the reward with its decision_id",
+            field="unit",
+        )
+    assignment = tx.assignments(experiment.id, [claim.unit]).get(claim.unit)
+    if assignment is None or assignment.trial_id is None:
+        raise NotFoundError(
+            f"unit {claim.unit!r} has no trial in experiment {claim.experiment!r} (no decision inside it yet)",
+            field="unit",
+        )
+    return msgspec.structs.replace(claim, decision_id=assignment.trial_id)
+
+
+def _trial_value(reward: StoredReward) -> float:
+    return reward.trial_value if reward.trial_value is not None else reward.value
 
 
 def expire_decisions(tx: WriteTx, items: Sequence[Sequence[str]]) -> list[int]:
@@ -89,7 +133,8 @@ class RewardService:
 
     async def record(self, data: RewardIn) -> StoredReward:
         """Record one reward (or answer a retry exactly as the first time)."""
-        if data.decision_id.startswith(OUTSIDE_PREFIX):
+        check_target(data)
+        if data.decision_id is not None and data.decision_id.startswith(OUTSIDE_PREFIX):
             raise InvalidFieldError(
                 f"decision {data.decision_id!r} was served outside the experiment (in_experiment false); "
                 "its reward is not counted",
@@ -97,6 +142,8 @@ class RewardService:
             )
         claim = RewardClaim(
             decision_id=data.decision_id,
+            experiment=data.experiment,
+            unit=data.unit,
             value=float(data.reward),
             metrics=dict(data.metrics),
             idempotency_key=data.idempotency_key,

@@ -175,7 +175,7 @@ class RolloutService:
         return await self._plan_of(key, "ramp")
 
     async def cancel_ramp(self, key: str, *, actor: str) -> ExperimentPlan:
-        """Stop a running ramp; the exposure stays where it is."""
+        """Stop a running ramp; the exposure stays at the last step reached (the plan's detail says so)."""
         now = self._clock.time()
         result = await self._edit(key, lambda e, plans: cancel(e, plans, "ramp", now, actor))
         return ExperimentPlan(experiment=result.experiment, plan=result.plans["ramp"])

@@ -79,6 +79,7 @@ def weights_values(record: WeightsRecord) -> dict[str, Any]:
         "reason": record.reason,
         "seed": record.seed,
         "churn": record.churn,
+        "moved": record.moved,
     }
 
 
@@ -93,4 +94,5 @@ def weights_from_row(m: Mapping[Any, Any]) -> WeightsRecord:
         reason=m["reason"],
         seed=m["seed"],
         churn=m["churn"],
+        moved=m["moved"],
     )

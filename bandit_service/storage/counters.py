@@ -28,7 +28,7 @@ from bandit_service.storage.tables import (
 
 __all__ = ["CounterDeltas", "CounterStatements"]
 
-COUNTER_COLUMNS = ("units", "decisions", "rewarded", "expired", "n", "total", "total_sq")
+COUNTER_COLUMNS = ("units", "trials", "exposures", "rewarded", "expired", "excluded", "n", "total", "total_sq")
 METRIC_COLUMNS = ("n", "total", "total_sq")
 
 
@@ -44,26 +44,13 @@ class CounterDeltas:
     def __bool__(self) -> bool:
         return bool(self.arms or self.periods or self.arm_metrics or self.period_metrics)
 
-    def decision(self, experiment_id: int, version: int, arm: int, new_unit: bool) -> None:
-        """One decision logged (and one new unit if it was the unit's first)."""
-        step: tuple[float, ...] = (1 if new_unit else 0, 1, 0, 0, 0.0, 0.0, 0.0)
+    def add(self, experiment_id: int, version: int, arm: int, step: Sequence[float]) -> None:
+        """Add one step (in COUNTER_COLUMNS order, see `storage.counter_steps`) to an arm and its period."""
         _add(self.arms, (experiment_id, arm), step)
         _add(self.periods, (experiment_id, version, arm), step)
 
-    def reward(
-        self,
-        experiment_id: int,
-        version: int,
-        arm: int,
-        value: float,
-        metrics: Mapping[str, float],
-        *,
-        expired: bool,
-    ) -> None:
-        """One reward counted (received, or the default of an expired decision)."""
-        step = (0, 0, 0 if expired else 1, 1 if expired else 0, 1.0, value, value * value)
-        _add(self.arms, (experiment_id, arm), step)
-        _add(self.periods, (experiment_id, version, arm), step)
+    def metrics(self, experiment_id: int, version: int, arm: int, metrics: Mapping[str, float]) -> None:
+        """One observation of each extra metric."""
         for name, x in metrics.items():
             metric_step = (1.0, x, x * x)
             _add(self.arm_metrics, (experiment_id, arm, name), metric_step)

@@ -10,6 +10,7 @@ caller that mutates a dict it passed in does not change what is stored.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar, assert_never
@@ -29,15 +30,21 @@ from bandit_service.core.model import (
     ExperimentChanges,
     ExperimentStatus,
     ExpiredDecision,
+    Exposure,
+    Feature,
     LoggedEvent,
     NewExperiment,
+    OpenTrial,
+    RewardWrite,
     Rollout,
     StoredReward,
     WeightsRecord,
 )
 from bandit_service.core.report_data import CounterRow, MetricRow, ReportData, SegmentData, period_counters
 from bandit_service.core.roles import ApiKey
+from bandit_service.core.webhooks import Delivery, DeliveryEntry, DeliveryStatus, targets
 from bandit_service.ports import DueKind, Job, WriteStats
+from bandit_service.storage import counter_steps as steps
 from bandit_service.storage.report_reads import segment_label
 from bandit_service.storage.sketches import SKETCH_ACCURACY, is_sketched
 from policies import ArmStats
@@ -47,8 +54,13 @@ __all__ = ["MemoryStorage", "MemoryTx"]
 
 T = TypeVar("T")
 EMPTY_SKETCH = QuantileSketch(relative_accuracy=SKETCH_ACCURACY)
-Counters = tuple[Any, ...]  # (units, decisions, rewarded, expired, n, total, total_sq), as in storage.counters
-NO_COUNTS: Counters = (0, 0, 0, 0, 0.0, 0.0, 0.0)
+Counters = tuple[Any, ...]  # storage.counters.COUNTER_COLUMNS (a step of storage.counter_steps)
+NO_COUNTS: Counters = (0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0)
+
+
+def _trial_value(reward: StoredReward) -> float:
+    """A trial's value once this reward counted (rewards stored before trials existed: their value)."""
+    return reward.trial_value if reward.trial_value is not None else reward.value
 
 
 def _kept(value: T) -> T:
@@ -64,7 +76,7 @@ class _Tables:
     """The rows, one dict per SQL table, keyed by its primary key."""
 
     def __init__(self) -> None:
-        self.sequences: dict[str, int] = {"experiments": 0, "events": 0, "changes": 0}
+        self.sequences: dict[str, int] = {"experiments": 0, "events": 0, "changes": 0, "deliveries": 0}
         self.change_seq: dict[int, int] = {}  # experiment id -> the change number of its last change
         self.experiments: dict[int, Experiment] = {}
         self.keys: dict[str, int] = {}  # the unique index on experiments.key
@@ -73,8 +85,8 @@ class _Tables:
         self.assignments: dict[tuple[int, str], Assignment] = {}
         self.decisions: dict[str, Decision] = {}
         self.status: dict[str, DecisionStatus] = {}
-        self.rewards: dict[str, StoredReward] = {}
-        self.reward_keys: dict[str, str] = {}  # the unique index on rewards.idempotency_key
+        self.rewards: dict[tuple[str, int], StoredReward] = {}  # by (decision id, seq)
+        self.reward_keys: dict[str, tuple[str, int]] = {}  # the unique index on rewards.idempotency_key
         self.arm_counters: dict[tuple[int, int], Counters] = {}
         self.period_counters: dict[tuple[int, int, int], Counters] = {}
         self.arm_metrics: dict[tuple[int, int, str], Counters] = {}
@@ -82,13 +94,26 @@ class _Tables:
         self.sketches: dict[tuple[int, int, str], QuantileSketch] = {}
         self.rollouts: dict[tuple[int, str], Rollout] = {}
         self.api_keys: dict[str, ApiKey] = {}
+        self.features: dict[str, Feature] = {}  # features not deleted, by key
+        self.feature_seq: dict[str, int] = {}  # feature key -> change number of its last change (deletes too)
+        self.deliveries: dict[int, Delivery] = {}
 
     def experiment(self, key: str) -> Experiment | None:
         experiment_id = self.keys.get(key)
         return None if experiment_id is None else self.experiments[experiment_id]
 
+    def feature_experiments(self, key: str) -> list[Experiment]:
+        return [e for _, e in sorted(self.experiments.items()) if e.config.feature == key]
+
     def rollouts_of(self, experiment_id: int) -> dict[str, Rollout]:
         return {kind: r for (e, kind), r in sorted(self.rollouts.items()) if e == experiment_id}
+
+    def rewards_of(self, decision_id: str) -> list[StoredReward]:
+        """A trial's rewards by seq (seqs are consecutive from 0)."""
+        out: list[StoredReward] = []
+        while (decision_id, len(out)) in self.rewards:
+            out.append(self.rewards[(decision_id, len(out))])
+        return out
 
     def joined(self, reward: StoredReward) -> StoredReward | None:
         """A reward with its experiment's key and arm's name as stored now (None: the join finds no arm)."""
@@ -101,8 +126,9 @@ class _Tables:
 class MemoryTx:
     """A write transaction over the tables: changes apply at once and are logged so `rollback` can undo them."""
 
-    def __init__(self, tables: _Tables) -> None:
+    def __init__(self, tables: _Tables, webhook_url: str | None = None) -> None:
         self._t = tables
+        self._webhook_url = webhook_url  # the global webhook (see `Storage.webhook_url`)
         self._undo: list[Callable[[], object]] = []
 
     def rollback(self) -> None:
@@ -182,6 +208,38 @@ class MemoryTx:
         """Add an audit-log entry with the next id."""
         logged = LoggedEvent(**msgspec.structs.asdict(event), id=self._next("events"))
         self._put(self._t.events, logged.id, _kept(logged))
+        experiment = self._t.experiments.get(event.experiment_id)
+        own = None if experiment is None else experiment.config.webhook_url
+        for url in targets(own, self._webhook_url):
+            delivery_id = self._next("deliveries")
+            self._put(
+                self._t.deliveries,
+                delivery_id,
+                Delivery(
+                    id=delivery_id,
+                    event_id=logged.id,
+                    experiment_id=event.experiment_id,
+                    url=url,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=event.created_at,
+                    last_attempt_at=None,
+                    last_status_code=None,
+                    last_error=None,
+                    created_at=event.created_at,
+                    delivered_at=None,
+                ),
+            )
+
+    def update_delivery(self, delivery: Delivery, attempts: int) -> bool:
+        """Compare-and-set a webhook delivery on its attempt count (what it was queued with never changes)."""
+        stored = self._t.deliveries.get(delivery.id)
+        if stored is None or stored.status != "pending" or stored.attempts != attempts:
+            return False
+        fixed = ("id", "event_id", "experiment_id", "url", "created_at")
+        kept = msgspec.structs.replace(delivery, **{f: getattr(stored, f) for f in fixed})
+        self._put(self._t.deliveries, delivery.id, kept)
+        return True
 
     def assignments(self, experiment_id: int, units: Collection[str]) -> dict[str, Assignment]:
         """Sticky assignments of these units."""
@@ -197,6 +255,52 @@ class MemoryTx:
                 created.add(unit)
         return created
 
+    def rebalance_page(
+        self, experiment_id: int, version: int, after: str | None, limit: int
+    ) -> list[tuple[str, Assignment]] | None:
+        """Assignments stored before weights `version`, by unit after `after`; None once the version moved on."""
+        experiment = self._t.experiments.get(experiment_id)
+        if experiment is None or experiment.weights_version != version:
+            return None
+        found = (
+            (unit, a)
+            for (e, unit), a in self._t.assignments.items()
+            if e == experiment_id and a.weights_version < version and (after is None or unit > after)
+        )
+        return heapq.nsmallest(limit, found, key=lambda row: row[0])
+
+    def move_assignments(self, experiment_id: int, moves: Sequence[tuple[str, Assignment, Assignment]]) -> int:
+        """Compare-and-set each unit's assignment on its arm and weights version; how many moved."""
+        moved = 0
+        for unit, old, new in moves:
+            current = self._t.assignments.get((experiment_id, unit))
+            if current is not None and (current.arm, current.weights_version) == (old.arm, old.weights_version):
+                self._put(self._t.assignments, (experiment_id, unit), new)
+                moved += 1
+        return moved
+
+    def set_moved(self, experiment_id: int, version: int, moved: float) -> None:
+        """Set the moved share of a weights-history row."""
+        key = (experiment_id, version)
+        if key in self._t.weights:
+            self._put(self._t.weights, key, msgspec.structs.replace(self._t.weights[key], moved=moved))
+
+    def open_trials(self, experiment_id: int, trials: Sequence[OpenTrial]) -> None:
+        """Record units' newly opened trials on their assignments."""
+        for t in trials:
+            key = (experiment_id, t.unit)
+            current = self._t.assignments[key]
+            self._put(
+                self._t.assignments,
+                key,
+                msgspec.structs.replace(current, trial_id=t.trial_id, trial_expires_at=t.expires_at),
+            )
+
+    def count_exposures(self, rows: Sequence[Exposure]) -> None:
+        """Count decisions served inside open unit trials."""
+        for e in rows:
+            self._count(e.experiment_id, e.weights_version, e.arm, steps.exposure())
+
     def active_experiments(self, ids: Collection[int]) -> set[int]:
         """Those of these experiments that are active (one writer at a time: nothing changes before commit)."""
         return {i for i in ids if i in self._t.experiments and self._t.experiments[i].status == "active"}
@@ -206,7 +310,7 @@ class MemoryTx:
         for d in rows:
             self._insert(self._t.decisions, d.id, _kept(d), "decision id")
             self._put(self._t.status, d.id, "pending")
-            self._count(d.experiment_id, d.weights_version, d.arm, (1 if d.new_unit else 0, 1, 0, 0, 0.0, 0.0, 0.0))
+            self._count(d.experiment_id, d.weights_version, d.arm, steps.opened(d.new_unit))
 
     def decision_contexts(self, ids: Collection[str]) -> dict[str, DecisionContext]:
         """Decisions by id joined with their experiment, arm and reward."""
@@ -218,7 +322,7 @@ class MemoryTx:
             experiment = self._t.experiments[d.experiment_id]
             if d.arm >= len(experiment.arms):
                 continue  # the inner join on arms finds nothing
-            reward = self._t.rewards.get(i)
+            rewards = [self._t.joined(r) for r in self._t.rewards_of(i)]
             out[i] = DecisionContext(
                 decision_id=i,
                 experiment_id=d.experiment_id,
@@ -230,7 +334,9 @@ class MemoryTx:
                 status=self._t.status[i],
                 expires_at=d.expires_at,
                 experiment_status=experiment.status,
-                reward=None if reward is None else self._t.joined(reward),
+                trial=experiment.config.trial,
+                aggregate=experiment.config.aggregate,
+                rewards=tuple(r for r in rewards if r is not None),
             )
         return out
 
@@ -238,38 +344,42 @@ class MemoryTx:
         """Rewards by idempotency key."""
         out = {}
         for key in keys:
-            decision_id = self._t.reward_keys.get(key)
-            reward = None if decision_id is None else self._t.joined(self._t.rewards[decision_id])
+            where = self._t.reward_keys.get(key)
+            reward = None if where is None else self._t.joined(self._t.rewards[where])
             if reward is not None:
                 out[key] = reward
         return out
 
-    def insert_rewards(self, rows: Sequence[StoredReward]) -> None:
-        """Store rewards and count them; ConflictError if a decision is no longer pending."""
-        for r in rows:
-            if self._t.status.get(r.decision_id) != "pending":
-                raise ConflictError("decision_id: the decision changed concurrently; retry", field="decision_id")
-            self._put(self._t.status, r.decision_id, "rewarded")
-        for r in rows:
-            self._insert(self._t.rewards, r.decision_id, _kept(r), "reward of decision")
+    def insert_rewards(self, rows: Sequence[RewardWrite]) -> None:
+        """Store rewards and count them; ConflictError if a trial's first finds it no longer pending."""
+        for w in rows:
+            if w.before is None:
+                decision_id = w.reward.decision_id
+                if self._t.status.get(decision_id) != "pending":
+                    raise ConflictError("decision_id: the decision changed concurrently; retry", field="decision_id")
+                self._put(self._t.status, decision_id, "rewarded")
+        for w in rows:
+            r = w.reward
+            self._insert(self._t.rewards, (r.decision_id, r.seq), _kept(r), "reward of decision")
             if r.idempotency_key is not None:
-                self._insert(self._t.reward_keys, r.idempotency_key, r.decision_id, "idempotency key")
-            self._count_reward(r.experiment_id, r.weights_version, r.arm, r.value, r.metrics, expired=False)
+                self._insert(self._t.reward_keys, r.idempotency_key, (r.decision_id, r.seq), "idempotency key")
+            self._count(r.experiment_id, r.weights_version, r.arm, steps.reward(w.before, w.after))
+            self._count_metrics(r.experiment_id, r.weights_version, r.arm, r.metrics)
             for name, x in r.metrics.items():
                 if x >= 0 and is_sketched(name):
                     key = (r.experiment_id, r.arm, name)
                     self._put(self._t.sketches, key, self._t.sketches.get(key, EMPTY_SKETCH).add(x))
 
     def expire_decisions(self, ids: Collection[str]) -> list[ExpiredDecision]:
-        """Mark still-pending decisions expired and count them with their experiment's default reward."""
+        """Mark still-pending trials expired (or excluded) and count them as their experiment's `missing` says."""
         out = []
         for i in dict.fromkeys(ids):
             if self._t.status.get(i) != "pending":
                 continue
             d = self._t.decisions[i]
-            self._put(self._t.status, i, "expired")
-            default = self._t.experiments[d.experiment_id].config.default_reward
-            self._count_reward(d.experiment_id, d.weights_version, d.arm, default, {}, expired=True)
+            value = self._t.experiments[d.experiment_id].config.missing_reward
+            self._put(self._t.status, i, "expired" if value is not None else "excluded")
+            self._count(d.experiment_id, d.weights_version, d.arm, steps.unrewarded(value))
             out.append(
                 ExpiredDecision(
                     decision_id=i, experiment_id=d.experiment_id, arm=d.arm, weights_version=d.weights_version
@@ -321,6 +431,32 @@ class MemoryTx:
     def probe(self) -> None:
         """Nothing to write: memory is always writable while the process runs."""
 
+    def feature(self, key: str) -> Feature | None:
+        """The feature with this key (one writer at a time: nothing changes it before commit)."""
+        return self._t.features.get(key)
+
+    def save_feature(self, feature: Feature) -> tuple[Feature, bool]:
+        """Create or replace a feature with the next change number; a replaced one keeps its `created_at`."""
+        current = self._t.features.get(feature.key)
+        if current is not None:
+            feature = msgspec.structs.replace(feature, created_at=current.created_at)
+        self._put(self._t.features, feature.key, _kept(feature))
+        self._put(self._t.feature_seq, feature.key, self._next("changes"))
+        return feature, current is None
+
+    def delete_feature(self, key: str, now: float) -> Feature | None:
+        """Delete a feature; its change number records the deletion, as the SQL tombstone does."""
+        found = self._t.features.get(key)
+        if found is not None:
+            self._undo.append(partial(self._t.features.__setitem__, key, found))
+            del self._t.features[key]
+            self._put(self._t.feature_seq, key, self._next("changes"))
+        return found
+
+    def feature_experiments(self, key: str) -> list[Experiment]:
+        """Experiments that serve feature `key`, by id."""
+        return self._t.feature_experiments(key)
+
     def _count(self, experiment_id: int, version: int, arm: int, step: Counters) -> None:
         tables: list[tuple[dict[Any, Counters], Any]] = [
             (self._t.arm_counters, (experiment_id, arm)),
@@ -329,12 +465,8 @@ class MemoryTx:
         for table, key in tables:
             self._put(table, key, _plus(table.get(key), step))
 
-    def _count_reward(
-        self, experiment_id: int, version: int, arm: int, value: float, metrics: Mapping[str, float], *, expired: bool
-    ) -> None:
-        """Counters of one reward, exactly as `storage.counters.CounterDeltas.reward`."""
-        step = (0, 0, 0 if expired else 1, 1 if expired else 0, 1.0, value, value * value)
-        self._count(experiment_id, version, arm, step)
+    def _count_metrics(self, experiment_id: int, version: int, arm: int, metrics: Mapping[str, float]) -> None:
+        """One observation of each extra metric, exactly as `storage.counters.CounterDeltas.metrics`."""
         for name, x in metrics.items():
             tables: list[tuple[dict[Any, Counters], Any]] = [
                 (self._t.arm_metrics, (experiment_id, arm, name)),
@@ -353,6 +485,7 @@ class MemoryStorage:
         self._closed = False
         self._commits = 0
         self._writes = 0
+        self.webhook_url: str | None = None  # the global webhook (see `Storage.webhook_url`)
 
     async def open(self) -> None:
         """Start taking writes."""
@@ -373,7 +506,7 @@ class MemoryStorage:
         """Run `job` on `item` now; undo its changes if it raises, raise its outcome if that is an error."""
         if not self._open or self._closed:
             raise UnavailableError("the service is not accepting writes (starting up or shutting down); retry")
-        tx = MemoryTx(self._t)
+        tx = MemoryTx(self._t, self.webhook_url)
         # Counted like the SQL writer counts: a refused item still rode in a committed transaction.
         self._commits += 1
         self._writes += 1
@@ -387,14 +520,17 @@ class MemoryStorage:
         return outcome
 
     async def changes(self, since: int | None) -> ExperimentChanges:
-        """Experiments changed after change number `since` (None: just the latest number)."""
+        """Experiments and features changed after change number `since` (None: just the latest number)."""
         t = self._t
         if since is None:
             return ExperimentChanges(seq=t.sequences["changes"], revisions={})
-        changed = [i for i, seq in t.change_seq.items() if seq > since]
+        changed = [t.experiments[i] for i, seq in t.change_seq.items() if seq > since]
+        features = {key: seq for key, seq in t.feature_seq.items() if seq > since}
         return ExperimentChanges(
-            seq=max([since, *(t.change_seq[i] for i in changed)]),
-            revisions={t.experiments[i].key: t.experiments[i].revision for i in changed},
+            seq=max([since, *(t.change_seq[e.id] for e in changed), *features.values()]),
+            revisions={e.key: e.revision for e in changed},
+            features=features,
+            experiment_features={e.key: e.config.feature for e in changed if e.config.feature is not None},
         )
 
     async def experiment(self, key: str) -> Experiment | None:
@@ -415,17 +551,34 @@ class MemoryStorage:
                 metrics.setdefault(arm, {})[name] = ArmStats(n, total, total_sq)
         out = []
         for i in range(len(experiment.arms)):
-            units, decisions, rewarded, expired, n, total, total_sq = self._t.arm_counters.get(
+            units, trials, exposures, rewarded, expired, excluded, n, total, total_sq = self._t.arm_counters.get(
                 (experiment.id, i), NO_COUNTS
             )
-            stats = ArmStats(n, total, max(total_sq, 0.0))
-            counts = {"units": units, "decisions": decisions, "rewarded": rewarded, "expired": expired}
-            out.append(ArmCounts(**counts, stats=stats, metrics=metrics.get(i, {})))
+            out.append(
+                ArmCounts(
+                    units=units,
+                    trials=trials,
+                    exposures=exposures,
+                    rewarded=rewarded,
+                    expired=expired,
+                    excluded=excluded,
+                    stats=ArmStats(n, total, max(total_sq, 0.0)),
+                    metrics=metrics.get(i, {}),
+                )
+            )
         return out
 
     async def weights_history(self, experiment_id: int, limit: int) -> list[WeightsRecord]:
         """The most recent `limit` rows, oldest first."""
         return list(self._history(experiment_id)[-limit:]) if limit > 0 else []
+
+    async def assignment_counts(self, experiment_id: int, before_version: int) -> dict[int, int]:
+        """Sticky assignments per arm stored before weights `before_version`."""
+        counts: dict[int, int] = {}
+        for (e, _), a in self._t.assignments.items():
+            if e == experiment_id and a.weights_version < before_version:
+                counts[a.arm] = counts.get(a.arm, 0) + 1
+        return counts
 
     async def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
         """The experiment's plans by kind."""
@@ -464,6 +617,18 @@ class MemoryStorage:
         """Every API key, by name."""
         return [self._t.api_keys[name] for name in sorted(self._t.api_keys)]
 
+    async def feature(self, key: str) -> Feature | None:
+        """The feature with this key (None: none, or deleted)."""
+        return self._t.features.get(key)
+
+    async def features(self) -> list[Feature]:
+        """Every feature, by key."""
+        return [self._t.features[key] for key in sorted(self._t.features)]
+
+    async def feature_experiments(self, key: str) -> list[Experiment]:
+        """Experiments that serve feature `key`, by id."""
+        return self._t.feature_experiments(key)
+
     async def report_data(self, experiment: Experiment) -> ReportData:
         """Counters per period and arm, metric statistics, sketches and the weights history."""
         e, k = experiment.id, len(experiment.arms)
@@ -479,10 +644,37 @@ class MemoryStorage:
         counters = period_counters(k, rows, metric_rows, sketches)
         return ReportData(counters=counters, history=self._history(e))
 
+    async def due_deliveries(self, now: float, limit: int) -> list[DeliveryEntry]:
+        """Pending webhook deliveries due at `now`, the longest-waiting first (ties by id, as the index gives them)."""
+        due = [
+            d
+            for d in self._t.deliveries.values()
+            if d.status == "pending" and d.next_attempt_at is not None and d.next_attempt_at <= now
+        ]
+        due.sort(key=lambda d: (d.next_attempt_at or 0.0, d.id))
+        return [self._delivery_entry(d) for d in due[:limit]]
+
+    async def deliveries(
+        self, experiment_id: int | None, status: DeliveryStatus | None, before: int | None, limit: int
+    ) -> list[DeliveryEntry]:
+        """Webhook deliveries newest first, of one experiment or all, optionally of one status, ids < `before`."""
+        found = [
+            d
+            for i, d in sorted(self._t.deliveries.items(), reverse=True)
+            if (experiment_id is None or d.experiment_id == experiment_id)
+            and (status is None or d.status == status)
+            and (before is None or i < before)
+        ]
+        return [self._delivery_entry(d) for d in found[:limit]]
+
+    def _delivery_entry(self, delivery: Delivery) -> DeliveryEntry:
+        experiment = self._t.experiments[delivery.experiment_id].key
+        return DeliveryEntry(delivery=delivery, event=self._t.events[delivery.event_id], experiment=experiment)
+
     async def segment_data(self, experiment: Experiment, attribute: str, max_segments: int) -> SegmentData:
         """Counters per value of a decision attribute, aggregated from the decisions and their rewards."""
         e, k = experiment.id, len(experiment.arms)
-        default = experiment.config.default_reward
+        default = experiment.config.missing_reward or 0.0  # excluded trials count nothing
         decisions = [d for d in self._t.decisions.values() if d.experiment_id == e]
         # Distinct JSON texts, as SQLite's json_type/json_quote give them: a missing value is null.
         texts = {d.id: msgspec.json.encode(d.attributes.get(attribute)).decode() for d in decisions}
@@ -498,26 +690,28 @@ class MemoryStorage:
         names = {name for (i, _, name) in self._t.arm_metrics if i == e}
         for d in decisions:
             label = segment_label(texts[d.id])
-            status, reward = self._t.status[d.id], self._t.rewards.get(d.id)
-            cell = traffic.setdefault((label, d.weights_version, d.arm), [0, 0, 0, 0, 0.0, 0.0])
-            value = 0.0 if reward is None else reward.value
-            for j, x in enumerate((d.new_unit, 1, status == "rewarded", status == "expired", value, value * value)):
+            status, rewards = self._t.status[d.id], self._t.rewards_of(d.id)
+            cell = traffic.setdefault((label, d.weights_version, d.arm), [0, 0, 0, 0, 0, 0.0, 0.0])
+            # A trial counts with its value after its last reward (its rewards combined).
+            value = 0.0 if not rewards else _trial_value(rewards[-1])
+            flags = (d.new_unit, 1, status == "rewarded", status == "expired", status == "excluded")
+            for j, x in enumerate((*flags, value, value * value)):
                 cell[j] += x
-            if reward is None:
-                continue
-            for name, x in reward.metrics.items():
-                if name not in names:
-                    continue
-                sums = metric_sums.setdefault((label, reward.weights_version, reward.arm, name), [0.0, 0.0, 0.0])
-                for j, s in enumerate((1.0, x, x * x)):
-                    sums[j] += s
-                if x >= 0 and is_sketched(name):
-                    values.setdefault((label, name), {}).setdefault(reward.arm, []).append(x)
+            for reward in rewards:
+                for name, x in reward.metrics.items():
+                    if name not in names:
+                        continue
+                    sums = metric_sums.setdefault((label, reward.weights_version, reward.arm, name), [0.0, 0.0, 0.0])
+                    for j, s in enumerate((1.0, x, x * x)):
+                        sums[j] += s
+                    if x >= 0 and is_sketched(name):
+                        values.setdefault((label, name), {}).setdefault(reward.arm, []).append(x)
         rows: dict[str, list[CounterRow]] = {}
-        for (label, v, arm), (units, count, rewarded, expired, total, total_sq) in traffic.items():
-            # An expired decision counts with the default reward, as in the incremental counters.
+        for (label, v, arm), (units, trials, rewarded, expired, excluded, total, total_sq) in traffic.items():
+            # An expired trial counts with the missing value, as in the incremental counters.
             n, total, total_sq = rewarded + expired, total + expired * default, total_sq + expired * default * default
-            rows.setdefault(label, []).append((v, arm, units, count, rewarded, expired, n, total, total_sq))
+            row = (v, arm, units, trials, None, rewarded, expired, excluded, n, total, total_sq)
+            rows.setdefault(label, []).append(row)
         metric_rows: dict[str, list[MetricRow]] = {}
         for (label, v, arm, name), (n, total, total_sq) in metric_sums.items():
             metric_rows.setdefault(label, []).append((v, arm, name, n, total, total_sq))

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import msgspec
 import numpy as np
-from sqlalchemy import Text, case, cast, func, select
+from sqlalchemy import Text, and_, case, cast, exists, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -94,7 +94,19 @@ class SqlReportStore:
         k = len(experiment.arms)
         with self._connect() as conn, conn.begin():
             rows: list[CounterRow] = [
-                (r.weights_version, r.arm, r.units, r.decisions, r.rewarded, r.expired, r.n, r.total, r.total_sq)
+                (
+                    r.weights_version,
+                    r.arm,
+                    r.units,
+                    r.trials,
+                    r.exposures,
+                    r.rewarded,
+                    r.expired,
+                    r.excluded,
+                    r.n,
+                    r.total,
+                    r.total_sq,
+                )
                 for r in conn.execute(select(PERIODS).where(PERIODS.c.experiment_id == experiment.id))
             ]
             metric_rows: list[MetricRow] = [
@@ -108,7 +120,7 @@ class SqlReportStore:
     def segment_data(self, experiment: Experiment, attribute: str, max_segments: int) -> SegmentData:
         """Counters per value of a decision attribute, aggregated with GROUP BY in one snapshot."""
         k = len(experiment.arms)
-        default = experiment.config.default_reward
+        default = experiment.config.missing_reward or 0.0  # excluded trials count nothing
         value = _attribute_json(self.db.dialect, attribute)
         with self._connect() as conn, conn.begin():
             values = conn.execute(
@@ -165,7 +177,13 @@ def _history(conn: Connection, experiment_id: int) -> tuple[WeightsRecord, ...]:
 def _traffic(
     conn: Connection, experiment_id: int, value: ColumnElement[Any], default: float
 ) -> dict[str, list[CounterRow]]:
-    """Decisions, new units, reward status and reward sums per (segment, version, arm)."""
+    """Trials, new units, trial status and trial-value sums per (segment, version, arm)."""
+    # A trial counts with its value after its last reward (the reward with the highest seq).
+    later = REWARDS.alias("later")
+    last_reward = and_(
+        REWARDS.c.decision_id == DECISIONS.c.id,
+        ~exists().where(later.c.decision_id == REWARDS.c.decision_id, later.c.seq > REWARDS.c.seq),
+    )
     # The grouping key is computed in a subquery and grouped by name: PostgreSQL refuses to match
     # a SELECT expression against a GROUP BY expression whose bound parameters differ.
     sub = (
@@ -175,9 +193,9 @@ def _traffic(
             DECISIONS.c.arm,
             DECISIONS.c.new_unit,
             DECISIONS.c.status,
-            REWARDS.c.value,
+            func.coalesce(REWARDS.c.trial_value, REWARDS.c.value).label("value"),
         )
-        .select_from(DECISIONS.outerjoin(REWARDS, REWARDS.c.decision_id == DECISIONS.c.id))
+        .select_from(DECISIONS.outerjoin(REWARDS, last_reward))
         .where(DECISIONS.c.experiment_id == experiment_id)
         .subquery()
     )
@@ -189,19 +207,22 @@ def _traffic(
         func.count(),
         func.sum(case((sub.c.status == "rewarded", 1), else_=0)),
         func.sum(case((sub.c.status == "expired", 1), else_=0)),
+        func.sum(case((sub.c.status == "excluded", 1), else_=0)),
         func.coalesce(func.sum(sub.c.value), 0.0),
         func.coalesce(func.sum(sub.c.value * sub.c.value), 0.0),
     ).group_by(sub.c.segment, sub.c.weights_version, sub.c.arm)
     out: dict[str, list[CounterRow]] = {}
-    for segment, version, arm, units, decisions, rewarded, expired, total, total_sq in conn.execute(query):
-        # An expired decision counts with the default reward, as in the incremental counters.
+    for segment, version, arm, units, trials, rewarded, expired, excluded, total, total_sq in conn.execute(query):
+        # An expired trial counts with the missing value, as in the incremental counters.
         row: CounterRow = (
             version,
             arm,
             units,
-            decisions,
+            trials,
+            None,  # exposures of unit trials are counted per arm, not logged per decision
             rewarded,
             expired,
+            excluded,
             rewarded + expired,
             total + expired * default,
             total_sq + expired * default * default,

@@ -7,7 +7,8 @@ import time
 from collections.abc import Collection, Sequence
 from typing import Any, assert_never
 
-from sqlalchemy import and_, bindparam, delete, insert, literal_column, select, text, update
+import msgspec
+from sqlalchemy import and_, bindparam, delete, func, insert, literal_column, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -23,14 +24,21 @@ from bandit_service.core.model import (
     ExperimentChanges,
     ExperimentStatus,
     ExpiredDecision,
+    Exposure,
+    Feature,
     LoggedEvent,
     NewExperiment,
+    OpenTrial,
+    RewardWrite,
     Rollout,
     StoredReward,
     WeightsRecord,
 )
 from bandit_service.core.roles import ApiKey
+from bandit_service.core.webhooks import Delivery, DeliveryEntry, DeliveryStatus
 from bandit_service.ports import DueKind, Job
+from bandit_service.storage import counter_steps as steps
+from bandit_service.storage import webhooks as outbox
 from bandit_service.storage.convert import (
     arm_rows,
     experiment_from_rows,
@@ -40,6 +48,14 @@ from bandit_service.storage.convert import (
 )
 from bandit_service.storage.counters import CounterDeltas, CounterStatements
 from bandit_service.storage.database import Database, is_transient
+from bandit_service.storage.features import (
+    change_feed,
+    delete_feature,
+    load_feature,
+    load_features,
+    save_feature,
+    serves_feature,
+)
 from bandit_service.storage.keys import delete_key, insert_key, key_by_digest, load_keys, touch_key
 from bandit_service.storage.plans import (
     load_events,
@@ -93,6 +109,8 @@ REWARD_COLUMNS = (
     "idempotency_key",
     "body_hash",
     "created_at",
+    "seq",
+    "trial_value",
 )
 
 # How often a write batch that lost a deadlock or a serialization check is run again, and the
@@ -100,8 +118,26 @@ REWARD_COLUMNS = (
 WRITE_ATTEMPTS = 5
 RETRY_PAUSE_S = 0.005
 
+# A rebalance's move of one unit: compare-and-set on the arm and weights version it was read with.
+_MOVE_ASSIGNMENT = (
+    update(ASSIGNMENTS)
+    .where(
+        ASSIGNMENTS.c.experiment_id == bindparam("e_id"),
+        ASSIGNMENTS.c.unit == bindparam("u"),
+        ASSIGNMENTS.c.arm == bindparam("old_arm"),
+        ASSIGNMENTS.c.weights_version == bindparam("old_version"),
+    )
+    .values(
+        arm=bindparam("new_arm"),
+        propensity=bindparam("new_propensity"),
+        weights_version=bindparam("new_version"),
+        trial_id=bindparam("t_id"),
+        trial_expires_at=bindparam("t_at"),
+    )
+)
+
 # The columns of a decision's existing reward in the decision_contexts query.
-_PRIOR_REWARD_COLUMNS = ("value", "metrics", "idempotency_key", "body_hash", "created_at")
+_PRIOR_REWARD_COLUMNS = ("value", "metrics", "idempotency_key", "body_hash", "created_at", "seq", "trial_value")
 
 
 def _load_experiments(
@@ -143,6 +179,8 @@ def _stored_reward(m: Any) -> StoredReward:
         idempotency_key=m.idempotency_key,
         body_hash=m.body_hash,
         created_at=m.created_at,
+        seq=m.seq,
+        trial_value=m.trial_value,
     )
 
 
@@ -153,14 +191,35 @@ class Statements:
         self.counters = CounterStatements(db, execution)
         self.sketches = SketchStatements(db, execution)
         self.assignments = select(
-            ASSIGNMENTS.c.unit, ASSIGNMENTS.c.arm, ASSIGNMENTS.c.propensity, ASSIGNMENTS.c.weights_version
+            ASSIGNMENTS.c.unit,
+            ASSIGNMENTS.c.arm,
+            ASSIGNMENTS.c.propensity,
+            ASSIGNMENTS.c.weights_version,
+            ASSIGNMENTS.c.trial_id,
+            ASSIGNMENTS.c.trial_expires_at,
         ).where(
             ASSIGNMENTS.c.experiment_id == bindparam("experiment_id"),
             ASSIGNMENTS.c.unit.in_(bindparam("units", expanding=True)),
         )
         new_assignments = db.upsert(ASSIGNMENTS).on_conflict_do_nothing(index_elements=["experiment_id", "unit"])
         self.insert_assignments = execution.statement(
-            new_assignments, ("experiment_id", "unit", "arm", "propensity", "weights_version", "created_at")
+            new_assignments,
+            (
+                "experiment_id",
+                "unit",
+                "arm",
+                "propensity",
+                "weights_version",
+                "created_at",
+                "trial_id",
+                "trial_expires_at",
+            ),
+        )
+        self.open_trials = execution.statement(
+            update(ASSIGNMENTS)
+            .where(ASSIGNMENTS.c.experiment_id == bindparam("e_id"), ASSIGNMENTS.c.unit == bindparam("u"))
+            .values(trial_id=bindparam("t_id"), trial_expires_at=bindparam("t_at")),
+            ("e_id", "u", "t_id", "t_at"),
         )
         # Where writers are not serialised (PostgreSQL), the rows an insert created, by unit.
         self.insert_assignments_returning = new_assignments.returning(ASSIGNMENTS.c.unit)
@@ -189,6 +248,8 @@ class Statements:
                 # Only the reward kind, extracted by the database: decoding the whole config JSON
                 # per reward was a measurable share of the writer thread's time under load.
                 EXPERIMENTS.c.config["reward"].as_string().label("reward_kind"),
+                EXPERIMENTS.c.config["trial"].as_string().label("trial"),
+                EXPERIMENTS.c.config["aggregate"].as_string().label("aggregate"),
                 ARMS.c.name,
                 *(REWARDS.c[name] for name in _PRIOR_REWARD_COLUMNS),
             )
@@ -206,6 +267,9 @@ class Statements:
             .where(REWARDS.c.idempotency_key.in_(bindparam("keys", expanding=True)))
         )
         # Constants as literals: a statement binds exactly its named columns.
+        self.excluded = (
+            update(DECISIONS).where(DECISIONS.c.id.in_(bindparam("ids", expanding=True))).values(status="excluded")
+        )
         self.mark_rewarded = execution.statement(
             update(DECISIONS)
             .where(DECISIONS.c.id == bindparam("decision_id"), DECISIONS.c.status == literal_column("'pending'"))
@@ -224,10 +288,11 @@ class Statements:
 class SqlTransaction:
     """One job group's view of the write transaction; its counter increments are collected, not written."""
 
-    def __init__(self, conn: Connection, db: Database, statements: Statements) -> None:
+    def __init__(self, conn: Connection, db: Database, statements: Statements, webhook_url: str | None = None) -> None:
         self.conn = conn
         self.db = db
         self.statements = statements
+        self.webhook_url = webhook_url  # the global webhook (see `Storage.webhook_url`)
         self.counts = CounterDeltas()
         self.sketches = SketchDeltas()
 
@@ -297,9 +362,10 @@ class SqlTransaction:
         self.conn.execute(insert(WEIGHTS).values(**weights_values(record)))
 
     def log_event(self, event: Event) -> None:
-        """Add an audit-log entry."""
-        self.conn.execute(
-            insert(EVENTS).values(
+        """Add an audit-log entry and queue its webhook deliveries."""
+        event_id = self.conn.execute(
+            insert(EVENTS)
+            .values(
                 experiment_id=event.experiment_id,
                 created_at=event.created_at,
                 actor=event.actor,
@@ -307,14 +373,29 @@ class SqlTransaction:
                 before=event.before,
                 after=event.after,
             )
-        )
+            .returning(EVENTS.c.id)
+        ).scalar_one()
+        outbox.queue_deliveries(self.conn, int(event_id), event, self.webhook_url)
+
+    def update_delivery(self, delivery: Delivery, attempts: int) -> bool:
+        """Compare-and-set a webhook delivery on its attempt count."""
+        return outbox.update_delivery(self.conn, delivery, attempts)
 
     def assignments(self, experiment_id: int, units: Collection[str]) -> dict[str, Assignment]:
         """Sticky assignments of these units."""
         if not units:
             return {}
         rows = self.conn.execute(self.statements.assignments, {"experiment_id": experiment_id, "units": list(units)})
-        return {r.unit: Assignment(arm=r.arm, propensity=r.propensity, weights_version=r.weights_version) for r in rows}
+        return {
+            r.unit: Assignment(
+                arm=r.arm,
+                propensity=r.propensity,
+                weights_version=r.weights_version,
+                trial_id=r.trial_id,
+                trial_expires_at=r.trial_expires_at,
+            )
+            for r in rows
+        }
 
     def insert_assignments(self, experiment_id: int, rows: Sequence[tuple[str, Assignment]], now: float) -> set[str]:
         """Store first assignments; the units whose row this insert created (a concurrent replica's may exist).
@@ -331,6 +412,8 @@ class SqlTransaction:
                 "propensity": a.propensity,
                 "weights_version": a.weights_version,
                 "created_at": now,
+                "trial_id": a.trial_id,
+                "trial_expires_at": a.trial_expires_at,
             }
             for unit, a in sorted(rows, key=lambda row: row[0])
         ]
@@ -342,6 +425,79 @@ class SqlTransaction:
         if inserted != len(rows):
             raise ConflictError("unit: an assignment changed concurrently; retry", field="unit")
         return {unit for unit, _ in rows}
+
+    def rebalance_page(
+        self, experiment_id: int, version: int, after: str | None, limit: int
+    ) -> list[tuple[str, Assignment]] | None:
+        """Assignments stored before weights `version`, by unit after `after`; None once the version moved on.
+
+        The experiment's row is locked FOR UPDATE: decisions hold it shared while they read and store
+        assignments (`active_experiments`), so this page waits for them and they wait for it, as
+        SQLite's single writer makes them do anyway.
+        """
+        current = self.conn.execute(
+            select(EXPERIMENTS.c.weights_version).where(EXPERIMENTS.c.id == experiment_id).with_for_update()
+        ).scalar_one_or_none()
+        if current != version:
+            return None
+        query = select(
+            ASSIGNMENTS.c.unit,
+            ASSIGNMENTS.c.arm,
+            ASSIGNMENTS.c.propensity,
+            ASSIGNMENTS.c.weights_version,
+            ASSIGNMENTS.c.trial_id,
+            ASSIGNMENTS.c.trial_expires_at,
+        ).where(ASSIGNMENTS.c.experiment_id == experiment_id, ASSIGNMENTS.c.weights_version < version)
+        if after is not None:
+            query = query.where(ASSIGNMENTS.c.unit > after)
+        rows = self.conn.execute(query.order_by(ASSIGNMENTS.c.unit).limit(limit))
+        return [
+            (unit, Assignment(arm=arm, propensity=p, weights_version=v, trial_id=t_id, trial_expires_at=t_at))
+            for unit, arm, p, v, t_id, t_at in rows
+        ]
+
+    def move_assignments(self, experiment_id: int, moves: Sequence[tuple[str, Assignment, Assignment]]) -> int:
+        """Compare-and-set each unit's assignment on its arm and weights version (sorted by unit); how many moved."""
+        params = [
+            {
+                "e_id": experiment_id,
+                "u": unit,
+                "old_arm": old.arm,
+                "old_version": old.weights_version,
+                "new_arm": new.arm,
+                "new_propensity": new.propensity,
+                "new_version": new.weights_version,
+                "t_id": new.trial_id,
+                "t_at": new.trial_expires_at,
+            }
+            for unit, old, new in sorted(moves, key=lambda move: move[0])
+        ]
+        if not params:
+            return 0
+        if self.db.write.dialect.supports_sane_multi_rowcount:
+            return int(self.conn.execute(_MOVE_ASSIGNMENT, params).rowcount)
+        return sum(int(self.conn.execute(_MOVE_ASSIGNMENT, [p]).rowcount) for p in params)
+
+    def set_moved(self, experiment_id: int, version: int, moved: float) -> None:
+        """Set the moved share of a weights-history row."""
+        row = and_(WEIGHTS.c.experiment_id == experiment_id, WEIGHTS.c.version == version)
+        self.conn.execute(update(WEIGHTS).where(row).values(moved=moved))
+
+    def open_trials(self, experiment_id: int, trials: Sequence[OpenTrial]) -> None:
+        """Record units' newly opened trials on their assignments (sorted: one lock order across replicas)."""
+        if trials:
+            self.statements.open_trials.execute(
+                self.conn,
+                [
+                    {"e_id": experiment_id, "u": t.unit, "t_id": t.trial_id, "t_at": t.expires_at}
+                    for t in sorted(trials, key=lambda t: t.unit)
+                ],
+            )
+
+    def count_exposures(self, rows: Sequence[Exposure]) -> None:
+        """Count decisions served inside open unit trials."""
+        for e in rows:
+            self.counts.add(e.experiment_id, e.weights_version, e.arm, steps.exposure())
 
     def active_experiments(self, ids: Collection[int]) -> set[int]:
         """Those of these experiments that are active; their status holds until this transaction commits."""
@@ -374,30 +530,36 @@ class SqlTransaction:
             ],
         )
         for d in rows:
-            self.counts.decision(d.experiment_id, d.weights_version, d.arm, d.new_unit)
+            self.counts.add(d.experiment_id, d.weights_version, d.arm, steps.opened(d.new_unit))
 
     def decision_contexts(self, ids: Collection[str]) -> dict[str, DecisionContext]:
-        """Decisions by id, with their experiment's key and reward kind, the arm's name and their reward."""
-        out = {}
+        """Decisions by id, with their experiment's key, reward kind and trial rules, their arm's name and rewards."""
+        out: dict[str, DecisionContext] = {}
+        rewards: dict[str, list[StoredReward]] = {}
         for row in self.statements.decision_contexts.rows(self.conn, list(ids)):
             decision_id, experiment_id, arm, weights_version, status, expires_at, key, experiment_status = row[:8]
-            reward_kind, arm_name = row[8:10]
-            value, metrics, idempotency_key, body_hash, created_at = row[10:]
-            reward = None
-            if body_hash is not None:  # the outer join found a reward
-                reward = StoredReward(
-                    decision_id=decision_id,
-                    experiment_id=experiment_id,
-                    experiment_key=key,
-                    arm=arm,
-                    arm_name=arm_name,
-                    weights_version=weights_version,
-                    value=value,
-                    metrics=metrics,
-                    idempotency_key=idempotency_key,
-                    body_hash=body_hash,
-                    created_at=created_at,
+            reward_kind, trial, aggregate, arm_name = row[8:12]
+            value, metrics, idempotency_key, body_hash, created_at, seq, trial_value = row[12:]
+            if body_hash is not None:  # the outer join found a reward (one row per reward)
+                rewards.setdefault(decision_id, []).append(
+                    StoredReward(
+                        decision_id=decision_id,
+                        seq=seq,
+                        experiment_id=experiment_id,
+                        experiment_key=key,
+                        arm=arm,
+                        arm_name=arm_name,
+                        weights_version=weights_version,
+                        value=value,
+                        metrics=metrics,
+                        idempotency_key=idempotency_key,
+                        body_hash=body_hash,
+                        created_at=created_at,
+                        trial_value=trial_value,
+                    )
                 )
+            if decision_id in out:
+                continue
             out[decision_id] = DecisionContext(
                 decision_id=decision_id,
                 experiment_id=experiment_id,
@@ -409,7 +571,13 @@ class SqlTransaction:
                 status=status,
                 expires_at=expires_at,
                 experiment_status=experiment_status,
-                reward=reward,
+                # Experiments stored before trials existed have no `trial`: each decision was its own.
+                trial=trial or "decision",
+                aggregate=aggregate or "last",
+            )
+        for decision_id, found in rewards.items():
+            out[decision_id] = msgspec.structs.replace(
+                out[decision_id], rewards=tuple(sorted(found, key=lambda r: r.seq))
             )
         return out
 
@@ -420,18 +588,21 @@ class SqlTransaction:
         rows = self.conn.execute(self.statements.rewards_by_key, {"keys": list(keys)})
         return {r.idempotency_key: _stored_reward(r) for r in rows}
 
-    def insert_rewards(self, rows: Sequence[StoredReward]) -> None:
-        """Store rewards, mark their decisions rewarded (only if still pending), count them."""
+    def insert_rewards(self, rows: Sequence[RewardWrite]) -> None:
+        """Store rewards, mark the trials of first rewards rewarded (only if still pending), count them."""
         if not rows:
             return
-        mark = self.statements.mark_rewarded
+        firsts = sorted({w.reward.decision_id for w in rows if w.before is None})
         # Sorted, so replicas rewarding the same decisions lock their rows in one order.
-        params = [{"decision_id": r.decision_id} for r in sorted(rows, key=lambda r: r.decision_id)]
-        if self.db.write.dialect.supports_sane_multi_rowcount:  # SQLite does
+        params = [{"decision_id": decision_id} for decision_id in firsts]
+        mark = self.statements.mark_rewarded
+        if not params:
+            changed = 0
+        elif self.db.write.dialect.supports_sane_multi_rowcount:  # SQLite does
             changed = mark.execute(self.conn, params)
         else:
             changed = sum(mark.execute(self.conn, [p]) for p in params)
-        if changed != len(rows):
+        if changed != len(firsts):
             # Another replica expired or rewarded one of these decisions since we read it.
             raise ConflictError("decision_id: the decision changed concurrently; retry", field="decision_id")
         self.statements.insert_rewards.execute(
@@ -447,16 +618,20 @@ class SqlTransaction:
                     "idempotency_key": r.idempotency_key,
                     "body_hash": r.body_hash,
                     "created_at": r.created_at,
+                    "seq": r.seq,
+                    "trial_value": r.trial_value,
                 }
-                for r in rows
+                for r in (w.reward for w in rows)
             ],
         )
-        for r in rows:
-            self.counts.reward(r.experiment_id, r.weights_version, r.arm, r.value, r.metrics, expired=False)
+        for w in rows:
+            r = w.reward
+            self.counts.add(r.experiment_id, r.weights_version, r.arm, steps.reward(w.before, w.after))
+            self.counts.metrics(r.experiment_id, r.weights_version, r.arm, r.metrics)
             self.sketches.reward(r.experiment_id, r.arm, r.metrics)
 
     def expire_decisions(self, ids: Collection[str]) -> list[ExpiredDecision]:
-        """Mark still-pending decisions expired and count them with their experiment's default reward."""
+        """Mark still-pending trials expired and count them as their experiment's `missing` says."""
         if not ids:
             return []
         rows = self.conn.execute(self.statements.expire, {"ids": sorted(ids)})
@@ -467,9 +642,14 @@ class SqlTransaction:
             for r in rows
         ]
         experiments = self.experiments_by_id({r.experiment_id for r in expired})
+        excluded = []
         for r in expired:
-            value = experiments[r.experiment_id].config.default_reward
-            self.counts.reward(r.experiment_id, r.weights_version, r.arm, value, {}, expired=True)
+            value = experiments[r.experiment_id].config.missing_reward
+            if value is None:
+                excluded.append(r.decision_id)
+            self.counts.add(r.experiment_id, r.weights_version, r.arm, steps.unrewarded(value))
+        if excluded:
+            self.conn.execute(self.statements.excluded, {"ids": sorted(excluded)})
         return expired
 
     def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
@@ -512,6 +692,22 @@ class SqlTransaction:
         self.conn.execute(counter.values(seq=CHANGE_COUNTER.c.seq + 1))
         self.conn.execute(counter.values(seq=CHANGE_COUNTER.c.seq - 1))
 
+    def feature(self, key: str) -> Feature | None:
+        """The feature with this key, under a share lock (see `storage.features` for the lock order)."""
+        return load_feature(self.conn, key, share_lock=True) if _storable(key) else None
+
+    def save_feature(self, feature: Feature) -> tuple[Feature, bool]:
+        """Create or replace a feature with the next change number."""
+        return save_feature(self.conn, feature, self._next_change)
+
+    def delete_feature(self, key: str, now: float) -> Feature | None:
+        """Delete a feature (a tombstone with the next change number)."""
+        return delete_feature(self.conn, key, now, self._next_change) if _storable(key) else None
+
+    def feature_experiments(self, key: str) -> list[Experiment]:
+        """Experiments that serve feature `key`, by id."""
+        return _load_experiments(self.conn, serves_feature(key), (EXPERIMENTS.c.id,)) if _storable(key) else []
+
 
 class SqlRepository:
     """Reads on the read engine; batches of write jobs on the write engine, one transaction each.
@@ -523,6 +719,7 @@ class SqlRepository:
         self.db = db
         self.execution = choose_execution(db, speedups=sqlite_speedups)
         self.statements = Statements(db, self.execution)
+        self.webhook_url: str | None = None  # the global webhook (see `Storage.webhook_url`)
 
     def create_schema(self) -> None:
         """Migrate the schema to the newest revision, holding the schema lock (see `schema`)."""
@@ -539,21 +736,13 @@ class SqlRepository:
             conn.execute(text("SELECT 1"))
 
     def changes(self, since: int | None) -> ExperimentChanges:
-        """Experiments changed after change number `since` (None: only the latest number), by the change index."""
+        """Experiments and features changed after change number `since` (None: only the latest number),
+        by the change indexes, in one snapshot (see `storage.features.change_feed`)."""
         with self.db.read.connect() as conn:
             if since is None:
                 latest = conn.execute(select(CHANGE_COUNTER.c.seq)).scalar_one_or_none()
                 return ExperimentChanges(seq=int(latest or 0), revisions={})
-            # One statement, one snapshot: numbers follow commit order, so seeing n means seeing all
-            # changes up to n, and the largest number returned is where the next poll starts.
-            rows = conn.execute(
-                select(EXPERIMENTS.c.key, EXPERIMENTS.c.revision, EXPERIMENTS.c.change_seq).where(
-                    EXPERIMENTS.c.change_seq > since
-                )
-            ).all()
-        return ExperimentChanges(
-            seq=max([since, *(r.change_seq for r in rows)]), revisions={r.key: r.revision for r in rows}
-        )
+            return change_feed(conn, since)
 
     def experiment(self, key: str) -> Experiment | None:
         """The experiment with this key."""
@@ -590,9 +779,11 @@ class SqlRepository:
             out.append(
                 ArmCounts(
                     units=c.units,
-                    decisions=c.decisions,
+                    trials=c.trials,
+                    exposures=c.exposures,
                     rewarded=c.rewarded,
                     expired=c.expired,
+                    excluded=c.excluded,
                     stats=ArmStats(c.n, c.total, max(c.total_sq, 0.0)),
                     metrics=metrics.get(i, {}),
                 )
@@ -644,6 +835,16 @@ class SqlRepository:
             )
             return [r.id for r in rows]
 
+    def assignment_counts(self, experiment_id: int, before_version: int) -> dict[int, int]:
+        """Sticky assignments per arm stored before weights `before_version` (one scan of the experiment's keys)."""
+        with self.db.read.connect() as conn:
+            rows = conn.execute(
+                select(ASSIGNMENTS.c.arm, func.count())
+                .where(ASSIGNMENTS.c.experiment_id == experiment_id, ASSIGNMENTS.c.weights_version < before_version)
+                .group_by(ASSIGNMENTS.c.arm)
+            ).all()
+        return {int(arm): int(n) for arm, n in rows}
+
     def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
         """The experiment's plans by kind."""
         with self.db.read.connect() as conn:
@@ -669,6 +870,37 @@ class SqlRepository:
         with self.db.read.connect() as conn:
             return load_keys(conn)
 
+    def feature(self, key: str) -> Feature | None:
+        """The feature with this key (None: none, or deleted)."""
+        if not _storable(key):
+            return None
+        with self.db.read.connect() as conn:
+            return load_feature(conn, key)
+
+    def features(self) -> list[Feature]:
+        """Every feature, by key."""
+        with self.db.read.connect() as conn:
+            return load_features(conn)
+
+    def feature_experiments(self, key: str) -> list[Experiment]:
+        """Experiments that serve feature `key`, by id."""
+        if not _storable(key):
+            return []
+        with self.db.read.connect() as conn:
+            return _load_experiments(conn, serves_feature(key), (EXPERIMENTS.c.id,))
+
+    def due_deliveries(self, now: float, limit: int) -> list[DeliveryEntry]:
+        """Pending webhook deliveries due at `now`, with their events."""
+        with self.db.read.connect() as conn:
+            return outbox.due_deliveries(conn, now, limit)
+
+    def deliveries(
+        self, experiment_id: int | None, status: DeliveryStatus | None, before: int | None, limit: int
+    ) -> list[DeliveryEntry]:
+        """Webhook deliveries newest first."""
+        with self.db.read.connect() as conn:
+            return outbox.load_deliveries(conn, experiment_id, status, before, limit)
+
     def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]]) -> list[list[Any]]:
         """One transaction; each job group in a savepoint, retried item by item if the group fails.
 
@@ -678,7 +910,9 @@ class SqlRepository:
         """
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                return self.execution.writes.run_batch(groups, lambda: _BatchRun(self.db, self.statements))
+                return self.execution.writes.run_batch(
+                    groups, lambda: _BatchRun(self.db, self.statements, self.webhook_url)
+                )
             except OperationalError as exc:
                 if attempt == WRITE_ATTEMPTS or not is_transient(exc):
                     raise
@@ -690,9 +924,10 @@ class SqlRepository:
 class _BatchRun:
     """One attempt at a batch: job groups in savepoints, their counter increments written once at the end."""
 
-    def __init__(self, db: Database, statements: Statements) -> None:
+    def __init__(self, db: Database, statements: Statements, webhook_url: str | None = None) -> None:
         self.db = db
         self.statements = statements
+        self.webhook_url = webhook_url
         self.counts = CounterDeltas()
         self.sketches = SketchDeltas()
 
@@ -720,7 +955,7 @@ class _BatchRun:
         return [self.group(conn, job, [item], savepoint=True)[0] for item in items]
 
     def _run_job(self, conn: Connection, job: Job, items: Sequence[Any]) -> list[Any]:
-        tx = SqlTransaction(conn, self.db, self.statements)
+        tx = SqlTransaction(conn, self.db, self.statements, self.webhook_url)
         results = job(tx, items)
         # Kept only once the job (and its savepoint) succeeded; written by `finish`.
         self.counts.merge(tx.counts)

@@ -11,12 +11,14 @@ from bandit_service.core.model import (
     Experiment,
     ExperimentChanges,
     ExperimentStatus,
+    Feature,
     LoggedEvent,
     Rollout,
     WeightsRecord,
 )
 from bandit_service.core.report_data import ReportData, SegmentData
 from bandit_service.core.roles import ApiKey
+from bandit_service.core.webhooks import DeliveryEntry, DeliveryStatus
 from bandit_service.ports import DueKind, Job, WriteStats
 from bandit_service.storage.database import Database
 from bandit_service.storage.report_reads import SqlReportStore
@@ -37,6 +39,15 @@ class SqlStorage:
         self.repository = SqlRepository(database, sqlite_speedups=sqlite_speedups)
         self.writer = GroupCommitWriter(self.repository, max_batch=max_batch, linger_s=linger_s)
         self._reports = SqlReportStore(database)
+
+    @property
+    def webhook_url(self) -> str | None:
+        """The global webhook: every audit-log entry is also queued for it."""
+        return self.repository.webhook_url
+
+    @webhook_url.setter
+    def webhook_url(self, url: str | None) -> None:
+        self.repository.webhook_url = url
 
     async def open(self) -> None:
         """Create missing tables (holding the schema lock), then start the writer thread."""
@@ -80,6 +91,10 @@ class SqlStorage:
         """The most recent rows, oldest first."""
         return await asyncio.to_thread(self.repository.weights_history, experiment_id, limit)
 
+    async def assignment_counts(self, experiment_id: int, before_version: int) -> dict[int, int]:
+        """Sticky assignments per arm stored before weights `before_version`."""
+        return await asyncio.to_thread(self.repository.assignment_counts, experiment_id, before_version)
+
     async def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
         """The experiment's plans by kind."""
         return await asyncio.to_thread(self.repository.rollouts, experiment_id)
@@ -99,6 +114,28 @@ class SqlStorage:
     async def api_keys(self) -> list[ApiKey]:
         """Every API key, by name."""
         return await asyncio.to_thread(self.repository.api_keys)
+
+    async def feature(self, key: str) -> Feature | None:
+        """The feature with this key (None: none, or deleted)."""
+        return await asyncio.to_thread(self.repository.feature, key)
+
+    async def features(self) -> list[Feature]:
+        """Every feature, by key."""
+        return await asyncio.to_thread(self.repository.features)
+
+    async def feature_experiments(self, key: str) -> list[Experiment]:
+        """Experiments that serve feature `key`, by id."""
+        return await asyncio.to_thread(self.repository.feature_experiments, key)
+
+    async def due_deliveries(self, now: float, limit: int) -> list[DeliveryEntry]:
+        """Pending webhook deliveries due at `now`, with their events."""
+        return await asyncio.to_thread(self.repository.due_deliveries, now, limit)
+
+    async def deliveries(
+        self, experiment_id: int | None, status: DeliveryStatus | None, before: int | None, limit: int
+    ) -> list[DeliveryEntry]:
+        """Webhook deliveries newest first."""
+        return await asyncio.to_thread(self.repository.deliveries, experiment_id, status, before, limit)
 
     async def report_data(self, experiment: Experiment) -> ReportData:
         """Counters, sketches and history in one read snapshot."""

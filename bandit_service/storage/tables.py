@@ -22,11 +22,13 @@ __all__ = [
     "DECISIONS",
     "EVENTS",
     "EXPERIMENTS",
+    "FEATURES",
     "PERIODS",
     "PERIOD_METRICS",
     "REWARDS",
     "ROLLOUTS",
     "SKETCHES",
+    "WEBHOOK_DELIVERIES",
     "WEIGHTS",
     "ArmCounterRow",
     "ArmMetricRow",
@@ -37,11 +39,13 @@ __all__ = [
     "DecisionRow",
     "EventRow",
     "ExperimentRow",
+    "FeatureRow",
     "PeriodCounterRow",
     "PeriodMetricRow",
     "RewardRow",
     "RolloutRow",
     "SketchBucketRow",
+    "WebhookDeliveryRow",
     "WeightsRow",
     "metadata",
     "table_of",
@@ -89,6 +93,25 @@ class ChangeCounterRow(SQLModel, table=True):
     seq: int = 0
 
 
+class FeatureRow(SQLModel, table=True):
+    """A feature: what apps ask for by key, and the payload they get when no experiment serves them.
+
+    Experiments name their feature in their config. A deleted feature stays as a tombstone
+    (`deleted_at`) with the change number of its deletion, so every process's cache learns of it.
+    """
+
+    __tablename__ = "features"
+
+    key: str = Field(primary_key=True, max_length=64)
+    description: str
+    default_payload: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: float
+    updated_at: float
+    deleted_at: float | None = None
+    # The change number of the feature's last change (the experiments' counter, see ChangeCounterRow).
+    change_seq: int = Field(default=0, index=True)
+
+
 class ArmRow(SQLModel, table=True):
     """An arm of an experiment, by position (arms are fixed once the experiment leaves draft)."""
 
@@ -112,6 +135,9 @@ class AssignmentRow(SQLModel, table=True):
     propensity: float
     weights_version: int
     created_at: float
+    # The unit's latest trial (trial "unit"): its opening decision and when its window closes.
+    trial_id: str | None = Field(default=None, max_length=64)
+    trial_expires_at: float | None = None
 
 
 class DecisionRow(SQLModel, table=True):
@@ -132,16 +158,17 @@ class DecisionRow(SQLModel, table=True):
     attributes: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: float
     expires_at: float
-    status: str = Field(max_length=16)
+    status: str = Field(max_length=16)  # pending, rewarded, expired or excluded (a trial's status)
     new_unit: bool = False  # the unit's first assignment (counts it in `units`; reports split it by segment)
 
 
 class RewardRow(SQLModel, table=True):
-    """The reward of one decision (at most one), with its idempotency key and body hash."""
+    """A reward of one trial (a decision trial has one, a unit trial several), with its idempotency key."""
 
     __tablename__ = "rewards"
 
-    decision_id: str = Field(primary_key=True, max_length=64)
+    decision_id: str = Field(primary_key=True, max_length=64)  # the trial's opening decision
+    seq: int = Field(default=0, primary_key=True)  # the trial's rewards numbered from 0
     experiment_id: int
     arm: int
     weights_version: int
@@ -150,15 +177,18 @@ class RewardRow(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
     body_hash: str = Field(max_length=64)
     created_at: float
+    trial_value: float | None = None  # the trial's value once this reward counted
 
 
 class _Counters(SQLModel):
     """Counters shared by the per-arm and per-period tables; updated with atomic increments."""
 
     units: int = 0
-    decisions: int = 0
+    trials: int = 0
+    exposures: int = 0
     rewarded: int = 0
     expired: int = 0
+    excluded: int = 0
     n: float = 0.0
     total: float = 0.0
     total_sq: float = 0.0
@@ -223,6 +253,7 @@ class WeightsRow(SQLModel, table=True):
     reason: str = Field(max_length=16)
     seed: int | None = Field(default=None, sa_type=BigInteger)
     churn: float | None = None
+    moved: float | None = None  # share of stored sticky units a rebalance moved (null: not a rebalance)
 
 
 class EventRow(SQLModel, table=True):
@@ -299,6 +330,29 @@ class RolloutRow(SQLModel, table=True):
     updated_at: float
 
 
+class WebhookDeliveryRow(SQLModel, table=True):
+    """One audit-log entry queued for one webhook URL, and where its delivery stands (see `core.webhooks`)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_experiment", "experiment_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int
+    experiment_id: int
+    url: str = Field(max_length=2_000)
+    status: str = Field(max_length=16)
+    attempts: int = 0
+    next_attempt_at: float | None = None
+    last_attempt_at: float | None = None
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=300)
+    created_at: float
+    delivered_at: float | None = None
+
+
 metadata = SQLModel.metadata
 
 
@@ -319,9 +373,11 @@ BUCKETS = table_of(SketchBucketRow)
 DECISIONS = table_of(DecisionRow)
 EVENTS = table_of(EventRow)
 EXPERIMENTS = table_of(ExperimentRow)
+FEATURES = table_of(FeatureRow)
 PERIODS = table_of(PeriodCounterRow)
 PERIOD_METRICS = table_of(PeriodMetricRow)
 REWARDS = table_of(RewardRow)
 ROLLOUTS = table_of(RolloutRow)
 SKETCHES = table_of(ArmSketchRow)
+WEBHOOK_DELIVERIES = table_of(WebhookDeliveryRow)
 WEIGHTS = table_of(WeightsRow)

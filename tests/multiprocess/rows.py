@@ -104,7 +104,8 @@ def recount(engine: Engine, experiment_id: int) -> Counts:
     """The per-arm counters derived from the decision and reward rows, in COUNTER_COLUMNS order."""
     decided = (
         "SELECT arm, COUNT(DISTINCT unit) AS units, COUNT(*) AS decisions,"
-        " SUM(CASE WHEN status = 'expired' THEN 1 ELSE 0 END) AS expired"
+        " SUM(CASE WHEN status = 'expired' THEN 1 ELSE 0 END) AS expired,"
+        " SUM(CASE WHEN status = 'excluded' THEN 1 ELSE 0 END) AS excluded"
         " FROM decisions WHERE experiment_id = :id GROUP BY arm"
     )
     rewarded = (
@@ -117,11 +118,11 @@ def recount(engine: Engine, experiment_id: int) -> Counts:
     out: Counts = {}
     for arm in by_decisions.keys() | by_rewards.keys():
         d, r = by_decisions.get(arm), by_rewards.get(arm)
-        units, decided_n, expired = (d.units, d.decisions, d.expired) if d is not None else (0, 0, 0)
+        units, decided_n, expired, excluded = (d.units, d.decisions, d.expired, d.excluded) if d else (0, 0, 0, 0)
         n_rewarded, total, total_sq = (r.rewarded, r.total, r.total_sq) if r is not None else (0, 0.0, 0.0)
-        out[arm] = tuple(
-            float(x) for x in (units, decided_n, n_rewarded, expired, n_rewarded + expired, total, total_sq)
-        )
+        # Decision trials (see traffic.experiment_body): every logged decision is a trial and an exposure.
+        counted = (units, decided_n, decided_n, n_rewarded, expired, excluded, n_rewarded + expired, total, total_sq)
+        out[arm] = tuple(float(x) for x in counted)
     return out
 
 

@@ -98,7 +98,11 @@ def summary(answers: Sequence[Answer], samples: int = 3) -> str:
 
 
 def experiment_body(key: str, arms: Sequence[str], **overrides: Any) -> dict[str, Any]:
-    """A create body: these arms (the first is the control), sticky, bernoulli rewards, default_reward 0."""
+    """A create body: these arms (the first is the control), sticky, bernoulli rewards, default_reward 0.
+
+    Each decision is its own trial (`trial: "decision"`), so the counters can be recounted from the
+    rows: a unit trial's exposures are counted, not logged.
+    """
     body: dict[str, Any] = {
         "key": key,
         "name": f"multi-process test {key}",
@@ -106,6 +110,7 @@ def experiment_body(key: str, arms: Sequence[str], **overrides: Any) -> dict[str
         "policy": {"kind": "thompson", "min_weight": 0.05},
         "reward": "bernoulli",
         "sticky": True,
+        "trial": "decision",
         "default_reward": 0.0,
     }
     body.update(overrides)

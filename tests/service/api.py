@@ -47,6 +47,7 @@ TABLES = (
     "rollouts",
     "arm_sketches",
     "sketch_buckets",
+    "features",
 )
 
 

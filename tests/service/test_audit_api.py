@@ -60,7 +60,14 @@ def test_every_operator_action_is_logged_with_time_actor_and_values(client, cloc
         (
             "ramp_cancel",
             {"status": "running", "step": 0},
-            {"status": "cancelled", "step": 0, "reason": "cancelled by an operator"},
+            {
+                "status": "cancelled",
+                "step": 0,
+                "reason": "cancelled by an operator",
+                "exposure": 0.1,
+                "detail": "ramp cancelled at step 1 of 2; exposure stays at 0.1 (the last step reached); "
+                "PUT /v1/experiments/exp/exposure to change it, or PUT /v1/experiments/exp/ramp for a new ramp",
+            },
         ),
         ("pause", {"status": "active"}, {"status": "paused"}),
         ("resume", {"status": "paused"}, {"status": "active"}),
@@ -77,7 +84,15 @@ def test_every_operator_action_is_logged_with_time_actor_and_values(client, cloc
         (
             "completion_cancel",
             {"status": "running", "step": 0},
-            {"status": "cancelled", "step": 0, "reason": "cancelled by an operator"},
+            {
+                "status": "cancelled",
+                "step": 0,
+                "reason": "cancelled by an operator",
+                "weights": [0.25, 0.75],
+                "detail": "completion cancelled at step 1 of 2; the weights stay at a 0.25, b 0.75 (the last step "
+                "reached); the experiment is not completed: PUT /v1/experiments/exp/weights to change them, "
+                "or POST /v1/experiments/exp/complete to complete it",
+            },
         ),
         ("complete", {"status": "active"}, {"status": "completed", "winner": "b"}),
     ]

@@ -351,6 +351,11 @@ CASES = [
     pytest.param(
         "POST", "/v1/decisions", {"experiment": "exp", "unit": "x" * BIG}, JSON, 413, "body", id="decide-oversized"
     ),
+    pytest.param(
+        "POST", "/v1/decisions", {"experiment": "exp", "feature": "exp"}, JSON, 422, "feature", id="decide-both"
+    ),
+    pytest.param("POST", "/v1/decisions", {"feature": "nope", "unit": "u"}, JSON, 404, "feature", id="decide-404-f"),
+    pytest.param("POST", "/v1/decisions", {"feature": "Not A Slug"}, JSON, 422, "feature", id="decide-bad-feature"),
     # POST /v1/rewards
     pytest.param("POST", "/v1/rewards", b'{"decision_id":"{decision}"', JSON, 400, "body", id="reward-malformed"),
     pytest.param(
@@ -630,6 +635,33 @@ CASES = [
     ),
     pytest.param("GET", "/v1/experiments/exp/report?segment=", None, None, 422, "segment", id="report-segment-empty"),
     pytest.param("POST", "/v1/experiments/exp/report", None, None, 405, None, id="report-wrong-method"),
+    # /v1/features
+    pytest.param("PUT", "/v1/features/nmt", {}, JSON, 422, "default_payload", id="feature-no-default"),
+    pytest.param("PUT", "/v1/features/nmt", {"default_payload": 1, "x": 1}, JSON, 422, "x", id="feature-unknown"),
+    pytest.param("PUT", "/v1/features/Not%20A%20Slug", {"default_payload": 1}, JSON, 422, "key", id="feature-bad-key"),
+    pytest.param("PUT", "/v1/features/" + "k" * 65, {"default_payload": 1}, JSON, 422, "key", id="feature-long-key"),
+    pytest.param(
+        "PUT", "/v1/features/nmt", {"default_payload": {"a": "b\u0000"}}, JSON, 422, "default_payload", id="feature-nul"
+    ),
+    pytest.param(
+        "PUT",
+        "/v1/features/nmt",
+        ('{"default_payload":' + deep_array() + "}").encode(),
+        JSON,
+        422,
+        "default_payload",
+        id="feature-deep-payload",
+    ),
+    pytest.param(
+        "PUT", "/v1/features/nmt", {"default_payload": 1, "description": 5}, JSON, 422, "description", id="feature-type"
+    ),
+    pytest.param("PUT", "/v1/features/nmt", b"{", JSON, 400, "body", id="feature-malformed"),
+    pytest.param("PUT", "/v1/features/nmt", {"default_payload": 1}, "text/plain", 415, "body", id="feature-text"),
+    pytest.param("GET", "/v1/features/nope", None, None, 404, "key", id="feature-read-unknown"),
+    pytest.param("GET", "/v1/features/a%00b", None, None, 404, "key", id="feature-read-nul"),
+    pytest.param("DELETE", "/v1/features/nope", None, None, 404, "key", id="feature-delete-unknown"),
+    pytest.param("POST", "/v1/experiments", create(feature="nope"), JSON, 422, "feature", id="create-unknown-feature"),
+    pytest.param("PATCH", "/v1/experiments/exp", {"feature": "nope"}, JSON, 422, "feature", id="patch-unknown-feature"),
     # routing
     pytest.param("GET", "/v1/nothing-here", None, None, 404, None, id="unknown-route"),
     pytest.param("DELETE", "/v1/experiments/exp", None, None, 405, None, id="wrong-method"),

@@ -115,16 +115,15 @@ def test_an_acknowledged_decision_is_in_the_database(client, database_url):
     arm = ["a", "b"].index(d["arm"])
     assert rows == [(1, "u1", arm, d["propensity"], 1, "pending")]
     assert read_db(database_url, "SELECT unit, arm FROM assignments") == [("u1", arm)]
-    assert read_db(database_url, "SELECT arm, units, decisions FROM arm_counters") == [(arm, 1, 1)]
+    assert read_db(database_url, "SELECT arm, units, trials, exposures FROM arm_counters") == [(arm, 1, 1, 1)]
 
 
-def test_a_returning_unit_counts_as_one_unit_and_many_decisions(client):
+def test_a_returning_unit_is_one_unit_one_trial_and_three_exposures(client):
     started(client)
     d = decide(client, unit="u1")
-    decide(client, unit="u1")
-    decide(client, unit="u1")
+    assert decide(client, unit="u1")["decision_id"] == decide(client, unit="u1")["decision_id"] == d["decision_id"]
     arm = client.get("/v1/experiments/exp").json()["stats"][d["arm"]]
-    assert (arm["units"], arm["decisions"], arm["pending"]) == (1, 3, 3)
+    assert (arm["units"], arm["trials"], arm["exposures"], arm["pending"]) == (1, 1, 3, 1)
 
 
 def test_a_worker_never_stores_a_decision_after_another_paused_the_experiment(make_app, clock):
@@ -137,7 +136,7 @@ def test_a_worker_never_stores_a_decision_after_another_paused_the_experiment(ma
         served = decide(two, unit="u2")
         assert served["in_experiment"] is False and served["decision_id"].startswith("out_")
         stats = one.get("/v1/experiments/exp").json()["stats"]
-        assert sum(s["decisions"] for s in stats.values()) == 1
+        assert sum(s["exposures"] for s in stats.values()) == 1
 
 
 def test_workers_see_a_change_on_the_first_request_after_the_bound_even_after_idle(make_app, clock):
@@ -161,7 +160,7 @@ def test_concurrent_first_requests_of_one_unit_agree_and_count_one_unit(client):
     decisions = decide_all(client, [{"experiment": "exp", "unit": "same"}] * 50)
     assert len({d["arm"] for d in decisions}) == 1
     stats = client.get("/v1/experiments/exp").json()["stats"]
-    assert sum(s["units"] for s in stats.values()) == 1 and sum(s["decisions"] for s in stats.values()) == 50
+    assert sum(s["units"] for s in stats.values()) == 1 and sum(s["exposures"] for s in stats.values()) == 50
 
 
 class MemoryTransaction:
@@ -196,6 +195,12 @@ class MemoryTransaction:
     def insert_decisions(self, rows):
         self.decisions.extend(rows)
 
+    def open_trials(self, experiment_id, trials):
+        raise AssertionError("decision trials open no unit trial")
+
+    def count_exposures(self, rows):
+        raise AssertionError("every decision of a decision trial is logged")
+
 
 def placement(decision_id: str, unit: str | None, arm: int, propensity: float) -> Placement:
     return Placement(
@@ -203,6 +208,7 @@ def placement(decision_id: str, unit: str | None, arm: int, propensity: float) -
         experiment_id=1,
         unit=unit,
         sticky=True,
+        trial="decision",
         arm=arm,
         propensity=propensity,
         weights_version=7,
@@ -222,8 +228,8 @@ def test_the_stored_or_first_assignment_wins_within_a_batch():
         placement("d4", None, 1, 0.9),  # no unit: the candidate as drawn
     ]
     out = log_decisions(tx, items)  # type: ignore[arg-type]
-    fresh = Assignment(arm=1, propensity=0.9, weights_version=7)
-    assert out == [old, fresh, fresh, fresh]
+    assert [(o.arm, o.propensity) for o in out] == [(0, 0.5), (1, 0.9), (1, 0.9), (1, 0.9)]
+    assert [o.decision_id for o in out] == ["d1", "d2", "d3", "d4"]  # decision trials: each its own
     assert [d.new_unit for d in tx.decisions] == [False, True, False, False]
     assert [d.weights_version for d in tx.decisions] == [7, 7, 7, 7]  # the period of the decision itself
 
@@ -236,7 +242,7 @@ def test_a_unit_another_replica_assigned_first_is_not_counted_new_even_on_the_sa
     theirs = Assignment(arm=1, propensity=0.9, weights_version=7)
     tx = MemoryTransaction({}, concurrent={"u": theirs})
     out = log_decisions(tx, [placement("d1", "u", 1, 0.9), placement("d2", "v", 0, 0.1)])  # type: ignore[arg-type]
-    assert out == [theirs, Assignment(arm=0, propensity=0.1, weights_version=7)]
+    assert [(o.arm, o.propensity) for o in out] == [(1, 0.9), (0, 0.1)]
     assert [d.new_unit for d in tx.decisions] == [False, True]
 
 

@@ -43,7 +43,7 @@ def test_get_shows_per_arm_counts_and_means(client):
     arm = body["stats"][d["arm"]]
     assert arm["rewarded"] == 1 and arm["n"] == 1 and arm["mean"] == 1.0
     assert arm["metrics"] == {"latency_ms": {"n": 1, "mean": 120.0}}
-    total = sum(s["decisions"] for s in body["stats"].values())
+    total = sum(s["exposures"] for s in body["stats"].values())
     assert total == 2 and sum(s["pending"] for s in body["stats"].values()) == 1
 
 

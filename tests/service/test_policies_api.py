@@ -55,7 +55,7 @@ def test_thompson_moves_at_least_80_percent_to_the_better_arm_over_20000_units(m
 
     experiment, history = asyncio.run(drive())
     assert experiment["weights"]["b"] >= 0.8
-    assert sum(s["decisions"] for s in experiment["stats"].values()) == rounds * per_round
+    assert sum(s["exposures"] for s in experiment["stats"].values()) == rounds * per_round
     assert [h["reason"] for h in history] == ["start"] + ["schedule"] * rounds
     assert all(h["seed"] is not None for h in history[1:])
 

@@ -80,12 +80,12 @@ def test_per_arm_counts_and_means_are_what_was_sent(traffic):
     for name, sent in groups.items():
         rewards = np.array([s.reward for s in sent])
         arm = _arm(report["primary"], name)
-        assert (arm["units"], arm["decisions"], arm["rewarded"], arm["n"]) == (len(sent),) * 4
+        assert (arm["units"], arm["trials"], arm["rewarded"], arm["n"]) == (len(sent),) * 4
         assert arm["mean"] == pytest.approx(rewards.mean(), rel=1e-12)
         assert arm["sd"] == pytest.approx(rewards.std(ddof=1), rel=1e-9)
         assert arm["weight"] == pytest.approx(1 / 3)
         op = next(o for o in report["operational"] if o["arm"] == name)
-        assert (op["units"], op["decisions"], op["rewarded"], op["pending"]) == (len(sent), len(sent), len(sent), 0)
+        assert (op["units"], op["trials"], op["rewarded"], op["pending"]) == (len(sent), len(sent), len(sent), 0)
         assert op["error_rate"] == pytest.approx(np.mean([s.metrics["error"] for s in sent]), rel=1e-12)
 
 
@@ -222,7 +222,10 @@ def _lose_decisions(database_url, arm_index, share):
         conn.execute(text("DELETE FROM decisions WHERE id = :id"), [{"id": i} for i in lost])
         for table in ("arm_counters", "period_counters"):
             conn.execute(
-                text(f"UPDATE {table} SET units = units - :lost, decisions = decisions - :lost WHERE arm = :arm"),
+                text(
+                    f"UPDATE {table} SET units = units - :lost, trials = trials - :lost,"
+                    " exposures = exposures - :lost WHERE arm = :arm"
+                ),
                 {"lost": len(lost), "arm": arm_index},
             )
     return len(lost)

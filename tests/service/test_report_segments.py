@@ -60,7 +60,7 @@ def test_each_segment_counts_exactly_what_was_sent(segmented):
         for arm in entry["report"]["primary"]["arms"]:
             cell = [s for s in mine if s.arm == arm["arm"]]
             rewards = [s.reward if s.reward is not None else DEFAULT for s in cell]
-            assert arm["decisions"] == arm["units"] == len(cell)
+            assert arm["trials"] == arm["units"] == len(cell)
             assert arm["rewarded"] == sum(s.reward is not None for s in cell)
             assert arm["n"] == len(cell)  # rewarded plus expired (at the default reward)
             assert arm["mean"] == pytest.approx(np.mean(rewards), rel=1e-12)
@@ -82,7 +82,7 @@ def test_segments_add_up_to_the_whole_and_small_ones_say_so(segmented):
     whole = client.get("/v1/experiments/seg/report").json()
     parts = client.get("/v1/experiments/seg/report?segment=language").json()["segments"]
     for i, arm in enumerate(whole["primary"]["arms"]):
-        for field in ("decisions", "rewarded", "n", "units"):
+        for field in ("trials", "rewarded", "n", "units"):
             assert sum(p["report"]["primary"]["arms"][i][field] for p in parts) == arm[field]
     by_value = {p["value"]: p for p in parts}
     assert by_value["de"]["too_small"] and "too small" in by_value["de"]["note"]
@@ -110,7 +110,7 @@ def test_segment_values_of_every_json_type_are_named_by_their_text(client):
         attributes_of=lambda i, r: {"v": values[i % 5]},
     )
     report = client.get("/v1/experiments/types/report?segment=v").json()
-    counts = {s["value"]: sum(a["decisions"] for a in s["report"]["primary"]["arms"]) for s in report["segments"]}
+    counts = {s["value"]: sum(a["trials"] for a in s["report"]["primary"]["arms"]) for s in report["segments"]}
     # The number 3 and the string "3" read the same, so they form one segment.
     assert counts == {"x": 20, "true": 20, "3": 40, "2.5": 20}
 
@@ -120,4 +120,4 @@ def test_an_attribute_no_decision_has_is_one_segment_of_everything(segmented):
     report = client.get("/v1/experiments/seg/report?segment=browser").json()
     assert [s["value"] for s in report["segments"]] == ["(none)"]
     arms = report["segments"][0]["report"]["primary"]["arms"]
-    assert sum(a["decisions"] for a in arms) == len(sent)
+    assert sum(a["trials"] for a in arms) == len(sent)

@@ -94,9 +94,9 @@ def test_the_period_counters_add_up_to_the_arm_counters(client, store):
     assert [r.version for r in data.history] == [1, 2]
     for i, arm in enumerate(call(client, services.storage.arm_counts, experiment)):
         c = data.counters
-        assert (c.units[:, i].sum(), c.decisions[:, i].sum(), c.rewarded[:, i].sum()) == (
+        assert (c.units[:, i].sum(), c.trials[:, i].sum(), c.rewarded[:, i].sum()) == (
             arm.units,
-            arm.decisions,
+            arm.trials,
             arm.rewarded,
         )
         assert (c.reward.n[:, i].sum(), c.reward.total[:, i].sum()) == (arm.stats.n, arm.stats.total)
@@ -104,14 +104,22 @@ def test_the_period_counters_add_up_to_the_arm_counters(client, store):
 
 
 def test_period_counters_sum_rows_of_one_cell_and_sort_versions():
-    rows = [(3, 1, 1, 2, 1, 0, 1, 1.0, 1.0), (1, 0, 1, 1, 1, 0, 1, 0.0, 0.0), (3, 1, 0, 1, 1, 0, 1, 1.0, 1.0)]
+    # (version, arm, units, trials, exposures, rewarded, expired, excluded, n, total, total_sq)
+    rows = [
+        (3, 1, 1, 2, 2, 1, 0, 0, 1, 1.0, 1.0),
+        (1, 0, 1, 1, 3, 1, 0, 0, 1, 0.0, 0.0),
+        (3, 1, 0, 1, 1, 1, 0, 0, 1, 1.0, 1.0),
+    ]
     counters = period_counters(2, rows, [(1, 1, "x", 2, 3.0, 5.0)])
     assert counters.versions == (1, 3)
-    assert counters.decisions.tolist() == [[1, 0], [0, 3]]
+    assert counters.trials.tolist() == [[1, 0], [0, 3]]
+    assert counters.exposures is not None and counters.exposures.tolist() == [[3, 0], [0, 3]]
+    unknown = period_counters(2, [(1, 0, 1, 1, None, 0, 0, 0, 0, 0.0, 0.0)])
+    assert unknown.exposures is None  # segments: a unit trial's exposures are counted, not logged
     assert counters.reward.total.tolist() == [[0.0, 0.0], [0.0, 2.0]]
     assert counters.metrics["x"].n.tolist() == [[0, 2], [0, 0]]
     empty = period_counters(3, [])
-    assert empty.versions == () and empty.decisions.shape == (0, 3)
+    assert empty.versions == () and empty.trials.shape == (0, 3)
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ def test_the_same_key_with_a_different_body_is_409(client, database_url):
 
 
 def test_a_second_different_reward_for_a_decision_is_409_and_a_keyless_retry_is_a_replay(client):
-    started(client)
+    started(client, trial="decision")  # a unit trial takes several (tests/service/test_trials_api.py)
     d = decide(client, unit="u1")
     first = reward(client, d["decision_id"], 1)
     assert reward(client, d["decision_id"], 1).json() == first.json()  # no key, same body: a retry

@@ -166,7 +166,14 @@ def test_a_manual_exposure_change_is_refused_while_a_ramp_runs_and_allowed_after
     assert tick(client, clock) == 0 and exposure(client) == 0.9
     cancel = next(e for e in events(client) if e["action"] == "ramp_cancel")
     assert cancel["before"] == {"status": "running", "step": 0}
-    assert cancel["after"] == {"status": "cancelled", "step": 0, "reason": "cancelled by an operator"}
+    assert cancel["after"] == {
+        "status": "cancelled",
+        "step": 0,
+        "reason": "cancelled by an operator",
+        "exposure": 0.1,
+        "detail": cancelled.json()["detail"],
+    }
+    assert cancelled.json()["detail"].startswith("ramp cancelled at step 1 of 3; exposure stays at 0.1")
 
 
 def test_a_ramp_set_on_a_draft_holds_from_the_start_and_pauses_hold_the_plan(client, clock):

@@ -23,7 +23,7 @@ def test_the_service_starts_and_serves_the_tour(client: TestClient[Litestar]) ->
     weights = client.post("/v1/experiments/exp/reweight").json()
     assert weights["version"] == 2 and abs(sum(weights["weights"].values()) - 1.0) < 1e-9
     stats = client.get("/v1/experiments/exp").json()["stats"]
-    assert sum(s["decisions"] for s in stats.values()) == 21
+    assert sum(s["exposures"] for s in stats.values()) == 21
     assert sum(s["rewarded"] for s in stats.values()) == 20
     assert sum(s["units"] for s in stats.values()) == 20
     report = client.get("/v1/experiments/exp/report")

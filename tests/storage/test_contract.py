@@ -28,6 +28,7 @@ from bandit_service.core.model import (
     LoggedEvent,
     Namespace,
     NewExperiment,
+    RewardWrite,
     Rollout,
     RolloutKind,
     StoredReward,
@@ -35,6 +36,7 @@ from bandit_service.core.model import (
 )
 from bandit_service.core.plans import PlanState, PlanStatus, PlanStep
 from bandit_service.core.timestamps import to_datetime
+from bandit_service.core.webhooks import Answered, claimed, settled
 from bandit_service.ports import Storage, WriteTx
 from bandit_service.storage.sketches import SKETCH_ACCURACY
 from policies import ArmStats, ThompsonSampling
@@ -157,7 +159,13 @@ def reward_of(
         idempotency_key=key,
         body_hash=f"hash-{d.id}",
         created_at=T0 + 1,
+        trial_value=value,
     )
+
+
+def firsts(rewards: list[StoredReward]) -> list[RewardWrite]:
+    """Each reward as its trial's first."""
+    return [RewardWrite(reward=r, before=None, after=r.value) for r in rewards]
 
 
 def weights(experiment: Experiment, version: int) -> WeightsRecord:
@@ -327,6 +335,51 @@ async def test_sticky_assignments_keep_the_first(storage: Storage) -> None:
 
 
 @contract
+async def test_a_rebalance_pages_through_earlier_units_and_moves_each_once(storage: Storage) -> None:
+    exp = await create(storage, "exp")  # weights version 1
+    other = await create(storage, "other")
+    earlier = {f"u{i:02d}": Assignment(arm=i % 2, propensity=0.5, weights_version=1) for i in range(10)}
+    earlier["u03"] = Assignment(arm=1, propensity=0.5, weights_version=1, trial_id="d-3", trial_expires_at=T0 + 50)
+    await write(storage, lambda tx: tx.insert_assignments(exp.id, list(earlier.items()), T0))
+    await write(storage, lambda tx: tx.insert_assignments(other.id, list(earlier.items()), T0))
+    assert await write(storage, lambda tx: tx.update_experiment(msgspec.structs.replace(exp, weights_version=2)))
+    later = Assignment(arm=1, propensity=0.8, weights_version=2)  # a unit assigned after the change
+    await write(storage, lambda tx: tx.insert_assignments(exp.id, [("u05b", later)], T0 + 1))
+    await write(storage, methodcaller("append_weights", msgspec.structs.replace(weights(exp, 2), moved=0.0)))
+    assert await storage.assignment_counts(exp.id, 2) == {0: 5, 1: 5}
+    assert await storage.assignment_counts(exp.id, 3) == {0: 5, 1: 6}
+
+    pages: list[list[tuple[str, Assignment]]] = []
+    after = None
+    for _ in range(5):  # bounded: a cursor that does not move must fail, not hang
+        page = await write(storage, methodcaller("rebalance_page", exp.id, 2, after, 4))
+        pages.append(page)
+        if len(page) < 4:
+            break
+        after = page[-1][0]
+    assert [len(p) for p in pages] == [4, 4, 2]
+    assert dict(row for p in pages for row in p) == earlier  # each earlier unit once, the later one left out
+    assert await write(storage, lambda tx: tx.rebalance_page(exp.id, 3, None, 4)) is None  # not the current version
+
+    def to(arm: int) -> Assignment:
+        return Assignment(arm=arm, propensity=0.75, weights_version=2)
+
+    stale = Assignment(arm=0, propensity=0.5, weights_version=1)  # u05 is on arm 1: the compare-and-set fails
+    moves = [("u03", earlier["u03"], to(0)), ("u04", earlier["u04"], to(1)), ("u05", stale, to(0))]
+    assert await write(storage, lambda tx: tx.move_assignments(exp.id, moves)) == 2
+    assert await write(storage, lambda tx: tx.move_assignments(exp.id, moves)) == 0  # never twice
+    found = await write(storage, lambda tx: tx.assignments(exp.id, ["u03", "u04", "u05"]))
+    assert found == {"u03": to(0), "u04": to(1), "u05": earlier["u05"]}  # u03's open trial is closed
+    assert await write(storage, lambda tx: tx.assignments(other.id, ["u03"])) == {"u03": earlier["u03"]}
+    again = await write(storage, lambda tx: tx.rebalance_page(exp.id, 2, None, 20))
+    assert {unit for unit, _ in again} == set(earlier) - {"u03", "u04"}
+    assert await storage.assignment_counts(exp.id, 2) == {0: 4, 1: 4}
+
+    await write(storage, lambda tx: tx.set_moved(exp.id, 2, 0.2))
+    assert [r.moved for r in await storage.weights_history(exp.id, 1)] == [0.2]
+
+
+@contract
 async def test_only_active_experiments_pass_the_status_check(storage: Storage) -> None:
     draft = await create(storage, "draft")
     active = await create(storage, "active")
@@ -364,14 +417,14 @@ async def test_decisions_are_counted_per_arm_and_per_weights_period(storage: Sto
     await write(storage, lambda tx: tx.insert_decisions(rows[:2]))
     await write(storage, lambda tx: tx.insert_decisions(rows[2:]))
     counts = await storage.arm_counts(exp)
-    assert [(c.units, c.decisions, c.pending, c.rewarded, c.expired) for c in counts] == [
+    assert [(c.units, c.trials, c.pending, c.rewarded, c.expired) for c in counts] == [
         (2, 2, 2, 0, 0),
         (1, 2, 2, 0, 0),
     ]
     assert counts[0].stats == ArmStats() and counts[0].metrics == {}
     counters = (await storage.report_data(exp)).counters
     assert counters.versions == (1, 3)
-    assert counters.decisions.tolist() == [[1, 2], [1, 0]]
+    assert counters.trials.tolist() == [[1, 2], [1, 0]]
     assert counters.units.tolist() == [[1, 1], [1, 0]]
     assert counters.reward.n.tolist() == [[0, 0], [0, 0]]
     contexts = await write(storage, lambda tx: tx.decision_contexts(["d2", "nope"]))
@@ -385,7 +438,7 @@ async def test_decisions_are_counted_per_arm_and_per_weights_period(storage: Sto
         None,
     )
     empty = await create(storage, "empty")
-    assert [c.decisions for c in await storage.arm_counts(empty)] == [0, 0]
+    assert [c.trials for c in await storage.arm_counts(empty)] == [0, 0]
     assert (await storage.report_data(empty)).counters.versions == ()
 
 
@@ -397,8 +450,8 @@ async def test_rewards_are_stored_counted_and_refused_twice(storage: Storage) ->
     r1 = reward_of(exp, d1, 1.0, {"latency_ms": 12.5, "error": 0.0}, key="k1")
     r2 = reward_of(exp, d2, 0.0, {"latency_ms": 0.0}, key=None)
     r3 = reward_of(exp, d3, 1.0, {"latency_ms": -3.0, "error": 1.0}, key="k3")
-    await write(storage, lambda tx: tx.insert_rewards([r1, r2]))
-    await write(storage, lambda tx: tx.insert_rewards([r3]))
+    await write(storage, lambda tx: tx.insert_rewards(firsts([r1, r2])))
+    await write(storage, lambda tx: tx.insert_rewards(firsts([r3])))
 
     contexts = await write(storage, lambda tx: tx.decision_contexts(["d1", "d2"]))
     assert contexts["d1"].status == "rewarded" and contexts["d1"].reward == r1
@@ -406,7 +459,7 @@ async def test_rewards_are_stored_counted_and_refused_twice(storage: Storage) ->
     assert await write(storage, lambda tx: tx.rewards_by_key(["k1", "k3", "unknown"])) == {"k1": r1, "k3": r3}
 
     with pytest.raises(ConflictError) as refused:
-        await write(storage, lambda tx: tx.insert_rewards([reward_of(exp, d1, 0.0, key="k9")]))
+        await write(storage, lambda tx: tx.insert_rewards(firsts([reward_of(exp, d1, 0.0, key="k9")])))
     assert refused.value.field == "decision_id"
     assert await write(storage, lambda tx: tx.rewards_by_key(["k9"])) == {}
 
@@ -438,7 +491,7 @@ async def test_expiry_counts_the_default_reward(storage: Storage) -> None:
         decision(exp, "paid", 1, expires_at=T0 + 1),
     ]
     await write(storage, lambda tx: tx.insert_decisions(rows))
-    await write(storage, lambda tx: tx.insert_rewards([reward_of(exp, rows[3], 1.0)]))
+    await write(storage, lambda tx: tx.insert_rewards(firsts([reward_of(exp, rows[3], 1.0)])))
     assert await storage.due("expired", T0 + 15, 10) == ["x-early", "b-late"]  # by expires_at, pending only
     assert await storage.due("expired", T0 + 15, 1) == ["x-early"]
 
@@ -461,7 +514,7 @@ async def test_expiry_counts_the_default_reward(storage: Storage) -> None:
     assert counters.expired.tolist() == [[1, 1]]
     assert counters.reward.total.tolist() == [[0.25, 1.25]]
     with pytest.raises(ConflictError):  # an expired decision takes no reward
-        await write(storage, lambda tx: tx.insert_rewards([reward_of(exp, rows[0], 1.0)]))
+        await write(storage, lambda tx: tx.insert_rewards(firsts([reward_of(exp, rows[0], 1.0)])))
 
 
 @contract
@@ -540,11 +593,13 @@ async def test_segments_split_counters_by_attribute_value(storage: Storage) -> N
     await write(
         storage,
         lambda tx: tx.insert_rewards(
-            [
-                reward_of(exp, rows[0], 1.0, {"latency_ms": 10.0}),
-                reward_of(exp, rows[2], 0.0, {"latency_ms": 30.0, "error": 1.0}),
-                reward_of(exp, rows[3], 1.0, {"error": 0.0}),
-            ]
+            firsts(
+                [
+                    reward_of(exp, rows[0], 1.0, {"latency_ms": 10.0}),
+                    reward_of(exp, rows[2], 0.0, {"latency_ms": 30.0, "error": 1.0}),
+                    reward_of(exp, rows[3], 1.0, {"error": 0.0}),
+                ]
+            )
         ),
     )
     await write(storage, lambda tx: tx.expire_decisions(["t2", "m1"]))
@@ -556,15 +611,15 @@ async def test_segments_split_counters_by_attribute_value(storage: Storage) -> N
     assert list(data.segments) == ["(none)", "1", "true"]
     true, one, none = data.segments["true"], data.segments["1"], data.segments["(none)"]
     assert true.versions == (1,)
-    assert true.decisions.tolist() == [[1, 1]]
+    assert true.trials.tolist() == [[1, 1]]
     assert (true.rewarded.tolist(), true.expired.tolist()) == ([[1, 0]], [[0, 1]])
     assert true.reward.total.tolist() == [[1.0, 0.5]]  # the expired decision counts with the default
     assert true.reward.total_sq.tolist() == [[1.0, 0.25]]
     assert one.versions == (1, 2)
-    assert one.decisions.tolist() == [[1, 0], [0, 1]]
+    assert one.trials.tolist() == [[1, 0], [0, 1]]
     assert one.metrics["error"].total.tolist() == [[1.0, 0.0], [0.0, 0.0]]
     assert one.metrics["error"].n.tolist() == [[1, 0], [0, 1]]
-    assert none.units.tolist() == [[1, 0]] and none.decisions.tolist() == [[1, 1]]
+    assert none.units.tolist() == [[1, 0]] and none.trials.tolist() == [[1, 1]]
     assert none.metrics == {}
     empty = QuantileSketch(relative_accuracy=SKETCH_ACCURACY)
     assert true.sketches == {"latency_ms": (empty.add([10.0]), empty)}
@@ -573,7 +628,7 @@ async def test_segments_split_counters_by_attribute_value(storage: Storage) -> N
 
     by_lang = await storage.segment_data(exp, "lang", 3)
     assert list(by_lang.segments) == ["(none)", "de", "en"]
-    assert by_lang.segments["en"].decisions.sum() == 3
+    assert by_lang.segments["en"].trials.sum() == 3
     np.testing.assert_array_equal(by_lang.segments["en"].metrics["latency_ms"].total, [[40.0, 0.0], [0.0, 0.0]])
 
     with pytest.raises(InvalidFieldError, match="more than 3 values") as refused:
@@ -607,7 +662,7 @@ async def test_a_job_that_raises_leaves_nothing_behind(storage: Storage) -> None
         tx.log_event(Event(experiment_id=exp.id, created_at=T0, actor="t", action="x", before=None, after=None))
         tx.insert_assignments(exp.id, [("u9", Assignment(arm=1, propensity=0.5, weights_version=1))], T0)
         tx.insert_decisions([decision(exp, "d9", 1), decision(made, "g1", 0)])
-        tx.insert_rewards([reward_of(exp, decision(exp, "d9", 1), 1.0, {"latency_ms": 5.0}, key="k9")])
+        tx.insert_rewards(firsts([reward_of(exp, decision(exp, "d9", 1), 1.0, {"latency_ms": 5.0}, key="k9")]))
         tx.expire_decisions(["d0"])
         tx.save_rollout(rollout(exp))
         raise RuntimeError("a bug after the writes")
@@ -626,7 +681,7 @@ async def test_a_job_that_raises_leaves_nothing_behind(storage: Storage) -> None
     assert await write(storage, lambda tx: tx.rewards_by_key(["k9"])) == {}
     after = (await storage.arm_counts(exp), await storage.report_data(exp))
     assert after[0] == before[0]
-    assert after[1].counters.decisions.tolist() == before[1].counters.decisions.tolist()
+    assert after[1].counters.trials.tolist() == before[1].counters.trials.tolist()
     assert after[1].counters.sketches == before[1].counters.sketches == {}
     assert await storage.due("expired", T0 + 1000, 10) == ["d0"]
     # The key is free again, and the experiment is created afresh.
@@ -661,3 +716,82 @@ async def test_writes_after_close_are_unavailable(storage: Storage) -> None:
     with pytest.raises(UnavailableError):
         await create(storage, "late")
     assert storage.stats() == stats
+
+
+def logged(experiment: Experiment, action: str, at: float = T0) -> Callable[[WriteTx], None]:
+    """A write that logs one audit entry of `experiment`."""
+    entry = Event(experiment_id=experiment.id, created_at=at, actor="ops", action=action, before=None, after={"n": 1})
+    return methodcaller("log_event", entry)
+
+
+@contract
+async def test_an_audit_entry_is_queued_for_its_experiments_and_the_global_webhook(storage: Storage) -> None:
+    storage.webhook_url = "https://global.example/hook"
+    own = new_experiment("own")
+    own = msgspec.structs.replace(own, config=msgspec.structs.replace(own.config, webhook_url="https://own.example/h"))
+    same = new_experiment("same")
+    same = msgspec.structs.replace(same, config=msgspec.structs.replace(same.config, webhook_url=storage.webhook_url))
+    a = await write(storage, lambda tx: tx.insert_experiment(own))
+    b = await create(storage, "plain")
+    c = await write(storage, lambda tx: tx.insert_experiment(same))
+    await write(storage, logged(a, "start", T0 + 2))
+    await write(storage, logged(b, "pause", T0 + 1))
+    await write(storage, logged(c, "complete", T0 + 3))
+
+    # A job that raises after logging queues nothing (the deliveries share the entry's transaction).
+    def log_then_crash(tx: WriteTx) -> None:
+        logged(a, "lost")(tx)
+        raise RuntimeError("a bug after the log")
+
+    with pytest.raises(RuntimeError, match="a bug after the log"):
+        await write(storage, log_then_crash)
+
+    due = await storage.due_deliveries(T0 + 3, 10)
+    assert [(e.experiment, e.event.action, e.delivery.url) for e in due] == [
+        ("plain", "pause", "https://global.example/hook"),  # the longest-waiting first
+        ("own", "start", "https://own.example/h"),
+        ("own", "start", "https://global.example/hook"),
+        ("same", "complete", "https://global.example/hook"),  # one delivery per distinct URL
+    ]
+    first = due[1]
+    assert first.event == (await storage.events(a.id, 0, 10))[0]
+    assert first.delivery.event_id == first.event.id and first.delivery.experiment_id == a.id
+    assert (first.delivery.status, first.delivery.attempts, first.delivery.next_attempt_at) == ("pending", 0, T0 + 2)
+    assert first.delivery.created_at == T0 + 2 and first.delivery.delivered_at is None
+    assert [e.event.action for e in await storage.due_deliveries(T0 + 1.5, 10)] == ["pause"]
+    assert len(await storage.due_deliveries(T0 + 3, 2)) == 2
+    # The log: newest first, of one experiment or all, paged by id.
+    everything = await storage.deliveries(None, None, None, 10)
+    assert [e.delivery.id for e in everything] == sorted((e.delivery.id for e in due), reverse=True)
+    assert [e.delivery.url for e in await storage.deliveries(a.id, None, None, 10)] == [
+        "https://global.example/hook",
+        "https://own.example/h",
+    ]
+    older = await storage.deliveries(None, None, everything[1].delivery.id, 10)
+    assert [e.delivery.id for e in older] == [e.delivery.id for e in everything[2:]]
+
+
+@contract
+async def test_a_webhook_delivery_is_compare_and_set_on_its_attempts(storage: Storage) -> None:
+    storage.webhook_url = "https://global.example/hook"
+    exp = await create(storage, "exp")
+    await write(storage, logged(exp, "start"))
+    [entry] = await storage.due_deliveries(T0, 10)
+    queued = entry.delivery
+    claim = claimed(queued, T0 + 5)
+    assert await write(storage, lambda tx: tx.update_delivery(claim, 0))
+    # A second sender that read the same row loses: the attempt count moved.
+    assert not await write(storage, lambda tx: tx.update_delivery(claim, 0))
+    assert await storage.due_deliveries(T0 + 5, 10) == []  # due again only at the retry time
+    [retry] = await storage.due_deliveries(T0 + 15, 10)
+    again = retry.delivery
+    assert (again.attempts, again.next_attempt_at, again.last_attempt_at) == (1, T0 + 15, T0 + 5)
+    # The outcome; what the delivery was queued with is never rewritten.
+    done = msgspec.structs.replace(settled(claim, Answered(204), T0 + 6), url="https://elsewhere.example")
+    assert await write(storage, lambda tx: tx.update_delivery(done, 1))
+    assert not await write(storage, lambda tx: tx.update_delivery(done, 1))  # no longer pending
+    [stored] = await storage.deliveries(exp.id, "delivered", None, 10)
+    assert stored.delivery == msgspec.structs.replace(done, url=queued.url)
+    assert stored.delivery.status == "delivered" and stored.delivery.last_status_code == 204
+    assert await storage.deliveries(exp.id, "pending", None, 10) == []
+    assert await storage.due_deliveries(T0 + 10_000, 10) == []

@@ -174,3 +174,42 @@ def test_the_migrate_command_refuses_a_database_from_a_newer_release(
     monkeypatch.setenv("BANDIT_DATABASE_URL", database_url)
     assert main(["migrate"]) == 1
     assert "Can't locate revision identified by '9999'" in capsys.readouterr().err
+
+
+def test_trials_keep_the_data_of_a_0003_database_and_downgrade_back(db: Database) -> None:
+    """Revision 0004: every stored decision was its own trial and exposure; every reward its trial's first."""
+    with db.write.begin() as conn:
+        command.upgrade(alembic_config(conn), "0003")
+        conn.execute(
+            text(
+                "INSERT INTO arm_counters (experiment_id, arm, units, decisions, rewarded, expired, n, total, total_sq)"
+                " VALUES (1, 0, 3, 5, 2, 1, 3, 2.0, 2.0)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO rewards (decision_id, experiment_id, arm, weights_version, value, metrics,"
+                " idempotency_key, body_hash, created_at) VALUES ('d1', 1, 0, 1, 1.0, '{}', 'k1', 'h', 2.0)"
+            )
+        )
+    upgrade_schema(db)
+    assert schema_diff(db) == []
+    with db.read.connect() as conn:
+        counters = conn.execute(text("SELECT units, trials, exposures, rewarded, expired, excluded FROM arm_counters"))
+        assert [tuple(r) for r in counters] == [(3, 5, 5, 2, 1, 0)]
+        rewards = conn.execute(text("SELECT decision_id, seq, value, trial_value, idempotency_key FROM rewards"))
+        assert [tuple(r) for r in rewards] == [("d1", 0, 1.0, 1.0, "k1")]
+    with db.write.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO rewards (decision_id, seq, experiment_id, arm, weights_version, value, metrics,"
+                " idempotency_key, body_hash, created_at, trial_value)"
+                " VALUES ('d1', 1, 1, 0, 1, 1.0, '{}', 'k2', 'h2', 3.0, 1.0)"
+            )
+        )
+        command.downgrade(alembic_config(conn), "0003")
+    with db.read.connect() as conn:
+        assert [tuple(r) for r in conn.execute(text("SELECT decision_id, idempotency_key FROM rewards"))] == [
+            ("d1", "k1")
+        ]
+        assert [tuple(r) for r in conn.execute(text("SELECT decisions FROM arm_counters"))] == [(5,)]

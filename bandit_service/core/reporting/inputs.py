@@ -91,7 +91,7 @@ class ReportInput(msgspec.Struct, frozen=True, kw_only=True):
     """Everything one report is computed from; arms are in configured order, index `control` is the control.
 
     Per-period arrays have one row per weights period (between two reweights), P >= 1 rows.
-    `period_assigned[p][a]` counts the arm choices made by period p's weights: decisions for an
+    `period_assigned[p][a]` counts the arm choices made by period p's weights: trials for an
     experiment without a sticky store, first assignments of new units for a sticky one (a returning
     unit keeps its old arm, so it says nothing about period p's weights). Those counts drive the
     sample-ratio check and weight the periods of the drift-corrected estimate.
@@ -102,9 +102,14 @@ class ReportInput(msgspec.Struct, frozen=True, kw_only=True):
     reward: RewardKind
     weights: tuple[float, ...]  # current weights
     units: tuple[int, ...]
-    decisions: tuple[int, ...]
-    rewarded: tuple[int, ...]  # rewards received
-    expired: tuple[int, ...] | None = None  # decisions counted with the default reward (None: all zero)
+    trials: tuple[int, ...]  # what the statistics count: units' trials, or single decisions
+    rewarded: tuple[int, ...]  # trials with a reward
+    expired: tuple[int, ...] | None = None  # trials counted with the missing value (None: all zero)
+    excluded: tuple[int, ...] | None = None  # trials left out for want of a reward (None: all zero)
+    exposures: tuple[int, ...] | None = None  # decisions served (None: not known)
+    trial: Literal["unit", "decision"] = "decision"
+    aggregate: Literal["sum", "max", "mean", "last"] = "last"
+    missing: float | None = 0.0  # a trial without a reward counts with this (None: excluded)
     stats: StatsArray  # primary reward, shape (k,)
     period_stats: StatsArray  # primary reward per weights period, shape (P, k)
     period_assigned: tuple[tuple[float, ...], ...]  # (P, k)
@@ -139,10 +144,11 @@ class ReportInput(msgspec.Struct, frozen=True, kw_only=True):
         w = _vector("weights", self.weights, k)
         if not math.isclose(float(w.sum()), 1.0, abs_tol=1e-9):
             raise ValueError(f"weights: must sum to 1, got {float(w.sum())!r}")
-        for name in ("units", "decisions", "rewarded"):
+        for name in ("units", "trials", "rewarded"):
             _vector(name, getattr(self, name), k)
-        if self.expired is not None:
-            _vector("expired", self.expired, k)
+        for name in ("expired", "excluded", "exposures"):
+            if getattr(self, name) is not None:
+                _vector(name, getattr(self, name), k)
         _stats("stats", self.stats, (k,))
         periods = self.period_stats.n.shape[0] if self.period_stats.n.ndim == 2 else 0
         if periods < 1:

@@ -104,7 +104,7 @@ def build_metric(
             arm=inp.arms[i],
             weight=float(inp.weights[i]),
             units=int(inp.units[i]),
-            decisions=int(inp.decisions[i]),
+            trials=int(inp.trials[i]),
             rewarded=int(inp.rewarded[i]),
             n=round(float(stats.n[i])),
             mean=naive.mean[i],

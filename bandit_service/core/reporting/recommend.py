@@ -9,6 +9,10 @@ An arm (not the control) may ship only when all of these hold:
   3. peeking guard: the Holm-corrected always-valid (mSPRT) p-value is also below alpha,
      unless a minimum sample size is configured and every arm has reached it (the fixed
      horizon the test was planned for);
+  3a. a configured minimum sample size (`min_sample_size`, or the power calculation for
+     `minimum_detectable_effect`) is a hard floor: nothing ships while any arm is below it,
+     however strong the evidence, and the reason names the floor and the counts (an operator
+     who set a floor asked for that much data, and the automation ships on this rule);
   4. the lower confidence bound of its improvement (absolute, or relative with
      `relative: true`) is at least `min_improvement`;
   5. its drift-corrected (period-stratified) improvement is at least `min_improvement` too,
@@ -115,6 +119,25 @@ class _Rule:
         return comp.confidence_sequence[1] < needed
 
 
+def _below_floor(rule: _Rule, size: SampleSizeCheck) -> str:
+    """Why the minimum sample size holds the experiment: the floor, the counts, what is missing."""
+    arms = [a.arm for a in rule.metric.arms]
+    short = ", ".join(f"{arm} {m}" for arm, m in zip(arms, size.missing, strict=False) if m > 0)
+    if not short:  # the floor cannot be computed yet (a power calculation without the control's data)
+        return f"minimum sample size not reached: {size.note}" if size.note else "minimum sample size not reached"
+    if len(set(size.required)) == 1:
+        floor = f"{size.required[0]} observations per arm"
+    else:
+        floor = ", ".join(f"{arm} {r}" for arm, r in zip(arms, size.required, strict=False))
+    observed = ", ".join(f"{arm} {o}" for arm, o in zip(arms, size.observed, strict=False))
+    why = f"minimum sample size not reached (observations still missing: {short}; floor {floor}, observed {observed})"
+    if size.more_units is not None:
+        why += f"; about {size.more_units} more units at the current weights"
+    elif size.note:
+        why += f"; {size.note}"
+    return why
+
+
 def recommend(
     metric: MetricReport | None,
     *,
@@ -144,7 +167,8 @@ def recommend(
             else:
                 blockers.append(why)
 
-    if candidates and rule is not None:
+    below_floor = size.configured and size.reached is not True
+    if candidates and rule is not None and not below_floor:
         best = max(candidates, key=lambda comp: rule.means[comp.arm])
         return Recommendation(
             action="ship",
@@ -180,13 +204,15 @@ def recommend(
         )
     if rule is None:
         return _keep(blockers[0])
-    if size.configured and size.reached is not True:
-        short = ", ".join(f"{a.arm} {m}" for a, m in zip(rule.metric.arms, size.missing, strict=False) if m > 0)
-        why = f"minimum sample size not reached (observations still missing: {short})" if short else (size.note or "")
-        if size.more_units is not None:
-            why += f"; about {size.more_units} more units at the current weights"
-        elif size.note and short:
-            why += f"; {size.note}"
+    if below_floor:
+        why = _below_floor(rule, size)
+        if candidates:
+            best = max(candidates, key=lambda comp: rule.means[comp.arm])
+            why += (
+                f"; {best.arm} beats {rule.control_name} on the data so far (Holm p = {_fmt(best.p_value_holm)}, "
+                f"always-valid p = {_fmt(best.always_valid_p_holm)}) but the minimum sample size is a hard floor "
+                "for shipping"
+            )
         return _keep(why, size.more_units)
     if size.reached is True:
         return Recommendation(

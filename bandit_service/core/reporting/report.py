@@ -9,7 +9,14 @@ from bandit_service.core.reporting.guardrails import check_guardrails, metric_st
 from bandit_service.core.reporting.inputs import PRIMARY, ReportInput
 from bandit_service.core.reporting.metrics import build_metric, metric_kind
 from bandit_service.core.reporting.recommend import recommend
-from bandit_service.core.reporting.values import Health, MetricKind, OperationalArm, Quantiles, Report
+from bandit_service.core.reporting.values import (
+    Attribution,
+    Health,
+    MetricKind,
+    OperationalArm,
+    Quantiles,
+    Report,
+)
 from policies.stats import StatsArray
 
 __all__ = ["build_report"]
@@ -24,6 +31,7 @@ def _kinds(inp: ReportInput) -> dict[str, MetricKind]:
 def _operational(inp: ReportInput) -> tuple[OperationalArm, ...]:
     errors = inp.metrics.get(inp.error_metric)
     expired = inp.expired or (0,) * inp.k
+    excluded = inp.excluded or (0,) * inp.k
     rows = []
     for i, arm in enumerate(inp.arms):
         quantiles = {
@@ -40,9 +48,11 @@ def _operational(inp: ReportInput) -> tuple[OperationalArm, ...]:
                 arm=arm,
                 weight=float(inp.weights[i]),
                 units=int(inp.units[i]),
-                decisions=int(inp.decisions[i]),
+                trials=int(inp.trials[i]),
+                exposures=None if inp.exposures is None else int(inp.exposures[i]),
                 rewarded=int(inp.rewarded[i]),
-                pending=max(0, int(inp.decisions[i]) - int(inp.rewarded[i]) - int(expired[i])),
+                pending=max(0, int(inp.trials[i]) - int(inp.rewarded[i]) - int(expired[i]) - int(excluded[i])),
+                excluded=int(excluded[i]),
                 error_rate=None if errors is None else float(errors.mean[i]),
                 quantiles=quantiles,
             )
@@ -97,10 +107,17 @@ def build_report(inp: ReportInput) -> Report:
             "weights changed during the experiment: the naive means pool periods with different allocations; "
             "the corrected means weight each period by its traffic"
         )
+    excluded = sum(inp.excluded or ())
+    if excluded:
+        notes.append(
+            f"{excluded} trial(s) got no reward and are excluded (missing: exclude): if feedback rates differ "
+            "by arm, the comparison is biased toward the arm whose non-responders were dropped"
+        )
     return Report(
         arms=inp.arms,
         control=inp.arms[inp.control],
         reward=inp.reward,
+        attribution=Attribution(trial=inp.trial, aggregate=inp.aggregate, missing=inp.missing, excluded=excluded),
         level=inp.level,
         seed=inp.seed,
         primary=primary,

@@ -117,11 +117,20 @@ def _metric(m: MetricReport, control: str, level: float) -> list[str]:
     return lines
 
 
+def _attribution(report: Report) -> str:
+    a = report.attribution
+    missing = "excluded" if a.missing is None else f"count as {a.missing:g}"
+    if a.trial == "unit":
+        return f"Trials: units (rewards combine by {a.aggregate}); trials without a reward {missing}"
+    return f"Trials: single decisions; decisions without a reward {missing}"
+
+
 def render_text(report: Report) -> str:
     """The report as fixed-width tables: metrics, operations, guardrails, health and the recommendation."""
     lines = [
         f"Experiment report: {len(report.arms)} arms, control {report.control}, reward {report.reward}, "
         f"level {report.level:.0%}, seed {report.seed}",
+        _attribution(report),
         "",
     ]
     for m in (report.primary, *report.metrics):
@@ -134,9 +143,11 @@ def render_text(report: Report) -> str:
             "arm",
             "weight",
             "units",
-            "decisions",
+            "trials",
+            "exposures",
             "rewarded",
             "pending",
+            "excluded",
             "error rate",
             *(f"{s} p50/p95/p99" for s in sketched),
         ],
@@ -145,9 +156,11 @@ def render_text(report: Report) -> str:
                 o.arm,
                 _num(o.weight, ".3f"),
                 str(o.units),
-                str(o.decisions),
+                str(o.trials),
+                "-" if o.exposures is None else str(o.exposures),
                 str(o.rewarded),
                 str(o.pending),
+                str(o.excluded),
                 _num(o.error_rate),
                 *(
                     "/".join(_num(q, ".4g") for q in (o.quantiles[s].p50, o.quantiles[s].p95, o.quantiles[s].p99))

@@ -13,6 +13,7 @@ from policies.srm import SrmResult
 __all__ = [
     "Action",
     "ArmFigures",
+    "Attribution",
     "ComparisonFigures",
     "GuardrailCheck",
     "Health",
@@ -39,8 +40,8 @@ class ArmFigures(msgspec.Struct, frozen=True, kw_only=True):
     arm: str
     weight: float  # current allocation weight
     units: int
-    decisions: int
-    rewarded: int  # rewards received
+    trials: int  # what the statistics count: units' trials or single decisions
+    rewarded: int  # trials with a reward
     n: int  # observations of this metric
     mean: float  # naive pooled mean
     sd: float
@@ -98,9 +99,11 @@ class OperationalArm(msgspec.Struct, frozen=True, kw_only=True):
     arm: str
     weight: float
     units: int
-    decisions: int
+    trials: int
+    exposures: int | None  # decisions served (a unit trial's repeated decisions included); None: not known
     rewarded: int
     pending: int
+    excluded: int  # trials whose window closed without a reward, left out (missing "exclude")
     error_rate: float | None  # mean of the error metric, None when no such metric
     quantiles: dict[str, Quantiles]
 
@@ -147,12 +150,22 @@ class Recommendation(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
 
 
+class Attribution(msgspec.Struct, frozen=True, kw_only=True):
+    """What the report counts: trials of units or single decisions, and how a trial gets its value."""
+
+    trial: Literal["unit", "decision"]
+    aggregate: Literal["sum", "max", "mean", "last"]  # how a unit trial's rewards combine
+    missing: float | None  # the value of a trial without a reward; None: such trials are excluded
+    excluded: int  # trials left out because they got no reward
+
+
 class Report(msgspec.Struct, frozen=True, kw_only=True):
     """The experiment report: primary reward and extra metrics, operations, health, recommendation."""
 
     arms: tuple[str, ...]
     control: str
     reward: RewardKind
+    attribution: Attribution
     level: float
     seed: int
     primary: MetricReport

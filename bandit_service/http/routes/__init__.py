@@ -4,17 +4,21 @@ from litestar.types import ControllerRouterHandler
 
 from bandit_service.http.routes.decisions import decide
 from bandit_service.http.routes.experiments import ExperimentController
+from bandit_service.http.routes.features import FeatureController
 from bandit_service.http.routes.health import healthz, livez, readyz
 from bandit_service.http.routes.keys import KeyController
 from bandit_service.http.routes.reports import read_report
 from bandit_service.http.routes.rewards import record_reward, record_reward_batch
 from bandit_service.http.routes.rollouts import RolloutController
+from bandit_service.http.routes.webhooks import WebhookController
 
 __all__ = [
     "ROUTES",
     "ExperimentController",
+    "FeatureController",
     "KeyController",
     "RolloutController",
+    "WebhookController",
     "decide",
     "healthz",
     "livez",
@@ -26,7 +30,9 @@ __all__ = [
 
 ROUTES: list[ControllerRouterHandler] = [
     ExperimentController,
+    FeatureController,
     RolloutController,
+    WebhookController,
     KeyController,
     decide,
     record_reward,

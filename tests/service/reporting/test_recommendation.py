@@ -129,6 +129,27 @@ def test_recommendation_table(
     assert reason in rec.reason
 
 
+def test_min_sample_size_is_a_hard_floor_for_ship() -> None:
+    # Before: the report said "minimum sample size not reached" and still recommended SHIP, because the
+    # always-valid p-value alone let a clear winner ship before the floor the operator had set.
+    report = build_report(bernoulli_input([1000, 1300], [N, N], min_sample_size=2 * N))
+    assert report.health.sample_size.reached is False
+    assert report.primary.comparisons[0].always_valid_p_holm < 0.05  # the evidence alone would ship
+    rec = report.recommendation
+    assert (rec.action, rec.arm) == ("keep_running", None)
+    assert "minimum sample size not reached" in rec.reason
+    assert f"floor {2 * N} observations per arm, observed A {N}, B {N}" in rec.reason
+    assert "B beats A on the data so far" in rec.reason and "hard floor for shipping" in rec.reason
+    assert rec.more_units == 2 * N
+
+
+def test_a_power_calculated_floor_holds_a_ship_too() -> None:
+    # minimum_detectable_effect plans a larger sample than the data: the floor is per arm, named in the reason.
+    rec = build_report(bernoulli_input([1000, 1300], [N, N], minimum_detectable_effect=0.005)).recommendation
+    assert rec.action == "keep_running"
+    assert "minimum sample size not reached" in rec.reason and "observed A 10000, B 10000" in rec.reason
+
+
 def test_srm_blocks_shipping_a_clear_winner() -> None:
     # The allocation said 50/50 but B has 10% fewer units: B's win cannot be trusted.
     inp = bernoulli_input([1000, 1300], [N, 9_000], [0.5, 0.5])
@@ -201,6 +222,7 @@ def _check_ship_invariants(report: Report, min_improvement: float, relative: boo
     assert not report.health.srm.flagged
     assert comp.p_value_holm < 0.05 and comp.difference > 0
     assert comp.always_valid_p_holm < 0.05 or report.health.sample_size.reached is True
+    assert not report.health.sample_size.configured or report.health.sample_size.reached is True
     lower = comp.relative_interval[0] if relative else comp.difference_interval[0]
     assert lower >= min_improvement
     assert not any(g.breached and g.arm == rec.arm for g in report.guardrails)
