@@ -270,6 +270,9 @@ def setup_experiment(urls: Sequence[str], workers: int) -> None:
         "arms": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
         "policy": {"kind": "thompson"},
         "reward": "bernoulli",
+        # Every decision logged as its own trial (as before trials existed), so the figures stay
+        # comparable and every acknowledged decision id can be looked up in the database.
+        "trial": "decision",
     }
     httpx.post(f"{urls[0]}/v1/experiments", json=spec, timeout=10, headers=AUTH).raise_for_status()
     httpx.post(f"{urls[0]}/v1/experiments/{EXPERIMENT}/start", timeout=10, headers=AUTH).raise_for_status()

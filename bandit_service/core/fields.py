@@ -65,7 +65,7 @@ Attributes = Annotated[dict[AttributeKey, AttributeValue], Meta(max_length=64)]
 # (`targeting.$or[1].language.$gt`); http/openapi.py documents it (`core.targeting_schema`).
 Targeting = Annotated[
     dict[str, Any],
-    Meta(max_length=32, description="A targeting condition: attribute tests, $and, $or, $not (README: Targeting)."),
+    Meta(max_length=32, description="A condition: attribute tests, $and, $or, $not (README: Targeting rules)."),
 ]
 Metrics = Annotated[dict[MetricName, Finite], Meta(max_length=32)]
 

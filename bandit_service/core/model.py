@@ -259,6 +259,11 @@ class StoredReward(_Value, frozen=True, kw_only=True):
     created_at: float
     trial_value: float | None = None
 
+    @property
+    def counted_value(self) -> float:
+        """The trial's value once this reward counted (a reward stored before trials existed: its own value)."""
+        return self.trial_value if self.trial_value is not None else self.value
+
 
 class RewardWrite(_Value, frozen=True, kw_only=True):
     """A new reward to store, with its trial's value before it (None: the trial's first) and after it."""

@@ -61,7 +61,6 @@ MAX_VALUES = 100
 
 LOGICAL_OPERATORS = ("$and", "$or", "$not")
 ATTRIBUTE_OPERATORS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists")
-_ORDER = ("$gt", "$gte", "$lt", "$lte")
 _NAME = re.compile(ATTRIBUTE_NAME)
 _NUMBERS: frozenset[type[Any]] = frozenset({int, float})  # a bool's class is bool: true is not a number here
 _Number = SafeInt | Finite
@@ -250,8 +249,8 @@ class _Compiler:
             return _all([self.operator(name, op, operand, f"{path}.{op}") for op, operand in rule.items()])
         self.count(path)
         if isinstance(rule, list):
-            return _one_of(name, self.values(rule, path, "a list of values"))
-        return _equals(name, self.value(rule, path, "an attribute's rule"))
+            return _one_of(name, self.values(rule, path, "the list"))
+        return _equals(name, self.value(rule, path, "the value"))
 
     def operator(self, name: str, op: Any, operand: Any, path: str) -> Predicate:
         self.count(path)
@@ -288,7 +287,8 @@ class _Compiler:
                 f'{what}: null is not a value; match a missing attribute with {{"$exists": false}}', field=path
             )
         if isinstance(operand, list | dict):
-            hint = "; for several values use a list or $in" if isinstance(operand, list) else ""
+            several = isinstance(operand, list) and not what.startswith("each value")
+            hint = "; for several values use a list or $in" if several else ""
             raise InvalidFieldError(
                 f"{what} takes one string, number or boolean, got {_kind(operand)}{hint}", field=path
             )
@@ -304,7 +304,7 @@ class _Compiler:
             raise InvalidFieldError(f"{what} takes a non-empty list of values, got {_kind(operand)}", field=path)
         if len(operand) > MAX_VALUES:
             raise InvalidFieldError(f"at most {MAX_VALUES} values in {what}, got {len(operand)}", field=path)
-        return [cls.value(item, f"{path}[{i}]", what) for i, item in enumerate(operand)]
+        return [cls.value(item, f"{path}[{i}]", f"each value of {what}") for i, item in enumerate(operand)]
 
     @staticmethod
     def number(operand: Any, path: str, what: str) -> float:

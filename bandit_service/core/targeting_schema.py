@@ -48,13 +48,15 @@ def targeting_schemas(ref_template: str) -> dict[str, dict[str, Any]]:
                 "a number attribute; a missing attribute fails every test but $ne, $nin and $exists: false."
             ),
             "maxProperties": MAX_KEYS,
-            "propertyNames": {"pattern": rf"^(?:\$and|\$or|\$not|{ATTRIBUTE_NAME})$"},
             "properties": {
                 "$and": conditions | {"description": "Every condition holds."},
                 "$or": conditions | {"description": "At least one condition holds."},
                 "$not": ref(TARGETING) | {"description": "The condition does not hold."},
             },
-            "additionalProperties": ref("TargetingRule"),
+            # Attribute names by pattern rather than `propertyNames`: schemathesis cannot negate
+            # `propertyNames` below a recursive reference (it gives up generating the operation).
+            "patternProperties": {f"^{ATTRIBUTE_NAME}$": ref("TargetingRule")},
+            "additionalProperties": False,
             "examples": [TARGETING_EXAMPLE],
         },
         "TargetingRule": {

@@ -32,6 +32,8 @@ class DecisionOut(_Wire, frozen=True, kw_only=True, omit_defaults=True):
     Asked by feature, `feature` names it (asked by experiment, it is absent); when none of its
     experiments serves the unit, `experiment` and `arm` are null, `payload` is the feature's default,
     and the decision is not logged (its id starts with `out_`, and a reward for it is refused).
+    In a `trial: "unit"` experiment, a unit's decisions inside its open trial all answer the
+    `decision_id` of the decision that opened it.
     """
 
     decision_id: str

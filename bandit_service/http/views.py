@@ -174,7 +174,7 @@ def reward_out(reward: StoredReward) -> RewardOut:
         reward=reward.value,
         metrics=dict(sorted(reward.metrics.items())),
         recorded_at=to_datetime(reward.created_at),
-        trial_value=reward.trial_value if reward.trial_value is not None else reward.value,
+        trial_value=reward.counted_value,
     )
 
 

@@ -221,6 +221,9 @@ def _patch(experiment: Experiment, patch: ExperimentPatch, now: float, actor: st
         allowed = tuple(given)
     elif experiment.status != "completed":
         allowed = (*ANY_TIME, *UNTIL_COMPLETED)
+    else:
+        # A completed experiment serves its winner through its feature: it can be detached or reordered.
+        allowed = (*ANY_TIME, "feature", "priority")
     for name in given:
         if name not in allowed:
             when = "while the experiment is a draft" if name in DRAFT_ONLY else "before the experiment is completed"

@@ -65,7 +65,7 @@ def record_rewards(tx: WriteTx, items: Sequence[RewardClaim]) -> list[Any]:
             out.append(repeated)
             continue
         assert decision is not None  # judge_claim refuses a claim without a decision
-        before = _trial_value(prior[-1]) if prior else None
+        before = prior[-1].counted_value if prior else None
         after = combine(decision.aggregate, [r.value for r in prior] + [claim.value])
         stored = StoredReward(
             decision_id=trial_id,
@@ -112,10 +112,6 @@ def _by_unit(tx: WriteTx, claim: RewardClaim) -> RewardClaim:
             field="unit",
         )
     return msgspec.structs.replace(claim, decision_id=assignment.trial_id)
-
-
-def _trial_value(reward: StoredReward) -> float:
-    return reward.trial_value if reward.trial_value is not None else reward.value
 
 
 def expire_decisions(tx: WriteTx, items: Sequence[Sequence[str]]) -> list[int]:

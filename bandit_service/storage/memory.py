@@ -58,11 +58,6 @@ Counters = tuple[Any, ...]  # storage.counters.COUNTER_COLUMNS (a step of storag
 NO_COUNTS: Counters = (0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0)
 
 
-def _trial_value(reward: StoredReward) -> float:
-    """A trial's value once this reward counted (rewards stored before trials existed: their value)."""
-    return reward.trial_value if reward.trial_value is not None else reward.value
-
-
 def _kept(value: T) -> T:
     """A JSON round-trip of a value: what a JSON column returns, sharing no mutable dict with the caller."""
     return msgspec.json.decode(msgspec.json.encode(value), type=type(value))
@@ -693,7 +688,7 @@ class MemoryStorage:
             status, rewards = self._t.status[d.id], self._t.rewards_of(d.id)
             cell = traffic.setdefault((label, d.weights_version, d.arm), [0, 0, 0, 0, 0, 0.0, 0.0])
             # A trial counts with its value after its last reward (its rewards combined).
-            value = 0.0 if not rewards else _trial_value(rewards[-1])
+            value = 0.0 if not rewards else rewards[-1].counted_value
             flags = (d.new_unit, 1, status == "rewarded", status == "expired", status == "excluded")
             for j, x in enumerate((*flags, value, value * value)):
                 cell[j] += x

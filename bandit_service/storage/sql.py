@@ -136,6 +136,11 @@ _MOVE_ASSIGNMENT = (
     )
 )
 
+# A unit's stored assignment, as `Assignment` holds it.
+ASSIGNMENT_COLUMNS = tuple(
+    ASSIGNMENTS.c[name] for name in ("unit", "arm", "propensity", "weights_version", "trial_id", "trial_expires_at")
+)
+
 # The columns of a decision's existing reward in the decision_contexts query.
 _PRIOR_REWARD_COLUMNS = ("value", "metrics", "idempotency_key", "body_hash", "created_at", "seq", "trial_value")
 
@@ -190,14 +195,7 @@ class Statements:
     def __init__(self, db: Database, execution: Execution) -> None:
         self.counters = CounterStatements(db, execution)
         self.sketches = SketchStatements(db, execution)
-        self.assignments = select(
-            ASSIGNMENTS.c.unit,
-            ASSIGNMENTS.c.arm,
-            ASSIGNMENTS.c.propensity,
-            ASSIGNMENTS.c.weights_version,
-            ASSIGNMENTS.c.trial_id,
-            ASSIGNMENTS.c.trial_expires_at,
-        ).where(
+        self.assignments = select(*ASSIGNMENT_COLUMNS).where(
             ASSIGNMENTS.c.experiment_id == bindparam("experiment_id"),
             ASSIGNMENTS.c.unit.in_(bindparam("units", expanding=True)),
         )
@@ -440,14 +438,9 @@ class SqlTransaction:
         ).scalar_one_or_none()
         if current != version:
             return None
-        query = select(
-            ASSIGNMENTS.c.unit,
-            ASSIGNMENTS.c.arm,
-            ASSIGNMENTS.c.propensity,
-            ASSIGNMENTS.c.weights_version,
-            ASSIGNMENTS.c.trial_id,
-            ASSIGNMENTS.c.trial_expires_at,
-        ).where(ASSIGNMENTS.c.experiment_id == experiment_id, ASSIGNMENTS.c.weights_version < version)
+        query = select(*ASSIGNMENT_COLUMNS).where(
+            ASSIGNMENTS.c.experiment_id == experiment_id, ASSIGNMENTS.c.weights_version < version
+        )
         if after is not None:
             query = query.where(ASSIGNMENTS.c.unit > after)
         rows = self.conn.execute(query.order_by(ASSIGNMENTS.c.unit).limit(limit))

@@ -30,7 +30,7 @@ __all__ = [
     "rewards",
 ]
 
-COUNTER_COLUMNS = ("units", "decisions", "rewarded", "expired", "n", "total", "total_sq")
+COUNTER_COLUMNS = ("units", "trials", "exposures", "rewarded", "expired", "excluded", "n", "total", "total_sq")
 Counts = dict[int, tuple[float, ...]]
 
 

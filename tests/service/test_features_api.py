@@ -120,6 +120,12 @@ def test_a_paused_experiment_falls_through_and_a_completed_one_serves_its_winner
     assert all(d["experiment"] is None and d["payload"] == {"model": "nmt-base"} for d in fallen)
     assert not any(d["in_experiment"] for d in fallen)
 
+    # A completed experiment can be detached from its feature (its winner then serves nobody by feature).
+    detached = client.patch("/v1/experiments/hi-half", json={"feature": None})
+    assert detached.status_code == 200, detached.text
+    assert all(d["experiment"] is None for d in by_feature(client, "nmt", units, NMT_HI))
+    assert client.patch("/v1/experiments/hi-half", json={"exposure": 0.5}).status_code == 409  # the rest stays final
+
 
 def test_features_are_created_replaced_listed_read_and_deleted(client, clock) -> None:
     created = put_feature(client, "nmt", {"model": "v1"}, description="NMT model")

@@ -9,13 +9,17 @@ import numpy as np
 import pytest
 
 from bandit_service.app import runtime_of
-from tests.service.api import ADMIN_KEY, call, decide, experiment_body, reward, started
+from bandit_service.storage.memory import MemoryStorage
+from tests.service.api import ADMIN_KEY, TEST_SETTINGS, call, decide, experiment_body, reward, started
+from tests.service.conftest import app_factory
 
 
-@pytest.mark.sqlite  # about learning, not storage: once, on the SQLite file (PostgreSQL doubles its 50 s)
-def test_thompson_moves_at_least_80_percent_to_the_better_arm_over_20000_units(make_app, clock):
-    """20,000 simulated units at true rates 0.05 (a) and 0.15 (b), rewards in batches, hourly reweights."""
-    app = make_app()
+def test_thompson_moves_at_least_80_percent_to_the_better_arm_over_20000_units(clock):
+    """20,000 simulated units at true rates 0.05 (a) and 0.15 (b), rewards in batches, hourly reweights.
+
+    About learning, not storage: on the in-memory twin (a SQLite file took 50 s, PostgreSQL twice that).
+    """
+    app = app_factory(TEST_SETTINGS, clock)(storage=MemoryStorage())
     rng = np.random.default_rng(20261122)
     rates = {"a": 0.05, "b": 0.15}
     rounds, per_round = 10, 2_000
