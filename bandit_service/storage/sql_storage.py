@@ -4,7 +4,8 @@ through the group-commit writer, reports through their own read snapshot."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from bandit_service.core.model import (
     ArmCounts,
@@ -27,6 +28,8 @@ from bandit_service.storage.writer import GroupCommitWriter
 
 __all__ = ["SqlStorage"]
 
+T = TypeVar("T")
+
 
 class SqlStorage:
     """The SQL storage of one process: its repository, its single writer and its report reads."""
@@ -39,6 +42,7 @@ class SqlStorage:
         self.repository = SqlRepository(database, sqlite_speedups=sqlite_speedups)
         self.writer = GroupCommitWriter(self.repository, max_batch=max_batch, linger_s=linger_s)
         self._reports = SqlReportStore(database)
+        self._reads: set[asyncio.Future[Any]] = set()  # reads in worker threads, awaited by `close`
 
     @property
     def webhook_url(self) -> str | None:
@@ -55,13 +59,23 @@ class SqlStorage:
         await self.writer.start()
 
     async def close(self) -> None:
-        """Commit what is queued, stop the writer, release the connections."""
+        """Commit what is queued, stop the writer, wait for reads in flight, release the connections."""
         await self.writer.close()
+        # A read whose caller was cancelled (a cache refresh at shutdown) still holds a connection in
+        # its thread: disposing the engine under it would leave that connection to the garbage collector.
+        await asyncio.gather(*self._reads, return_exceptions=True)
         await asyncio.to_thread(self.repository.close)
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking read in a worker thread; it runs to its end even if the caller is cancelled."""
+        read = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        self._reads.add(read)
+        read.add_done_callback(self._reads.discard)
+        return await asyncio.shield(read)
 
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""
-        await asyncio.to_thread(self.repository.ping)
+        await self._read(self.repository.ping)
 
     def stats(self) -> WriteStats:
         """Transactions the writer committed, the writes in them, how long the current one has run."""
@@ -73,74 +87,74 @@ class SqlStorage:
 
     async def changes(self, since: int | None) -> ExperimentChanges:
         """Experiments changed after change number `since` (None: just the latest number)."""
-        return await asyncio.to_thread(self.repository.changes, since)
+        return await self._read(self.repository.changes, since)
 
     async def experiment(self, key: str) -> Experiment | None:
         """The experiment with this key."""
-        return await asyncio.to_thread(self.repository.experiment, key)
+        return await self._read(self.repository.experiment, key)
 
     async def experiments(self, status: ExperimentStatus | None, limit: int, offset: int) -> list[Experiment]:
         """Experiments, newest first."""
-        return await asyncio.to_thread(self.repository.experiments, status, limit, offset)
+        return await self._read(self.repository.experiments, status, limit, offset)
 
     async def arm_counts(self, experiment: Experiment) -> list[ArmCounts]:
         """Per-arm counters in arm order."""
-        return await asyncio.to_thread(self.repository.arm_counts, experiment)
+        return await self._read(self.repository.arm_counts, experiment)
 
     async def weights_history(self, experiment_id: int, limit: int) -> list[WeightsRecord]:
         """The most recent rows, oldest first."""
-        return await asyncio.to_thread(self.repository.weights_history, experiment_id, limit)
+        return await self._read(self.repository.weights_history, experiment_id, limit)
 
     async def assignment_counts(self, experiment_id: int, before_version: int) -> dict[int, int]:
         """Sticky assignments per arm stored before weights `before_version`."""
-        return await asyncio.to_thread(self.repository.assignment_counts, experiment_id, before_version)
+        return await self._read(self.repository.assignment_counts, experiment_id, before_version)
 
     async def rollouts(self, experiment_id: int) -> dict[str, Rollout]:
         """The experiment's plans by kind."""
-        return await asyncio.to_thread(self.repository.rollouts, experiment_id)
+        return await self._read(self.repository.rollouts, experiment_id)
 
     async def events(self, experiment_id: int, after: int, limit: int) -> list[LoggedEvent]:
         """Audit-log entries after a cursor."""
-        return await asyncio.to_thread(self.repository.events, experiment_id, after, limit)
+        return await self._read(self.repository.events, experiment_id, after, limit)
 
     async def due(self, kind: DueKind, now: float, limit: int) -> list[str]:
         """The scheduler's work list of one kind."""
-        return await asyncio.to_thread(self.repository.due, kind, now, limit)
+        return await self._read(self.repository.due, kind, now, limit)
 
     async def api_key(self, digest: str) -> ApiKey | None:
         """The key with this digest."""
-        return await asyncio.to_thread(self.repository.api_key, digest)
+        return await self._read(self.repository.api_key, digest)
 
     async def api_keys(self) -> list[ApiKey]:
         """Every API key, by name."""
-        return await asyncio.to_thread(self.repository.api_keys)
+        return await self._read(self.repository.api_keys)
 
     async def feature(self, key: str) -> Feature | None:
         """The feature with this key (None: none, or deleted)."""
-        return await asyncio.to_thread(self.repository.feature, key)
+        return await self._read(self.repository.feature, key)
 
     async def features(self) -> list[Feature]:
         """Every feature, by key."""
-        return await asyncio.to_thread(self.repository.features)
+        return await self._read(self.repository.features)
 
     async def feature_experiments(self, key: str) -> list[Experiment]:
         """Experiments that serve feature `key`, by id."""
-        return await asyncio.to_thread(self.repository.feature_experiments, key)
+        return await self._read(self.repository.feature_experiments, key)
 
     async def due_deliveries(self, now: float, limit: int) -> list[DeliveryEntry]:
         """Pending webhook deliveries due at `now`, with their events."""
-        return await asyncio.to_thread(self.repository.due_deliveries, now, limit)
+        return await self._read(self.repository.due_deliveries, now, limit)
 
     async def deliveries(
         self, experiment_id: int | None, status: DeliveryStatus | None, before: int | None, limit: int
     ) -> list[DeliveryEntry]:
         """Webhook deliveries newest first."""
-        return await asyncio.to_thread(self.repository.deliveries, experiment_id, status, before, limit)
+        return await self._read(self.repository.deliveries, experiment_id, status, before, limit)
 
     async def report_data(self, experiment: Experiment) -> ReportData:
         """Counters, sketches and history in one read snapshot."""
-        return await asyncio.to_thread(self._reports.report_data, experiment)
+        return await self._read(self._reports.report_data, experiment)
 
     async def segment_data(self, experiment: Experiment, attribute: str, max_segments: int) -> SegmentData:
         """Counters per value of a decision attribute in one read snapshot."""
-        return await asyncio.to_thread(self._reports.segment_data, experiment, attribute, max_segments)
+        return await self._read(self._reports.segment_data, experiment, attribute, max_segments)
