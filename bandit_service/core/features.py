@@ -14,7 +14,7 @@ What each attached experiment does in that order (`role_in_feature`):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
@@ -22,12 +22,10 @@ from bandit_service.core.errors import InvalidFieldError
 from bandit_service.core.fields import Key
 from bandit_service.core.json_limits import free_json_problem
 from bandit_service.core.model import Experiment
+from bandit_service.core.placement import FeatureRole, role_in_feature
 from bandit_service.core.targeting import matches
 
 __all__ = ["FeatureRole", "check_feature", "in_priority_order", "role_in_feature", "serves_winner"]
-
-FeatureRole = Literal["experiment", "winner", "skip"]
-"""What an attached experiment does for a feature: run (admission decides), serve its winner, or nothing."""
 
 
 def check_feature(key: str, default_payload: Any) -> None:
@@ -48,15 +46,6 @@ def check_feature(key: str, default_payload: Any) -> None:
 def in_priority_order(experiments: Iterable[Experiment]) -> list[Experiment]:
     """Experiments by (priority, key): lower priority first; equal priorities by key, the same on every replica."""
     return sorted(experiments, key=lambda e: (e.config.priority, e.key))
-
-
-def role_in_feature(status: str, winner: str | None) -> FeatureRole:
-    """What an experiment of this status (and winner) does for its feature; see the module docstring."""
-    if status == "active":
-        return "experiment"
-    if status == "completed" and winner is not None:
-        return "winner"
-    return "skip"
 
 
 def serves_winner(experiment: Experiment, attributes: Mapping[str, Any]) -> bool:

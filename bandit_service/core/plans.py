@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from bandit_service.core.placement import in_slice
+
 __all__ = [
     "Advance",
     "Finish",
@@ -160,11 +162,6 @@ def shift_weights(weights: Sequence[float], winner: int, share: float) -> list[f
     for i in others:
         out[i] = (1.0 - share) * (weights[i] / rest if rest > 0 else 1.0 / len(others))
     return out
-
-
-def in_slice(u: float, start: float, end: float) -> bool:
-    """Whether a namespace hash u in [0, 1) falls into the experiment's slice [start, end)."""
-    return start <= u < end
 
 
 def slices_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:

@@ -14,12 +14,10 @@ from typing import Any
 
 import msgspec
 
-from bandit_service.core.assignment import choose_arm, in_exposure, namespace_uniform
 from bandit_service.core.commands import DecisionIn
 from bandit_service.core.errors import NotFoundError
 from bandit_service.core.model import Assignment, Decision, Experiment, Exposure, OpenTrial, Served
-from bandit_service.core.plans import in_slice
-from bandit_service.core.targeting import matches
+from bandit_service.core.placement import place_unit
 from bandit_service.core.telemetry import NoTelemetry, Telemetry
 from bandit_service.core.trials import TrialKind
 from bandit_service.ports import Clock, IdFactory, Storage, WriteTx
@@ -62,17 +60,17 @@ def place(experiment: Experiment, unit: str | None, attributes: Mapping[str, Any
     A unit-less request is an independent draw: the fresh decision id stands in for the unit.
     """
     config = experiment.config
-    if experiment.status != "active":
-        return None
-    if config.targeting and not matches(config.targeting, attributes):
-        return None
-    key = unit if unit is not None else decision_id
-    space = config.namespace
-    if space is not None and not in_slice(namespace_uniform(space.name, key), space.start, space.end):
-        return None
-    if not in_exposure(experiment.salt, key, config.exposure):
-        return None
-    return choose_arm(experiment.salt, key, experiment.arm_names, experiment.weights)
+    return place_unit(
+        status=experiment.status,
+        salt=experiment.salt,
+        targeting=config.targeting,
+        namespace=config.namespace,
+        exposure=config.exposure,
+        arms=experiment.arm_names,
+        weights=experiment.weights,
+        key=unit if unit is not None else decision_id,
+        attributes=attributes,
+    )
 
 
 def log_decisions(tx: WriteTx, items: Sequence[Placement]) -> list[Logged | None]:
