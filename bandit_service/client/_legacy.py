@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import msgspec
 
-__all__ = ["BanditClient", "ClientDecision", "RewardReport"]
+__all__ = ["BanditClient", "RewardReport"]
 
 log = logging.getLogger(__name__)
 
 
-class ClientDecision(msgspec.Struct, frozen=True):
+class _OldDecision(msgspec.Struct, frozen=True):
     """The arm to use. `fallback` is True when the service could not be asked (no decision id)."""
 
     experiment: str
@@ -84,7 +84,7 @@ class BanditClient:
         attributes: Mapping[str, Any] | None = None,
         *,
         default_arm: str | None = None,
-    ) -> ClientDecision:
+    ) -> _OldDecision:
         """The arm for this unit, or `default_arm` (marked as a fallback) if the service is unavailable."""
         body: dict[str, Any] = {"experiment": experiment}
         if unit is not None:
@@ -95,12 +95,12 @@ class BanditClient:
             response = self._http.post("/v1/decisions", content=msgspec.json.encode(body), headers=_JSON)
         except httpx.HTTPError as exc:
             log.warning("bandit service unreachable, using default arm: %s", exc)
-            return ClientDecision(experiment=experiment, arm=default_arm, fallback=True)
+            return _OldDecision(experiment=experiment, arm=default_arm, fallback=True)
         if response.status_code >= 500:
             log.warning("bandit service answered %s, using default arm", response.status_code)
-            return ClientDecision(experiment=experiment, arm=default_arm, fallback=True)
+            return _OldDecision(experiment=experiment, arm=default_arm, fallback=True)
         response.raise_for_status()  # a 4xx is the caller's mistake: say so loudly
-        return msgspec.json.decode(response.content, type=ClientDecision)
+        return msgspec.json.decode(response.content, type=_OldDecision)
 
     def reward(
         self,
