@@ -70,6 +70,8 @@ def create_app(
         dependencies={
             "experiments": Provide(runtime.experiments, sync_to_thread=False),
             "decisions": Provide(runtime.decisions, sync_to_thread=False),
+            "decision_log": Provide(runtime.decision_log, sync_to_thread=False),
+            "definitions": Provide(runtime.definitions, sync_to_thread=False),
             "features": Provide(runtime.features, sync_to_thread=False),
             "rewards": Provide(runtime.rewards, sync_to_thread=False),
             "storage": Provide(runtime.storage_provider, sync_to_thread=False),

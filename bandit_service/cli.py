@@ -1,81 +1,174 @@
-"""The `bandit-service` command: `serve`, `migrate`, operator commands over HTTP, `analyze` and `sample-size`."""
+"""The `bandit-service` command (click): `serve`, `migrate`, `keys`, operator commands over HTTP, offline ones, `demo`.
+
+Every failure is one line on stderr naming the command (and the field or variable at fault):
+exit 2 for usage and input errors (an option, a file, a setting), 1 for the service refusing or
+being out of reach. Operator commands talk to --url (BANDIT_URL) with --api-key (BANDIT_API_KEY).
+"""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import click
 import httpx
 
-from bandit_service.operator import OperatorError, run_operator
-from bandit_service.settings import API_KEY_VARIABLE, Settings
+from bandit_service.cli_admin import features, keys
+from bandit_service.cli_context import INPUT_ERROR, SERVICE_ERROR, CliError, CliState, fail, make_console
+from bandit_service.cli_experiments import COMMANDS
+from bandit_service.cli_offline import analyze, sample_size
+from bandit_service.settings import Settings
 
-__all__ = ["build_parser", "main"]
+__all__ = ["cli", "main", "parse"]
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+DATABASE_URLS = "sqlite:///PATH (a file) or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
 
 
-def _serve(args: argparse.Namespace) -> int:
-    """Run uvicorn on the ASGI app; BANDIT_* environment variables configure the service."""
-    import uvicorn  # imported here so that other subcommands start fast
+def _one_line(exc: click.ClickException) -> str:
+    """The error as one line naming the command: `bandit-service list: Invalid value for '--status': ...`."""
+    if isinstance(exc, CliError):
+        message = exc.message
+    elif isinstance(exc, click.UsageError) and exc.ctx is not None:
+        path = exc.ctx.command_path
+        message = f"{path}: {exc.format_message()} (see '{path} --help')"
+    else:
+        message = f"bandit-service: {exc.format_message()}"
+    return " ".join(message.split())
+
+
+class _Commands(click.Group):
+    """The command group: one-line errors and exit statuses, commands listed in the order they were added."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run a command; a failure prints one line. Returns the exit status (or exits, standalone)."""
+        if extra.get("obj") is None:
+            extra["obj"] = CliState()
+        try:
+            result = super().main(args, prog_name, standalone_mode=False, **extra)
+            code = result if isinstance(result, int) else 0
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()
+            code = exc.exit_code
+        except click.ClickException as exc:
+            click.echo(_one_line(exc), err=True)
+            code = exc.exit_code
+        except click.Abort:
+            click.echo("bandit-service: aborted", err=True)
+            code = SERVICE_ERROR
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+@click.group(cls=_Commands, name="bandit-service", context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bandit-service", prog_name="bandit-service", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Adaptive multi-armed bandit service: serve it, run experiments, read reports."""
+
+
+def _settings() -> Settings:
+    """The service's settings from BANDIT_* variables; a bad one is one line naming it and what is allowed."""
+    try:
+        settings = Settings.from_env(os.environ)
+    except ValueError as exc:
+        fail(exc, INPUT_ERROR)
+    _check_database_url(settings.database_url)
+    return settings
+
+
+def _check_database_url(url: str) -> None:
+    """Refuse a database URL SQLAlchemy cannot open, before a worker starts (its traceback is long)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    # The URL is never echoed: it may hold a password.
+    try:
+        parsed = make_url(url)
+        dialect = parsed.get_dialect()
+    except ArgumentError as exc:
+        reason = "unknown database scheme" if isinstance(exc, NoSuchModuleError) else "not a database URL"
+        fail(f"BANDIT_DATABASE_URL: {reason}; allowed: {DATABASE_URLS}", INPUT_ERROR)
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        hint = " (pip install 'bandit-service[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
+        fail(f"BANDIT_DATABASE_URL: its driver is not installed: {exc}{hint}; allowed: {DATABASE_URLS}", INPUT_ERROR)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        folder = Path(str(parsed.database)).parent
+        if not folder.is_dir():
+            fail(f"BANDIT_DATABASE_URL: the SQLite file's folder {folder} does not exist", INPUT_ERROR)
+
+
+@cli.command(
+    help="Run the HTTP service. BANDIT_* variables configure it; BANDIT_DATABASE_URL selects the database "
+    "(default sqlite:///bandit.db)."
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(0, 65_535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True, help="Uvicorn's.")
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    help="Serve without API keys (same as BANDIT_AUTH=off): anyone who reaches the port may do anything; "
+    "for local play only.",
+)
+def serve(host: str, port: int, workers: int, log_level: str, no_auth: bool) -> None:
+    """Run the HTTP service."""
+    import uvicorn  # imported here so that other commands start fast
 
     from bandit_service.server_limits import raise_open_file_limit, uvicorn_limits
     from bandit_service.serving import serving_observability
 
-    if args.no_auth:  # the workers read their settings from the environment (asgi.py)
+    if no_auth:  # the workers read their settings from the environment (asgi.py)
         os.environ["BANDIT_AUTH"] = "off"
+    settings = _settings()
     try:
-        settings = Settings.from_env(os.environ)
         limits = uvicorn_limits(settings, raise_open_file_limit())
     except ValueError as exc:
-        print(f"bandit-service serve: {exc}", file=sys.stderr)
-        return 2
-    with serving_observability(settings, args.workers, args.log_level, os.environ) as observed:
+        fail(exc, INPUT_ERROR)
+    with serving_observability(settings, workers, log_level, os.environ) as observed:
         uvicorn.run(
             "bandit_service.asgi:app",
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_level=args.log_level,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
             proxy_headers=False,
             **limits,  # read deadline, connection cap (server_limits.py)
             **observed,  # JSON logs, the metrics directory of several workers (serving.py)
         )
-    return 0
 
 
-def _keys(args: argparse.Namespace) -> int:
-    """Create, list or revoke API keys on the database of BANDIT_DATABASE_URL."""
-    from sqlalchemy.exc import SQLAlchemyError  # imported here, like uvicorn in `_serve`
-
-    from bandit_service.key_commands import KeyCommandError, run_key_command
-
-    try:
-        run_key_command(args.keys_command, getattr(args, "name", None), getattr(args, "role", None), os.environ)
-    except KeyCommandError as exc:
-        print(f"bandit-service keys {args.keys_command}: {exc}", file=sys.stderr)
-        return 2
-    except SQLAlchemyError as exc:
-        print(f"bandit-service keys {args.keys_command}: the database failed: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _migrate(args: argparse.Namespace) -> int:
-    """Upgrade the database of BANDIT_DATABASE_URL to the newest schema revision."""
-    # Imported here, like uvicorn in `_serve`, so that other subcommands start fast.
+@cli.command(
+    help="Upgrade the schema of the database named by BANDIT_DATABASE_URL (default sqlite:///bandit.db) to the "
+    "newest revision and print the revision before and after. A database made before migrations existed is "
+    "recognised and stamped first. Safe to run while replicas start: one migrates, the others wait, then find "
+    "nothing to do. `serve` runs the same upgrade at start-up."
+)
+def migrate() -> None:
+    """Upgrade the database schema to the newest revision."""
+    # Imported here, like uvicorn in `serve`, so that other commands start fast.
     from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
     from bandit_service.storage.database import open_database
     from bandit_service.storage.schema import current_revision, upgrade_schema
 
-    try:
-        settings = Settings.from_env(os.environ)
-    except ValueError as exc:
-        print(f"bandit-service migrate: {exc}", file=sys.stderr)
-        return 2
+    settings = _settings()
     try:
         db = open_database(settings)
         try:
@@ -85,183 +178,55 @@ def _migrate(args: argparse.Namespace) -> int:
         finally:
             db.dispose()
     except (CommandError, SQLAlchemyError) as exc:
-        print(f"bandit-service migrate: {exc}", file=sys.stderr)
-        return 1
-    print(f"schema revision: {before or 'none'} -> {after}")
-    return 0
+        fail(exc, SERVICE_ERROR)
+    click.echo(f"schema revision: {before or 'none'} -> {after}")
 
 
-OPERATOR_COMMANDS = {
-    "create": "create a draft experiment from a JSON spec (a file, or - for standard input)",
-    "list": "list experiments",
-    "show": "show an experiment: config, status, weights, per-arm counts",
-    "start": "start (or resume) an experiment",
-    "pause": "pause an experiment (units get the control arm)",
-    "complete": "complete an experiment, optionally with a winner",
-    "reweight": "recompute an experiment's weights now",
-    "report": "print an experiment's report (frequentist and Bayesian side by side)",
-}
-
-
-def _operator(http: httpx.Client | None) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        client = http if http is not None else httpx.Client(base_url=args.url, timeout=args.timeout)
-        if args.api_key:
-            client.headers["Authorization"] = f"Bearer {args.api_key}"
-        try:
-            run_operator(args.command, args, client)
-        except OperatorError as exc:
-            print(f"bandit-service {args.command}: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            if http is None:
-                client.close()
-        return 0
-
-    return handler
-
-
-def _analyze(args: argparse.Namespace) -> int:
-    from bandit_service.offline import analyze_csv  # numpy and scipy: imported only by the offline commands
+@cli.command()
+@click.option("--duration", type=click.FloatRange(min=1), default=60.0, show_default=True, help="Seconds of traffic.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bandit-demo"),
+    show_default=True,
+    help="Folder for the PNG of weights over time and posteriors.",
+)
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the simulated users.")
+def demo(duration: float, out_dir: Path, seed: int) -> None:
+    """Watch the bandit learn: a service on a temporary database, simulated users, a report and a picture."""
+    from bandit_service.demo import DemoError, run_demo  # numpy, uvicorn: imported only by the demo
 
     try:
-        print(analyze_csv(Path(args.csv), args.control, args.seed, args.level))
-    except (OSError, ValueError) as exc:
-        print(f"bandit-service analyze: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _sample_size(args: argparse.Namespace) -> int:
-    from bandit_service.offline import plan_sample_size  # numpy and scipy: imported only by the offline commands
-
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"--out {out_dir}: {exc.strerror or exc}", INPUT_ERROR)
     try:
-        plan = plan_sample_size(
-            args.baseline,
-            args.mde,
-            std=args.std,
-            relative=args.relative,
-            alpha=args.alpha,
-            power=args.power,
-            arms=args.arms,
-            daily_traffic=args.daily_traffic,
-        )
-    except ValueError as exc:
-        print(f"bandit-service sample-size: {exc}", file=sys.stderr)
-        return 2
-    print(plan)
-    return 0
+        run_demo(duration_s=duration, out_dir=out_dir, seed=seed, console=make_console())
+    except DemoError as exc:
+        fail(exc, SERVICE_ERROR)
 
 
-def _add_offline_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    analyze = commands.add_parser("analyze", help="compare arms from a CSV of arm,reward rows (offline)")
-    analyze.add_argument("csv", help="CSV file with a header and the columns arm, reward")
-    analyze.add_argument("--control", help="the control arm (default: the first arm in the file)")
-    analyze.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
-    analyze.add_argument("--seed", type=int, default=0, help="seed of the Bayesian Monte Carlo draws")
-    analyze.set_defaults(handler=_analyze)
-    size = commands.add_parser("sample-size", help="units per arm to detect an effect, and the duration")
-    size.add_argument("--baseline", type=float, required=True, help="control rate (or mean with --std)")
-    size.add_argument("--mde", type=float, required=True, help="minimum detectable effect")
-    size.add_argument("--relative", action="store_true", help="the MDE is relative to the baseline")
-    size.add_argument("--std", type=float, help="standard deviation of a continuous metric")
-    size.add_argument("--alpha", type=float, default=0.05, help="two-sided significance level (default 0.05)")
-    size.add_argument("--power", type=float, default=0.8, help="power (default 0.8)")
-    size.add_argument("--arms", type=int, default=2, help="arms including control (default 2)")
-    size.add_argument("--daily-traffic", type=float, help="units per day entering the experiment")
-    size.set_defaults(handler=_sample_size)
+cli.add_command(keys)
+for command in COMMANDS:
+    cli.add_command(command)
+cli.add_command(features)
+cli.add_command(analyze)
+cli.add_command(sample_size)
 
 
-def _add_operator_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], http: httpx.Client | None
-) -> None:
-    for name, help_text in OPERATOR_COMMANDS.items():
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--url", default="http://127.0.0.1:8000", help="the service (default http://127.0.0.1:8000)")
-        sub.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the service")
-        sub.add_argument(
-            "--api-key",
-            default=os.environ.get(API_KEY_VARIABLE),
-            help=f"the API key to send (default: ${API_KEY_VARIABLE}); read needs role read, changes need operate",
-        )
-        if name == "create":
-            sub.add_argument("spec", help="JSON file with the experiment (or - for standard input)")
-        elif name == "list":
-            sub.add_argument("--status", choices=["draft", "active", "paused", "completed"])
-        else:
-            sub.add_argument("key", help="the experiment's key")
-        if name == "complete":
-            sub.add_argument("--winner", help="the winning arm (default: none, serve the control)")
-        if name == "report":
-            sub.add_argument("--segment", help="split every figure by this decision attribute")
-            sub.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
-        sub.set_defaults(handler=_operator(http))
-
-
-def _add_key_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    keys = commands.add_parser(
-        "keys",
-        help="create, list or revoke API keys (on the database, no running service needed)",
-        description="Manage API keys directly on the database named by BANDIT_DATABASE_URL (default "
-        "sqlite:///bandit.db). Roles, each allowing what the one before allows: decide (decisions and rewards), "
-        "read (also experiments, reports, audit log, metrics), operate (also create, change, start, pause, "
-        "complete, weights, exposure, ramps), admin (also keys).",
-    )
-    actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    create = actions.add_parser("create", help="make a key and print it (its last line; shown this once)")
-    create.add_argument("--name", required=True, help="who holds the key (the audit log's actor)")
-    create.add_argument("--role", required=True, choices=["decide", "read", "operate", "admin"])
-    actions.add_parser("list", help="names, roles, creation and last use (never the keys)")
-    revoke = actions.add_parser("revoke", help="revoke a key by name (not the last admin key)")
-    revoke.add_argument("name", help="the key's name")
-    keys.set_defaults(handler=_keys)
-
-
-def build_parser(http: httpx.Client | None = None) -> argparse.ArgumentParser:
-    """The argument parser, one subparser per command (each sets `handler`)."""
-    parser = argparse.ArgumentParser(prog="bandit-service", description="Adaptive multi-armed bandit service.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = commands.add_parser(
-        "serve",
-        help="run the HTTP service",
-        description="Run the HTTP service. BANDIT_DATABASE_URL selects the database (default sqlite:///bandit.db).",
-    )
-    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    serve.add_argument(
-        "--log-level",
-        default="info",
-        choices=["critical", "error", "warning", "info", "debug"],
-        help="uvicorn log level",
-    )
-    serve.add_argument(
-        "--no-auth",
-        action="store_true",
-        help="serve without API keys (same as BANDIT_AUTH=off): anyone who reaches the port may do anything; "
-        "for local play only",
-    )
-    serve.set_defaults(handler=_serve)
-    migrate = commands.add_parser(
-        "migrate",
-        help="upgrade the database schema to the newest revision",
-        description="Upgrade the schema of the database named by BANDIT_DATABASE_URL (default sqlite:///bandit.db) "
-        "to the newest revision and print the revision before and after. A database made before migrations "
-        "existed is recognised and stamped first. Safe to run while replicas start: one migrates, the others "
-        "wait, then find nothing to do. `serve` runs the same upgrade at start-up.",
-    )
-    migrate.set_defaults(handler=_migrate)
-    _add_key_commands(commands)
-    _add_operator_commands(commands, http)
-    _add_offline_commands(commands)
-    return parser
+def parse(argv: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """The command `argv` names and its parameters, without running it (tests read `serve`'s options)."""
+    name, *rest = argv
+    command = cli.commands[name]
+    with command.make_context(name, list(rest)) as ctx:
+        return name, dict(ctx.params)
 
 
 def main(argv: Sequence[str] | None = None, *, http: httpx.Client | None = None) -> int:
-    """Entry point of the console script (`http` lets tests talk to an in-process app)."""
-    args = build_parser(http).parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = args.handler
-    return handler(args)
+    """Entry point of the console script; `http` lets tests talk to an in-process app. Returns the exit status."""
+    code: int = cli.main(args=argv, prog_name="bandit-service", standalone_mode=False, obj=CliState(http=http))
+    return code
 
 
 if __name__ == "__main__":

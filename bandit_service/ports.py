@@ -29,6 +29,7 @@ from bandit_service.core.model import (
     ExpiredDecision,
     Exposure,
     Feature,
+    LocalDecision,
     LoggedEvent,
     NewExperiment,
     OpenTrial,
@@ -144,6 +145,16 @@ class WriteTx(Protocol):
 
     def insert_decisions(self, rows: Sequence[Decision]) -> None:
         """Log decisions as pending trials and count them (trial, exposure, new unit) per arm and weights period."""
+        ...
+
+    def claim_local_decisions(self, rows: Sequence[LocalDecision]) -> dict[str, bool]:
+        """Record the ids of decisions SDKs logged (insert or ignore, by id); those among them recorded
+        before, with whether they contradicted: only the others are new (a retried log counts once)."""
+        ...
+
+    def count_local_decisions(self, rows: Sequence[LocalDecision]) -> None:
+        """Count logged local decisions per arm (`local`; `contradicted` where `contradicts`), and record
+        `contradicts` on their claimed ids, so a retry answers as the first time."""
         ...
 
     def decision_contexts(self, ids: Collection[str]) -> dict[str, DecisionContext]:

@@ -15,7 +15,9 @@ from bandit_service.ports import Clock, IdFactory, Storage
 from bandit_service.services.audit import AuditService
 from bandit_service.services.automation import AutomationService
 from bandit_service.services.cache import ExperimentCache
+from bandit_service.services.decision_log import DecisionLogService
 from bandit_service.services.decisions import DecisionService
+from bandit_service.services.definitions import DefinitionsService, poll_interval
 from bandit_service.services.experiments import ExperimentService
 from bandit_service.services.features import FeatureCache, FeatureService
 from bandit_service.services.keys import KeyService
@@ -40,6 +42,8 @@ class Services(msgspec.Struct, frozen=True, kw_only=True):
     cache: ExperimentCache
     experiments: ExperimentService
     decisions: DecisionService
+    decision_log: DecisionLogService
+    definitions: DefinitionsService
     features: FeatureService
     rewards: RewardService
     reweighter: Reweighter
@@ -114,6 +118,8 @@ class Runtime:
             cache=cache,
             experiments=experiments,
             decisions=DecisionService(storage, cache, clock, self.ids, self.telemetry, features=feature_cache),
+            decision_log=DecisionLogService(storage, cache, clock),
+            definitions=DefinitionsService(storage, cache, poll_interval(settings.cache_ttl_s)),
             features=FeatureService(storage, feature_cache, clock),
             rewards=rewards,
             reweighter=reweighter,
@@ -152,6 +158,14 @@ class Runtime:
     def rewards(self) -> RewardService:
         """Dependency provider."""
         return self.services.rewards
+
+    def decision_log(self) -> DecisionLogService:
+        """Dependency provider."""
+        return self.services.decision_log
+
+    def definitions(self) -> DefinitionsService:
+        """Dependency provider."""
+        return self.services.definitions
 
     def features(self) -> FeatureService:
         """Dependency provider."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 import msgspec
+import msgspec.inspect as mi
 from msgspec import Meta
 
 from bandit_service.core.fields import WebhookUrl
@@ -120,14 +122,45 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
                 continue
             field = name[len(ENV_PREFIX) :].lower()
             if field not in fields:
-                raise ValueError(f"{name}: unknown setting (known: {', '.join(sorted(fields))})")
+                known = sorted(f"{ENV_PREFIX}{f.upper()}" for f in fields)
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise ValueError(f"{name}: unknown setting{hint} (known: {', '.join(known)})")
             values[field] = _BOOL_WORDS.get(value.lower(), value) if field in _BOOL_FIELDS else value
         try:
             return msgspec.convert(values, cls, strict=False)
         except msgspec.ValidationError as exc:
-            match = re.search(r"`\$\.(\w+)`", str(exc))
-            name = f"{ENV_PREFIX}{match.group(1).upper()}" if match else "environment"
-            raise ValueError(f"{name}: {exc}") from exc
+            match = re.search(r"^(.*?)(?: - at )?`\$\.(\w+)`", str(exc))
+            if match is None:  # a rule across settings (__post_init__): its message names the variables
+                raise ValueError(str(exc)) from exc
+            # The value is not echoed: it may be a key, a secret or a URL with a password.
+            name = f"{ENV_PREFIX}{match.group(2).upper()}"
+            allowed = _allowed(_FIELD_TYPES[match.group(2)])
+            raise ValueError(f"{name}: {match.group(1)}; allowed: {allowed}") from exc
+
+
+def _allowed(info: mi.Type) -> str:
+    """What a setting may hold, in words, for the one-line error of a bad value."""
+    match info:
+        case mi.LiteralType(values=values):
+            return "one of " + ", ".join(map(str, values))
+        case mi.BoolType():
+            return "true or false (or on/off, yes/no)"
+        case mi.IntType() | mi.FloatType():
+            limits = ((">", info.gt), (">=", info.ge), ("<", info.lt), ("<=", info.le))
+            bounds = [f"{op} {bound:.15g}" for op, bound in limits if bound is not None]
+            kind = "a whole number" if isinstance(info, mi.IntType) else "a number"
+            return " and ".join([f"{kind} {bounds[0]}", *bounds[1:]]) if bounds else kind
+        case mi.StrType(min_length=low, max_length=high, pattern=pattern):
+            size = f" of {low or 0}-{high} characters" if high else (f" of {low}+ characters" if low else "")
+            return f"text{size}" + (f" matching {pattern}" if pattern else "")
+        case mi.Metadata(type=inner):
+            return _allowed(inner)
+        case mi.UnionType(types=types):
+            return " or ".join(_allowed(t) for t in types if not isinstance(t, mi.NoneType)) + " (or unset)"
+        case _:
+            return "see the settings in the README"
 
 
 _BOOL_FIELDS = frozenset(field.name for field in msgspec.structs.fields(Settings) if field.type is bool)
+_FIELD_TYPES = {field.name: field.type for field in cast(mi.StructType, mi.type_info(Settings)).fields}

@@ -19,6 +19,7 @@ import tomllib
 from collections.abc import Mapping
 from importlib.metadata import packages_distributions
 from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,7 +29,7 @@ from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import make_url
 
 from bandit_service.app import create_app
-from bandit_service.cli import build_parser
+from bandit_service.cli import parse
 from bandit_service.settings import Settings
 from bandit_service.storage.database import open_database
 from bandit_service.storage.memory import MemoryStorage
@@ -139,9 +140,9 @@ def _serve_args(argv: list[str]) -> Any:
     """`argv` parsed by the real CLI parser; it must run the console script's `serve`."""
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert argv[0] in scripts, f"{argv[0]!r} is not a console script of the package ({sorted(scripts)})"
-    args = build_parser().parse_args(argv[1:])
-    assert args.command == "serve"
-    return args
+    command, options = parse(argv[1:])
+    assert command == "serve"
+    return SimpleNamespace(**options)
 
 
 def _image_requirements() -> tuple[set[str], set[str]]:

@@ -30,6 +30,7 @@ __all__ = [
     "ExpiredDecision",
     "Exposure",
     "Feature",
+    "LocalDecision",
     "LoggedEvent",
     "NewExperiment",
     "OpenTrial",
@@ -169,6 +170,8 @@ class ArmCounts(_Value, frozen=True, kw_only=True):
     excluded: int = 0
     stats: ArmStats = ArmStats()
     metrics: dict[str, ArmStats] = msgspec.field(default_factory=dict)
+    local: int = 0  # decisions SDKs evaluated locally and logged (POST /v1/decisions/log)
+    contradicted: int = 0  # of those, decisions whose arm differed from the unit's stored sticky arm
 
     @property
     def pending(self) -> int:
@@ -235,6 +238,19 @@ class Decision(_Value, frozen=True, kw_only=True):
     created_at: float
     expires_at: float
     new_unit: bool
+
+
+class LocalDecision(_Value, frozen=True, kw_only=True):
+    """A decision an SDK evaluated locally and logged: what its dedupe row and the local counters keep.
+
+    `contradicts`: the arm the SDK served differs from the unit's stored sticky arm (which is kept).
+    """
+
+    decision_id: str
+    experiment_id: int
+    arm: int
+    logged_at: float
+    contradicts: bool = False
 
 
 class StoredReward(_Value, frozen=True, kw_only=True):

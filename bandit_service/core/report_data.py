@@ -46,6 +46,10 @@ class ReportData(msgspec.Struct, frozen=True, kw_only=True):
 
     counters: PeriodCounters
     history: tuple[WeightsRecord, ...]  # every weights version, oldest first
+    # Per arm: decisions SDKs evaluated locally and logged, and those that contradicted the unit's
+    # sticky arm (empty: none logged yet).
+    local: tuple[int, ...] = ()
+    contradicted: tuple[int, ...] = ()
 
 
 class SegmentData(msgspec.Struct, frozen=True, kw_only=True):

@@ -80,6 +80,14 @@ def families(experiments: Sequence[Experiment], counts: Sequence[Sequence[ArmCou
     reward_sum = GaugeMetricFamily(
         "bandit_arm_reward_sum", "Sum of the arm's counted rewards (received and expired defaults)", labels=ARM
     )
+    local = CounterMetricFamily(
+        "bandit_arm_local_decisions", "Decisions SDKs evaluated locally and logged on the arm", labels=ARM
+    )
+    contradicted = CounterMetricFamily(
+        "bandit_arm_contradicted",
+        "Locally logged decisions whose arm differed from the unit's sticky arm on the service",
+        labels=ARM,
+    )
     pending = GaugeMetricFamily("bandit_arm_pending", "Trials still waiting for their reward", labels=ARM)
     weight = GaugeMetricFamily("bandit_arm_weight", "The arm's current allocation weight", labels=ARM)
     metric_n = CounterMetricFamily(
@@ -101,6 +109,8 @@ def families(experiments: Sequence[Experiment], counts: Sequence[Sequence[ArmCou
             expired.add_metric(labels, c.expired)
             reward_sum.add_metric(labels, c.stats.total)
             pending.add_metric(labels, c.pending)
+            local.add_metric(labels, c.local)
+            contradicted.add_metric(labels, c.contradicted)
             weight.add_metric(labels, w)
             for metric, stats in sorted(c.metrics.items()):
                 metric_n.add_metric([*labels, metric], stats.n)
@@ -112,6 +122,8 @@ def families(experiments: Sequence[Experiment], counts: Sequence[Sequence[ArmCou
         rewards,
         expired,
         excluded,
+        local,
+        contradicted,
         reward_sum,
         pending,
         weight,

@@ -41,6 +41,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.routes import HTTPRoute
 
 from bandit_service.core import commands
+from bandit_service.core.definitions import DecisionLogIn
 from bandit_service.core.reporting import values as report_values
 from bandit_service.core.targeting_schema import TARGETING, targeting_schemas
 from bandit_service.http.problems import PROBLEM_MEDIA_TYPE, RETRY_AFTER_S
@@ -114,6 +115,19 @@ REQUEST_EXAMPLES: dict[Any, Any] = {
         {"decision_id": "d-7b21e4", "reward": 0.0, "idempotency_key": "retry-1"},
     ],
     commands.ExposureIn: {"exposure": 0.25},
+    DecisionLogIn: {
+        "decisions": [
+            {
+                "decision_id": "sdk-5f0c2a9e41d3",
+                "experiment": "checkout-button",
+                "unit": "user-42",
+                "arm": "green",
+                "propensity": 0.5,
+                "weights_version": 3,
+                "attributes": {"country": "NL"},
+            }
+        ]
+    },
     commands.KeyIn: {"name": "checkout-service", "role": "decide"},
     commands.RampIn: {
         "steps": [{"exposure": 0.1, "hold_s": 86400}, {"exposure": 0.5, "hold_s": 86400}, {"exposure": 1.0}]
@@ -335,8 +349,10 @@ def apply_contract(document: dict[str, Any], facts: Sequence[OperationFacts]) ->
             operation["requestBody"] = {"required": fact.body_required, "content": {"application/json": media}}
         responses: dict[str, Any] = operation.setdefault("responses", {})
         for code, response in list(responses.items()):
-            if not code.startswith("2"):
+            if code[0] in "45":
                 del responses[code]  # Litestar's own 400 shape: the service never answers it
+            elif not code.startswith("2"):
+                continue  # a redirect or 304 the handler declares: no body
             elif json_members or text:
                 content: dict[str, Any] = {}
                 if json_members:

@@ -86,6 +86,25 @@ class RewardBatchOut(_Wire, frozen=True, kw_only=True):
     results: list[RewardResult]
 
 
+class DecisionLogResult(_Wire, frozen=True, kw_only=True):
+    """One item of a decision log: 201 logged, 200 a duplicate (logged before: nothing counted again), or the
+    problem that refused it; `contradicts`: its arm differs from the unit's sticky arm on the service."""
+
+    decision_id: str
+    status: int
+    contradicts: bool = False
+    problem: Problem | None = None
+
+
+class DecisionLogOut(_Wire, frozen=True, kw_only=True):
+    """Per-item results of POST /v1/decisions/log, in request order."""
+
+    logged: int
+    duplicates: int
+    failed: int
+    results: list[DecisionLogResult]
+
+
 class ArmOut(_Wire, frozen=True, kw_only=True):
     """An arm as configured."""
 
@@ -107,7 +126,9 @@ class ArmStatsOut(_Wire, frozen=True, kw_only=True):
     `units` counts first assignments (sticky experiments only); `trials` what the statistics count
     (units' trials or single decisions) and `exposures` every decision served in the experiment;
     `n` counts rewarded trials plus expired ones (counted with the missing value); pending and
-    excluded trials are not in `mean`.
+    excluded trials are not in `mean`. `local` counts the decisions SDKs evaluated locally and
+    logged (they are in the other counts too), `contradicted` those whose arm differed from the
+    unit's sticky arm on the service.
     """
 
     units: int
@@ -120,6 +141,8 @@ class ArmStatsOut(_Wire, frozen=True, kw_only=True):
     n: int
     mean: float | None
     metrics: dict[str, MetricStatsOut]
+    local: int = 0
+    contradicted: int = 0
 
 
 class ExperimentOut(_Wire, frozen=True, kw_only=True, omit_defaults=True):

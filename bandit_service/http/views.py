@@ -92,6 +92,8 @@ def experiment_out(experiment: Experiment, counts: Sequence[ArmCounts] | None = 
                 n=int(c.stats.n),
                 mean=_mean(c.stats),
                 metrics={m: MetricStatsOut(n=int(s.n), mean=_mean(s)) for m, s in sorted(c.metrics.items())},
+                local=c.local,
+                contradicted=c.contradicted,
             )
             for name, c in zip(names, counts, strict=True)
         }

@@ -44,6 +44,9 @@ class Placement(msgspec.Struct, frozen=True, kw_only=True):
     attributes: dict[str, Any]
     created_at: float
     expires_at: float
+    served: bool = False
+    """True: an SDK already served `arm` (a locally evaluated decision): it is logged as is, and a
+    unit's stored sticky arm is kept (`Logged.contradicts` says whether they differ)."""
 
 
 class Logged(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,6 +55,7 @@ class Logged(msgspec.Struct, frozen=True, kw_only=True):
     decision_id: str
     arm: int
     propensity: float
+    contradicts: bool = False  # a served arm that differs from the unit's stored sticky arm
 
 
 def place(experiment: Experiment, unit: str | None, attributes: Mapping[str, Any], decision_id: str) -> int | None:
@@ -81,6 +85,8 @@ def log_decisions(tx: WriteTx, items: Sequence[Placement]) -> list[Logged | None
     the outcome is None and nothing is stored. In a `trial: "unit"` experiment, a unit's decision
     inside its open trial is an exposure of that trial: it answers the trial's decision id and is
     counted, not logged; a decision after the trial's window closed opens the unit's next trial.
+    A `served` placement (an SDK's) is logged and counted with its own arm and propensity, and
+    stores its unit's first assignment like any other, but never replaces a stored one.
     """
     active = tx.active_experiments({p.experiment_id for p in items})
     kept = [p for p in items if p.experiment_id in active]
@@ -88,6 +94,7 @@ def log_decisions(tx: WriteTx, items: Sequence[Placement]) -> list[Logged | None
     answer_ids = [p.decision_id for p in kept]
     opens = [True] * len(kept)  # False: an exposure of an open unit trial
     new_unit = [False] * len(kept)
+    contradicts = [False] * len(kept)
     by_experiment: dict[int, dict[str, list[int]]] = {}  # experiment -> unit -> positions in kept
     for i, p in enumerate(kept):
         if p.sticky and p.unit is not None:
@@ -111,8 +118,11 @@ def log_decisions(tx: WriteTx, items: Sequence[Placement]) -> list[Logged | None
             chosen = stored.get(unit, final[where[0]])
             trial_id, trial_end = chosen.trial_id, chosen.trial_expires_at
             for i in where:
-                final[i] = chosen
                 p = kept[i]
+                if p.served:  # the app used the SDK's arm: log that one, keep the stored sticky arm
+                    contradicts[i] = final[i].arm != chosen.arm
+                else:
+                    final[i] = chosen
                 if p.trial != "unit":
                     continue
                 if trial_id is not None and trial_end is not None and p.created_at < trial_end:
@@ -150,8 +160,8 @@ def log_decisions(tx: WriteTx, items: Sequence[Placement]) -> list[Logged | None
     if exposures:
         tx.count_exposures(exposures)
     answers = iter(
-        Logged(decision_id=decision_id, arm=a.arm, propensity=a.propensity)
-        for decision_id, a in zip(answer_ids, final, strict=True)
+        Logged(decision_id=decision_id, arm=a.arm, propensity=a.propensity, contradicts=c)
+        for decision_id, a, c in zip(answer_ids, final, contradicts, strict=True)
     )
     return [next(answers) if p.experiment_id in active else None for p in items]
 

@@ -72,8 +72,15 @@ def report_input(
     history: Sequence[WeightsRecord],
     seed: int,
     draws: int = DRAWS,
+    *,
+    local: Sequence[int] = (),
+    contradicted: Sequence[int] = (),
 ) -> ReportInput:
-    """The builder's input from an experiment's (or a segment's) counters and its weights history."""
+    """The builder's input from an experiment's (or a segment's) counters and its weights history.
+
+    `local` and `contradicted`: per arm, decisions SDKs logged and those that contradicted the
+    sticky store (empty: none, or not known, as for segments).
+    """
     k = len(experiment.arms)
     current = experiment.weights or initial_weights(experiment.arms, experiment.config.policy)
     weights_of = {r.version: r.weights for r in history}
@@ -104,6 +111,8 @@ def report_input(
         expired=_ints(counters.expired),
         excluded=_ints(counters.excluded),
         exposures=None if counters.exposures is None else _ints(counters.exposures),
+        local=tuple(local) or None,
+        contradicted=tuple(contradicted) or None,
         trial=config.trial,
         aggregate=config.aggregate,
         missing=config.missing_reward,
@@ -180,7 +189,15 @@ class ReportService:
 
     def _whole_from(self, experiment: Experiment, data: ReportData) -> Report:
         seed = report_seed(experiment.salt, experiment.weights_version)
-        inp = report_input(experiment, data.counters, data.history, seed, self._draws)
+        inp = report_input(
+            experiment,
+            data.counters,
+            data.history,
+            seed,
+            self._draws,
+            local=data.local,
+            contradicted=data.contradicted,
+        )
         report = build_report(inp)
         return _with_notes(report, data.counters)
 

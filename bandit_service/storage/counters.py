@@ -30,6 +30,10 @@ __all__ = ["CounterDeltas", "CounterStatements"]
 
 COUNTER_COLUMNS = ("units", "trials", "exposures", "rewarded", "expired", "excluded", "n", "total", "total_sq")
 METRIC_COLUMNS = ("n", "total", "total_sq")
+LOCAL_COLUMNS = ("local", "contradicted")
+# A local-decision row names every counter column (the zeros insert a row the arm lacks), and adds to
+# `local` and `contradicted` only: the hot path's own upsert stays as it was.
+_LOCAL_ZEROS = (0,) * len(COUNTER_COLUMNS)
 
 
 class CounterDeltas:
@@ -40,9 +44,10 @@ class CounterDeltas:
         self.periods: dict[tuple[int, int, int], list[float]] = {}
         self.arm_metrics: dict[tuple[int, int, str], list[float]] = {}
         self.period_metrics: dict[tuple[int, int, int, str], list[float]] = {}
+        self.local: dict[tuple[int, int], list[float]] = {}  # COUNTER_COLUMNS zeros, then LOCAL_COLUMNS
 
     def __bool__(self) -> bool:
-        return bool(self.arms or self.periods or self.arm_metrics or self.period_metrics)
+        return bool(self.arms or self.periods or self.arm_metrics or self.period_metrics or self.local)
 
     def add(self, experiment_id: int, version: int, arm: int, step: Sequence[float]) -> None:
         """Add one step (in COUNTER_COLUMNS order, see `storage.counter_steps`) to an arm and its period."""
@@ -56,6 +61,10 @@ class CounterDeltas:
             _add(self.arm_metrics, (experiment_id, arm, name), metric_step)
             _add(self.period_metrics, (experiment_id, version, arm, name), metric_step)
 
+    def local_decision(self, experiment_id: int, arm: int, contradicted: bool) -> None:
+        """One decision an SDK logged on this arm (and whether it contradicted the unit's sticky arm)."""
+        _add(self.local, (experiment_id, arm), (*_LOCAL_ZEROS, 1, 1 if contradicted else 0))
+
     def merge(self, other: CounterDeltas) -> None:
         """Add another transaction part's increments to these."""
         for mine, theirs in zip(self._tables(), other._tables(), strict=True):
@@ -63,7 +72,7 @@ class CounterDeltas:
                 _add(mine, key, step)
 
     def _tables(self) -> list[dict[Any, list[float]]]:
-        return [self.arms, self.periods, self.arm_metrics, self.period_metrics]
+        return [self.arms, self.periods, self.arm_metrics, self.period_metrics, self.local]
 
     def flush(self, conn: Connection, statements: CounterStatements) -> None:
         """Write all increments (one upsert statement per table) and forget them."""
@@ -78,7 +87,11 @@ class CounterDeltas:
 
 
 class CounterStatements:
-    """The four counter upserts, built once per database (building SQL is the costly part)."""
+    """The counter upserts, built once per database (building SQL is the costly part).
+
+    The last adds SDK-logged decisions to `arm_counters` after the first has written the same rows
+    (each such decision also counts a trial or an exposure on its arm), so it takes no new lock.
+    """
 
     def __init__(self, db: Database, execution: Execution) -> None:
         self.upserts = [
@@ -87,6 +100,9 @@ class CounterStatements:
             _upsert(db, execution, ARM_METRICS, ("experiment_id", "arm", "metric"), METRIC_COLUMNS),
             _upsert(
                 db, execution, PERIOD_METRICS, ("experiment_id", "weights_version", "arm", "metric"), METRIC_COLUMNS
+            ),
+            _upsert(
+                db, execution, ARM_COUNTERS, ("experiment_id", "arm"), COUNTER_COLUMNS + LOCAL_COLUMNS, LOCAL_COLUMNS
             ),
         ]
 
@@ -101,11 +117,17 @@ def _add(table: dict[Any, list[float]], key: Any, step: Sequence[float]) -> None
 
 
 def _upsert(
-    db: Database, execution: Execution, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]
+    db: Database,
+    execution: Execution,
+    table: Table,
+    keys: tuple[str, ...],
+    columns: tuple[str, ...],
+    adds: tuple[str, ...] | None = None,
 ) -> tuple[Statement, tuple[str, ...], tuple[str, ...]]:
+    """Insert `columns`, or add them (only `adds`, if given) to the row's stored values."""
     insert = db.upsert(table)
     statement = insert.on_conflict_do_update(
         index_elements=list(keys),
-        set_={c: table.c[c] + insert.excluded[c] for c in columns},
+        set_={c: table.c[c] + insert.excluded[c] for c in (columns if adds is None else adds)},
     )
     return execution.statement(statement, keys + columns), keys, columns

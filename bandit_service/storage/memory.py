@@ -32,6 +32,7 @@ from bandit_service.core.model import (
     ExpiredDecision,
     Exposure,
     Feature,
+    LocalDecision,
     LoggedEvent,
     NewExperiment,
     OpenTrial,
@@ -83,6 +84,8 @@ class _Tables:
         self.rewards: dict[tuple[str, int], StoredReward] = {}  # by (decision id, seq)
         self.reward_keys: dict[str, tuple[str, int]] = {}  # the unique index on rewards.idempotency_key
         self.arm_counters: dict[tuple[int, int], Counters] = {}
+        self.local_counters: dict[tuple[int, int], tuple[int, int]] = {}  # arm_counters.local, .contradicted
+        self.logged: dict[str, LocalDecision] = {}  # logged_decisions, by decision id
         self.period_counters: dict[tuple[int, int, int], Counters] = {}
         self.arm_metrics: dict[tuple[int, int, str], Counters] = {}
         self.period_metrics: dict[tuple[int, int, int, str], Counters] = {}
@@ -306,6 +309,27 @@ class MemoryTx:
             self._insert(self._t.decisions, d.id, _kept(d), "decision id")
             self._put(self._t.status, d.id, "pending")
             self._count(d.experiment_id, d.weights_version, d.arm, steps.opened(d.new_unit))
+
+    def claim_local_decisions(self, rows: Sequence[LocalDecision]) -> dict[str, bool]:
+        """Record SDK-logged decision ids (insert or ignore); those recorded before, with their `contradicts`."""
+        before = {}
+        for r in rows:
+            found = self._t.logged.get(r.decision_id)
+            if found is not None:
+                before[r.decision_id] = found.contradicts
+            else:
+                self._put(self._t.logged, r.decision_id, msgspec.structs.replace(r, contradicts=False))
+        return before
+
+    def count_local_decisions(self, rows: Sequence[LocalDecision]) -> None:
+        """Count SDK-logged decisions per arm and record which contradicted the unit's sticky arm."""
+        for r in rows:
+            key = (r.experiment_id, r.arm)
+            local, contradicted = self._t.local_counters.get(key, (0, 0))
+            self._put(self._t.local_counters, key, (local + 1, contradicted + (1 if r.contradicts else 0)))
+            found = self._t.logged.get(r.decision_id)
+            if r.contradicts and found is not None:
+                self._put(self._t.logged, r.decision_id, msgspec.structs.replace(found, contradicts=True))
 
     def decision_contexts(self, ids: Collection[str]) -> dict[str, DecisionContext]:
         """Decisions by id joined with their experiment, arm and reward."""
@@ -549,6 +573,7 @@ class MemoryStorage:
             units, trials, exposures, rewarded, expired, excluded, n, total, total_sq = self._t.arm_counters.get(
                 (experiment.id, i), NO_COUNTS
             )
+            local, contradicted = self._t.local_counters.get((experiment.id, i), (0, 0))
             out.append(
                 ArmCounts(
                     units=units,
@@ -559,6 +584,8 @@ class MemoryStorage:
                     excluded=excluded,
                     stats=ArmStats(n, total, max(total_sq, 0.0)),
                     metrics=metrics.get(i, {}),
+                    local=local,
+                    contradicted=contradicted,
                 )
             )
         return out
@@ -637,7 +664,15 @@ class MemoryStorage:
             name: tuple(by_arm.get(a, EMPTY_SKETCH) for a in range(k)) for name, by_arm in sorted(by_metric.items())
         }
         counters = period_counters(k, rows, metric_rows, sketches)
-        return ReportData(counters=counters, history=self._history(e))
+        local = [self._t.local_counters.get((e, a), (0, 0)) for a in range(k)]
+        if not any(n for n, _ in local):
+            return ReportData(counters=counters, history=self._history(e))
+        return ReportData(
+            counters=counters,
+            history=self._history(e),
+            local=tuple(n for n, _ in local),
+            contradicted=tuple(c for _, c in local),
+        )
 
     async def due_deliveries(self, now: float, limit: int) -> list[DeliveryEntry]:
         """Pending webhook deliveries due at `now`, the longest-waiting first (ties by id, as the index gives them)."""

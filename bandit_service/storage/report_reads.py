@@ -39,6 +39,7 @@ from bandit_service.storage.convert import weights_from_row
 from bandit_service.storage.database import Database
 from bandit_service.storage.sketches import SKETCH_ACCURACY, is_sketched, read_sketches
 from bandit_service.storage.tables import (
+    ARM_COUNTERS,
     ARM_METRICS,
     DECISIONS,
     PERIOD_METRICS,
@@ -115,7 +116,20 @@ class SqlReportStore:
             ]
             sketches = read_sketches(conn, experiment.id, k)
             history = _history(conn, experiment.id)
-        return ReportData(counters=period_counters(k, rows, metric_rows, sketches), history=history)
+            local, contradicted = [0] * k, [0] * k
+            for arm, n_local, n_contradicted in conn.execute(
+                select(ARM_COUNTERS.c.arm, ARM_COUNTERS.c.local, ARM_COUNTERS.c.contradicted).where(
+                    ARM_COUNTERS.c.experiment_id == experiment.id, ARM_COUNTERS.c.local > 0
+                )
+            ):
+                if 0 <= arm < k:
+                    local[arm], contradicted[arm] = int(n_local), int(n_contradicted)
+        return ReportData(
+            counters=period_counters(k, rows, metric_rows, sketches),
+            history=history,
+            local=tuple(local) if any(local) else (),
+            contradicted=tuple(contradicted) if any(local) else (),
+        )
 
     def segment_data(self, experiment: Experiment, attribute: str, max_segments: int) -> SegmentData:
         """Counters per value of a decision attribute, aggregated with GROUP BY in one snapshot."""

@@ -26,6 +26,7 @@ from bandit_service.core.model import (
     ExpiredDecision,
     Exposure,
     Feature,
+    LocalDecision,
     LoggedEvent,
     NewExperiment,
     OpenTrial,
@@ -77,6 +78,7 @@ from bandit_service.storage.tables import (
     DECISIONS,
     EVENTS,
     EXPERIMENTS,
+    LOGGED_DECISIONS,
     REWARDS,
     WEIGHTS,
 )
@@ -231,6 +233,18 @@ class Statements:
             "ids",
         )
         self.insert_decisions = execution.statement(insert(DECISIONS), DECISION_COLUMNS)
+        # The ids of decisions SDKs logged: insert or ignore (a retry finds its id and counts nothing).
+        claim = db.upsert(LOGGED_DECISIONS).on_conflict_do_nothing(index_elements=["decision_id"])
+        self.claim_logged = execution.statement(claim, ("decision_id", "experiment_id", "logged_at", "contradicts"))
+        self.claim_logged_returning = claim.returning(LOGGED_DECISIONS.c.decision_id)
+        self.logged_flags = select(LOGGED_DECISIONS.c.decision_id, LOGGED_DECISIONS.c.contradicts).where(
+            LOGGED_DECISIONS.c.decision_id.in_(bindparam("ids", expanding=True))
+        )
+        self.flag_contradicted = (
+            update(LOGGED_DECISIONS)
+            .where(LOGGED_DECISIONS.c.decision_id.in_(bindparam("ids", expanding=True)))
+            .values(contradicts=True)
+        )
         # A reward's decision, its experiment's key and reward kind, its arm's name and the
         # reward it already has (if any), in one query by decision id.
         self.decision_contexts = execution.key_query(
@@ -525,6 +539,46 @@ class SqlTransaction:
         for d in rows:
             self.counts.add(d.experiment_id, d.weights_version, d.arm, steps.opened(d.new_unit))
 
+    def claim_local_decisions(self, rows: Sequence[LocalDecision]) -> dict[str, bool]:
+        """Record SDK-logged decision ids (insert or ignore, sorted: one lock order across replicas); those
+        recorded before, with their `contradicts`."""
+        if not rows:
+            return {}
+        ordered = sorted(rows, key=lambda r: r.decision_id)
+        ids = [r.decision_id for r in ordered]
+        params: list[dict[str, Any]] = [
+            # `contradicts` is set by `count_local_decisions`, once the job knows it.
+            {
+                "decision_id": r.decision_id,
+                "experiment_id": r.experiment_id,
+                "logged_at": r.logged_at,
+                "contradicts": False,
+            }
+            for r in ordered
+        ]
+        if self.db.serialised_writes:
+            # One writer at a time (SQLite): what this read finds cannot change before the insert.
+            before = self._logged_flags(ids)
+            self.statements.claim_logged.execute(self.conn, [p for p in params if p["decision_id"] not in before])
+            return before
+        # A concurrent replica's insert of the same id makes this one wait for its commit, then skip it.
+        created = set(self.conn.execute(self.statements.claim_logged_returning, params).scalars())
+        return self._logged_flags([i for i in ids if i not in created])
+
+    def _logged_flags(self, ids: Sequence[str]) -> dict[str, bool]:
+        if not ids:
+            return {}
+        rows = self.conn.execute(self.statements.logged_flags, {"ids": list(ids)})
+        return {decision_id: bool(contradicts) for decision_id, contradicts in rows}
+
+    def count_local_decisions(self, rows: Sequence[LocalDecision]) -> None:
+        """Count SDK-logged decisions per arm and record which contradicted the unit's sticky arm."""
+        for r in rows:
+            self.counts.local_decision(r.experiment_id, r.arm, r.contradicts)
+        flagged = sorted(r.decision_id for r in rows if r.contradicts)
+        if flagged:
+            self.conn.execute(self.statements.flag_contradicted, {"ids": flagged})
+
     def decision_contexts(self, ids: Collection[str]) -> dict[str, DecisionContext]:
         """Decisions by id, with their experiment's key, reward kind and trial rules, their arm's name and rewards."""
         out: dict[str, DecisionContext] = {}
@@ -779,6 +833,8 @@ class SqlRepository:
                     excluded=c.excluded,
                     stats=ArmStats(c.n, c.total, max(c.total_sq, 0.0)),
                     metrics=metrics.get(i, {}),
+                    local=c.local,
+                    contradicted=c.contradicted,
                 )
             )
         return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Table
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Table
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "EVENTS",
     "EXPERIMENTS",
     "FEATURES",
+    "LOGGED_DECISIONS",
     "PERIODS",
     "PERIOD_METRICS",
     "REWARDS",
@@ -40,6 +41,7 @@ __all__ = [
     "EventRow",
     "ExperimentRow",
     "FeatureRow",
+    "LoggedDecisionRow",
     "PeriodCounterRow",
     "PeriodMetricRow",
     "RewardRow",
@@ -162,6 +164,17 @@ class DecisionRow(SQLModel, table=True):
     new_unit: bool = False  # the unit's first assignment (counts it in `units`; reports split it by segment)
 
 
+class LoggedDecisionRow(SQLModel, table=True):
+    """The id of a decision an SDK evaluated locally and logged: a retried log finds it and counts nothing again."""
+
+    __tablename__ = "logged_decisions"
+
+    decision_id: str = Field(primary_key=True, max_length=64)
+    experiment_id: int
+    logged_at: float
+    contradicts: bool = False  # its arm differed from the unit's stored sticky arm
+
+
 class RewardRow(SQLModel, table=True):
     """A reward of one trial (a decision trial has one, a unit trial several), with its idempotency key."""
 
@@ -201,6 +214,10 @@ class ArmCounterRow(_Counters, table=True):
 
     experiment_id: int = Field(primary_key=True)
     arm: int = Field(primary_key=True)
+    # Decisions SDKs logged, and those whose arm contradicted the unit's sticky arm. A server default
+    # only: the hot path's upsert names its columns, and a Python default would add these to it.
+    local: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    contradicted: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
 
 
 class PeriodCounterRow(_Counters, table=True):
@@ -374,6 +391,7 @@ DECISIONS = table_of(DecisionRow)
 EVENTS = table_of(EventRow)
 EXPERIMENTS = table_of(ExperimentRow)
 FEATURES = table_of(FeatureRow)
+LOGGED_DECISIONS = table_of(LoggedDecisionRow)
 PERIODS = table_of(PeriodCounterRow)
 PERIOD_METRICS = table_of(PeriodMetricRow)
 REWARDS = table_of(RewardRow)

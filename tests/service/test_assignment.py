@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from bandit_service.core.assignment import choose_arm, churn_share, derive_seed, in_exposure, unit_uniform
+from bandit_service.core.assignment import (
+    choose_arm,
+    churn_share,
+    derive_seed,
+    in_exposure,
+    namespace_uniform,
+    unit_uniform,
+)
 
 SALT = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 ARMS = ("a", "b", "c")
@@ -109,3 +116,30 @@ def test_derive_seed_is_keyed_blake2b_and_differs_per_version():
     assert derive_seed(SALT, 3) == int.from_bytes(expected, "big") >> 1
     assert len({derive_seed(SALT, v) for v in range(100)}) == 100
     assert 0 <= derive_seed(SALT, 1) < 2**63
+
+
+def _reference_arm(salt: str, unit: str, arms: tuple[str, ...], weights: tuple[float, ...]) -> int:
+    """The rendezvous arm straight from its definition: one keyed blake2b of "arm\\0unit\\0arm" per arm."""
+    scores = []
+    for arm, w in zip(arms, weights, strict=True):
+        digest = hashlib.blake2b(f"arm\x00{unit}\x00{arm}".encode(), digest_size=8, key=salt.encode()).digest()
+        u = ((int.from_bytes(digest, "big") >> 11) + 0.5) * 2.0**-53
+        scores.append(-np.log(u) / w if w > 0 else np.inf)
+    return int(np.argmin(scores))
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [(0.5, 0.5), (0.2, 0.3, 0.5), (0.0, 0.7, 0.3), (0.1, 0.1, 0.1, 0.6, 0.1)],
+    ids=["two", "three", "a-zero-arm", "five"],
+)
+def test_the_hashes_are_their_definition_so_stored_units_never_move_on_an_upgrade(weights):
+    # Every stored sticky assignment and every SDK's local evaluation depends on these exact bits.
+    names = tuple(f"arm-{i}" for i in range(len(weights)))
+    for i in range(3_000):
+        unit = f"user-{i}é"  # non-ASCII: encoded as UTF-8
+        assert choose_arm(SALT, unit, names, weights) == _reference_arm(SALT, unit, names, weights)
+        exposure = hashlib.blake2b(f"exposure\x00{unit}".encode(), digest_size=8, key=SALT.encode()).digest()
+        assert unit_uniform(SALT, unit) == (int.from_bytes(exposure, "big") >> 11) * 2.0**-53
+        spread = hashlib.blake2b(f"namespace\x00ns\x00{unit}".encode(), digest_size=8, key=b"").digest()
+        assert namespace_uniform("ns", unit) == (int.from_bytes(spread, "big") >> 11) * 2.0**-53

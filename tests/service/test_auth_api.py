@@ -27,6 +27,8 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("POST", "/v1/decisions", "decide"),
     ("POST", "/v1/rewards", "decide"),
     ("POST", "/v1/rewards/batch", "decide"),
+    ("GET", "/v1/definitions", "decide"),
+    ("POST", "/v1/decisions/log", "decide"),
     ("GET", "/v1/experiments", "read"),
     ("GET", EXP, "read"),
     ("GET", EXP + "/weights", "read"),

@@ -89,6 +89,93 @@ def test_serve_runs_uvicorn_on_the_asgi_app(monkeypatch):
     assert (kwargs["host"], kwargs["port"], kwargs["workers"]) == ("127.0.0.1", 9001, 2)
 
 
-def test_the_command_needs_a_subcommand():
-    with pytest.raises(SystemExit):
-        cli.build_parser().parse_args([])
+def test_the_command_without_a_subcommand_shows_the_commands(capsys):
+    assert cli.main([]) == 2
+    assert "serve" in capsys.readouterr().err
+
+
+def test_parse_reads_a_commands_options_without_running_it():
+    assert cli.parse(["serve", "--host", "0.0.0.0", "--port", "8080"]) == (
+        "serve",
+        {"host": "0.0.0.0", "port": 8080, "workers": 1, "log_level": "info", "no_auth": False},
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        pytest.param(
+            "BANDIT_AUTH",
+            "maybe",
+            "BANDIT_AUTH: Expected `bool`, got `str`; allowed: true or false (or on/off, yes/no)",
+            id="bool",
+        ),
+        pytest.param(
+            "BANDIT_CACHE_TTL_S",
+            "soon",
+            "BANDIT_CACHE_TTL_S: Expected `float`, got `str`; allowed: a number >= 0 and <= 3600",
+            id="number",
+        ),
+        pytest.param(
+            "BANDIT_LOG_FORMAT",
+            "xml",
+            "BANDIT_LOG_FORMAT: Invalid enum value 'xml'; allowed: one of json, text",
+            id="choice",
+        ),
+        pytest.param(
+            "BANDIT_MAX_CONNECTIONS",
+            "-1",
+            "BANDIT_MAX_CONNECTIONS: Expected `int` >= 0; allowed: a whole number >= 0 and <= 1000000",
+            id="range",
+        ),
+        pytest.param(
+            "BANDIT_DATABSE_URL",
+            "x",
+            "BANDIT_DATABSE_URL: unknown setting; did you mean BANDIT_DATABASE_URL?",
+            id="misspelt",
+        ),
+        pytest.param(
+            "BANDIT_WEBHOOK_URL",
+            "https://hooks.example/x",
+            "BANDIT_WEBHOOK_URL is set but BANDIT_WEBHOOK_SECRET is not",
+            id="rule",
+        ),
+        pytest.param(
+            "BANDIT_DATABASE_URL",
+            "mysql+nosuchdriver://u:secret@h/db",
+            "BANDIT_DATABASE_URL: unknown database scheme; allowed: sqlite:///PATH",
+            id="database-scheme",
+        ),
+        pytest.param(
+            "BANDIT_DATABASE_URL",
+            "sqlite:////no/such/folder/x.db",
+            "BANDIT_DATABASE_URL: the SQLite file's folder /no/such/folder does not exist",
+            id="database-folder",
+        ),
+        pytest.param(
+            "BANDIT_ADMIN_KEY",
+            "short-secret",
+            "BANDIT_ADMIN_KEY: Expected `str` of length >= 32; allowed: text of 32-200 characters",
+            id="secret-not-echoed",
+        ),
+    ],
+)
+def test_a_bad_setting_at_serve_is_one_line_naming_the_variable_and_what_is_allowed(
+    monkeypatch, capsys, variable, value, expected
+):
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: pytest.fail("uvicorn must not start"))
+    assert cli.main(["serve"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"bandit-service serve: {expected}"), captured.err
+    assert "secret" not in lines[0] or variable == "BANDIT_WEBHOOK_URL"  # values are never echoed
+    assert captured.out == ""
+
+
+def test_a_bad_setting_at_migrate_is_one_line_too(monkeypatch, capsys):
+    monkeypatch.setenv("BANDIT_SQLITE_SYNCHRONOUS", "OFF")
+    assert cli.main(["migrate"]) == 2
+    assert capsys.readouterr().err == (
+        "bandit-service migrate: BANDIT_SQLITE_SYNCHRONOUS: Invalid enum value 'OFF'; allowed: one of FULL, NORMAL\n"
+    )

@@ -15,7 +15,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, column, event, select, table, text
+from sqlalchemy import JSON, column, event, inspect, select, table, text
 from sqlalchemy.engine import Connection
 
 from bandit_service.cli import main
@@ -213,3 +213,29 @@ def test_trials_keep_the_data_of_a_0003_database_and_downgrade_back(db: Database
             ("d1", "k1")
         ]
         assert [tuple(r) for r in conn.execute(text("SELECT decisions FROM arm_counters"))] == [(5,)]
+
+
+def test_local_decisions_start_at_zero_on_a_0007_database_and_downgrade_back(db: Database) -> None:
+    """Revision 0008: the dedupe table of SDK-logged decisions, and per-arm `local` and `contradicted` from 0."""
+    with db.write.begin() as conn:
+        command.upgrade(alembic_config(conn), "0007")
+        conn.execute(
+            text(
+                "INSERT INTO arm_counters (experiment_id, arm, units, trials, exposures, rewarded, expired, excluded,"
+                " n, total, total_sq) VALUES (1, 0, 3, 5, 7, 2, 1, 0, 3, 2.0, 2.0)"
+            )
+        )
+    upgrade_schema(db)
+    assert schema_diff(db) == []
+    with db.write.begin() as conn:
+        counters = conn.execute(text("SELECT trials, exposures, local, contradicted FROM arm_counters"))
+        assert [tuple(r) for r in counters] == [(5, 7, 0, 0)]
+        conn.execute(text("INSERT INTO logged_decisions (decision_id, experiment_id, logged_at) VALUES ('d1', 1, 2.0)"))
+        logged = conn.execute(text("SELECT decision_id, contradicts FROM logged_decisions"))
+        assert [(r[0], bool(r[1])) for r in logged] == [("d1", False)]
+        command.downgrade(alembic_config(conn), "0007")
+    with db.read.connect() as conn:
+        schema = inspect(conn)
+        assert not schema.has_table("logged_decisions")
+        assert {"local", "contradicted"}.isdisjoint(c["name"] for c in schema.get_columns("arm_counters"))
+        assert [tuple(r) for r in conn.execute(text("SELECT trials, exposures FROM arm_counters"))] == [(5, 7)]

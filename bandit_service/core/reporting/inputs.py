@@ -107,6 +107,8 @@ class ReportInput(msgspec.Struct, frozen=True, kw_only=True):
     expired: tuple[int, ...] | None = None  # trials counted with the missing value (None: all zero)
     excluded: tuple[int, ...] | None = None  # trials left out for want of a reward (None: all zero)
     exposures: tuple[int, ...] | None = None  # decisions served (None: not known)
+    local: tuple[int, ...] | None = None  # decisions SDKs evaluated locally and logged (None: none, or not known)
+    contradicted: tuple[int, ...] | None = None  # of those, arms that differed from the unit's sticky arm
     trial: Literal["unit", "decision"] = "decision"
     aggregate: Literal["sum", "max", "mean", "last"] = "last"
     missing: float | None = 0.0  # a trial without a reward counts with this (None: excluded)
@@ -146,7 +148,7 @@ class ReportInput(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"weights: must sum to 1, got {float(w.sum())!r}")
         for name in ("units", "trials", "rewarded"):
             _vector(name, getattr(self, name), k)
-        for name in ("expired", "excluded", "exposures"):
+        for name in ("expired", "excluded", "exposures", "local", "contradicted"):
             if getattr(self, name) is not None:
                 _vector(name, getattr(self, name), k)
         _stats("stats", self.stats, (k,))

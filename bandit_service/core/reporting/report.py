@@ -32,6 +32,8 @@ def _operational(inp: ReportInput) -> tuple[OperationalArm, ...]:
     errors = inp.metrics.get(inp.error_metric)
     expired = inp.expired or (0,) * inp.k
     excluded = inp.excluded or (0,) * inp.k
+    local = inp.local or (0,) * inp.k
+    contradicted = inp.contradicted or (0,) * inp.k
     rows = []
     for i, arm in enumerate(inp.arms):
         quantiles = {
@@ -55,6 +57,8 @@ def _operational(inp: ReportInput) -> tuple[OperationalArm, ...]:
                 excluded=int(excluded[i]),
                 error_rate=None if errors is None else float(errors.mean[i]),
                 quantiles=quantiles,
+                local=int(local[i]),
+                contradicted=int(contradicted[i]),
             )
         )
     return tuple(rows)
@@ -113,6 +117,9 @@ def build_report(inp: ReportInput) -> Report:
             f"{excluded} trial(s) got no reward and are excluded (missing: exclude): if feedback rates differ "
             "by arm, the comparison is biased toward the arm whose non-responders were dropped"
         )
+    contradiction = _contradiction_note(inp)
+    if contradiction is not None:
+        notes.append(contradiction)
     return Report(
         arms=inp.arms,
         control=inp.arms[inp.control],
@@ -127,4 +134,19 @@ def build_report(inp: ReportInput) -> Report:
         health=Health(srm=srm, sample_size=size),
         recommendation=recommendation,
         notes=tuple(notes),
+    )
+
+
+def _contradiction_note(inp: ReportInput) -> str | None:
+    """How many locally logged decisions served another arm than the unit's sticky arm on the service, by arm."""
+    contradicted = inp.contradicted or ()
+    total = sum(contradicted)
+    if not total:
+        return None
+    local = sum(inp.local or ())
+    by_arm = ", ".join(f"{arm} {n}" for arm, n in zip(inp.arms, contradicted, strict=True) if n)
+    return (
+        f"{total} of {local} decision(s) evaluated locally by SDKs served another arm than the unit's sticky "
+        f"arm on the service ({by_arm}): their sticky stores disagree with the service's (a store lost, "
+        "shared or restored, or units moved by a rebalance); they count for the arm the app used"
     )

@@ -137,6 +137,7 @@ def render_text(report: Report) -> str:
         lines += [*_metric(m, report.control, report.level), ""]
 
     sketched = sorted({name for o in report.operational for name in o.quantiles})
+    local = any(o.local for o in report.operational)  # columns shown once SDKs have logged decisions
     lines.append("== operational ==")
     lines += _table(
         [
@@ -149,6 +150,7 @@ def render_text(report: Report) -> str:
             "pending",
             "excluded",
             "error rate",
+            *(("local", "contradicted") if local else ()),
             *(f"{s} p50/p95/p99" for s in sketched),
         ],
         [
@@ -162,6 +164,7 @@ def render_text(report: Report) -> str:
                 str(o.pending),
                 str(o.excluded),
                 _num(o.error_rate),
+                *((str(o.local), str(o.contradicted)) if local else ()),
                 *(
                     "/".join(_num(q, ".4g") for q in (o.quantiles[s].p50, o.quantiles[s].p95, o.quantiles[s].p99))
                     for s in sketched

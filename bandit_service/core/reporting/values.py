@@ -106,6 +106,8 @@ class OperationalArm(msgspec.Struct, frozen=True, kw_only=True):
     excluded: int  # trials whose window closed without a reward, left out (missing "exclude")
     error_rate: float | None  # mean of the error metric, None when no such metric
     quantiles: dict[str, Quantiles]
+    local: int = 0  # decisions SDKs evaluated locally and logged (in the counts above too)
+    contradicted: int = 0  # of those, decisions whose arm differed from the unit's sticky arm on the service
 
 
 class GuardrailCheck(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,7 +2,9 @@
 
 from litestar.types import ControllerRouterHandler
 
+from bandit_service.http.routes.decision_log import log_decision_batch
 from bandit_service.http.routes.decisions import decide
+from bandit_service.http.routes.definitions import read_definitions
 from bandit_service.http.routes.experiments import ExperimentController
 from bandit_service.http.routes.features import FeatureController
 from bandit_service.http.routes.health import healthz, livez, readyz
@@ -22,6 +24,8 @@ __all__ = [
     "decide",
     "healthz",
     "livez",
+    "log_decision_batch",
+    "read_definitions",
     "read_report",
     "readyz",
     "record_reward",
@@ -35,6 +39,8 @@ ROUTES: list[ControllerRouterHandler] = [
     WebhookController,
     KeyController,
     decide,
+    log_decision_batch,
+    read_definitions,
     record_reward,
     record_reward_batch,
     healthz,
