@@ -15,7 +15,7 @@ import httpx
 from rich.console import Console
 
 from bandit_service.client.manage import BanditError, Management, SpecError
-from bandit_service.settings import API_KEY_VARIABLE
+from bandit_service.settings import API_KEY_VARIABLE, URL_VARIABLE
 
 __all__ = [
     "DEFAULT_URL",
@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-URL_VARIABLE = "BANDIT_URL"
 INPUT_ERROR = 2
 """Exit status of a usage or input error: a bad option, a missing or unreadable file."""
 SERVICE_ERROR = 1

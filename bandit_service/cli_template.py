@@ -35,8 +35,10 @@ reweight_every_s: 3600      # how often the scheduler recomputes the weights
 exposure: 1.0               # share of units (by hash) that enter; the others get the control
 
 # sticky: true              # a unit keeps its first arm (false: every decision is drawn anew)
-# reward_window_s: 86400    # a decision without a reward after this long counts as default_reward
+# reward_window_s: 86400    # a trial without a reward after this long counts as default_reward
 # default_reward: 0.0
+# trial: unit               # unit: a unit's decisions inside reward_window_s are one trial; decision: each decision
+# aggregate: max            # how a trial's rewards combine: max (bernoulli default), sum, mean or last
 # targeting: {{country: {{$in: [DE, AT]}}, tier: {{$ne: free}}}}   # only units whose attributes match
 # namespace: {{name: checkout, start: 0.0, end: 0.5}}             # mutually exclusive experiments
 # feature: checkout-button   # the feature this experiment serves (PUT /v1/features/... first)

@@ -13,12 +13,13 @@ from msgspec import Meta
 
 from bandit_service.core.fields import WebhookUrl
 
-__all__ = ["API_KEY_VARIABLE", "ENV_PREFIX", "Settings"]
+__all__ = ["API_KEY_VARIABLE", "ENV_PREFIX", "URL_VARIABLE", "Settings"]
 
 ENV_PREFIX = "BANDIT_"
 API_KEY_VARIABLE = "BANDIT_API_KEY"
-"""The key the command line's operator commands send: a client's variable, not a service setting."""
-CLIENT_VARIABLES = frozenset({API_KEY_VARIABLE})
+URL_VARIABLE = "BANDIT_URL"
+"""The key and the service URL the command line's operator commands use: a client's variables, not settings."""
+CLIENT_VARIABLES = frozenset({API_KEY_VARIABLE, URL_VARIABLE})
 _BOOL_WORDS = {"on": "true", "yes": "true", "off": "false", "no": "false"}
 
 

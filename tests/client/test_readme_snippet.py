@@ -1,4 +1,4 @@
-"""The client snippets proposed for the README, executed as written against the real service over HTTP.
+"""The README's client snippets, read from README.md and executed as written against the real service over HTTP.
 
 The service runs under uvicorn in a thread (`bandit_service.demo_server`, the demo's); only its URL
 and keys are put into the text.
@@ -6,59 +6,35 @@ and keys are put into the text.
 
 from __future__ import annotations
 
-import textwrap
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from bandit_service.demo_server import DemoServer, demo_server
 
-SETUP = textwrap.dedent(
-    """
-    from bandit_service.client import BanditClient
+README = Path(__file__).resolve().parents[2] / "README.md"
 
-    with BanditClient("http://127.0.0.1:8000", api_key="ADMIN-KEY") as client:
-        client.manage.create({
-            "key": "checkout-button",
-            "name": "Checkout button colour",
-            "arms": [{"name": "blue", "payload": {"color": "#1f6feb"}},
-                     {"name": "green", "payload": {"color": "#2da44e"}}],
-        })
-        client.manage.start("checkout-button")
-    """
-)
 
-SNIPPET = textwrap.dedent(
-    """
-    from bandit_service.client import BanditClient, Fallback
+def python_blocks(section: str) -> list[str]:
+    """The ```python blocks of a README section (from its `## ` heading to the next one), as written."""
+    text = README.read_text()
+    body = text[text.index(f"## {section}\n") :]
+    body = body[: body.index("\n## ", 1)]
+    return re.findall(r"```python\n(.*?)```", body, flags=re.DOTALL)
 
-    with BanditClient(
-        "http://127.0.0.1:8000",
-        api_key="DECIDE-KEY",
-        fallbacks={"checkout-button": Fallback(arm="blue", payload={"color": "#1f6feb"})},
-    ) as client:
-        decision = client.decide(experiment="checkout-button", unit="user-42", attributes={"country": "de"})
-        color = decision.payload["color"]  # always usable: the service's arm, or the fallback if it is away
-        client.reward(decision, 1.0, metrics={"latency_ms": 12.0})  # queued, sent in the background
-    print(decision.arm, decision.source, client.stats.sent)
-    """
-)
 
-ASYNC_SNIPPET = textwrap.dedent(
-    """
-    import asyncio
-    from bandit_service.client import AsyncBanditClient
+def block_with(section: str, marker: str) -> str:
+    """The one block of the section that contains `marker`."""
+    (found,) = [block for block in python_blocks(section) if marker in block]
+    return found
 
-    async def main() -> None:
-        async with AsyncBanditClient("http://127.0.0.1:8000", api_key="DECIDE-KEY", local=True) as client:
-            decision = await client.decide(experiment="checkout-button", unit="user-7")  # in-process
-            client.reward(decision, 0.0)  # not awaited: it only queues
-        print(decision.arm, decision.source, client.stats.logged_decisions, client.stats.sent)
 
-    asyncio.run(main())
-    """
-)
+SETUP = block_with("Python client", "client.manage.create(")
+SNIPPET = block_with("Python client", "Fallback(")
+ASYNC_SNIPPET = block_with("Python client", "AsyncBanditClient(")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +58,7 @@ def stats(server: DemoServer) -> dict[str, dict[str, float]]:
 
 
 def test_the_readme_snippets(server: DemoServer, capsys: pytest.CaptureFixture[str]) -> None:
-    run(SETUP, server)
+    assert run(SETUP, server, capsys=capsys).split() == ["keep_running"]  # no traffic yet
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.api_key}"}) as admin:
         key = admin.post("/v1/keys", json={"name": "checkout", "role": "decide"}).json()["key"]
     arm, source, sent = run(SNIPPET, server, key, capsys).split()

@@ -21,6 +21,13 @@ def test_defaults_use_a_sqlite_file_in_the_working_directory():
     assert settings.sqlite_synchronous == "FULL"
 
 
+def test_the_command_lines_own_variables_are_not_service_settings():
+    # The README exports BANDIT_URL and BANDIT_API_KEY for the operator commands; `serve` in the
+    # same shell refused to start ("BANDIT_URL: unknown setting").
+    settings = Settings.from_env({"BANDIT_URL": "http://127.0.0.1:8000", "BANDIT_API_KEY": "bsk_x"})
+    assert settings == Settings()
+
+
 def test_environment_values_are_converted():
     settings = Settings.from_env(
         {"BANDIT_DATABASE_URL": "sqlite:////tmp/x.db", "BANDIT_CACHE_TTL_S": "0.5", "BANDIT_SCHEDULER_ENABLED": "false"}
