@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bandit_service import demo
 from bandit_service.demo import ARMS, DemoResult, run_demo
-from bandit_service.demo_plot import ArmPosterior, PictureData, draw
-from bandit_service.demo_server import THREAD_NAME
+from bandit_service.demo import run as demo
+from bandit_service.demo.plot import ArmPosterior, PictureData, draw
+from bandit_service.demo.server import THREAD_NAME
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

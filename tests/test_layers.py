@@ -1,7 +1,7 @@
 """The house rules of the import graph: every import points down a layer, and no module cycle exists.
 
 Layers, top to bottom (README, "Development"):
-  entry     app, asgi, runtime, cli (and its cli_* modules), client, offline
+  entry     app, asgi, runtime, cli/, client/, demo/, offline
   http      routes, wire schemas, views, problem mapping
   services  async use cases and write jobs over the ports      | storage  SQL and in-memory storage,
             (never the storage implementations)                |          clocks, ids (the adapters)

@@ -37,7 +37,7 @@ import msgspec
 from bandit_service.client.decisions import ClientDecision
 from bandit_service.client.sticky import MemoryStickyStore, StickyStore
 from bandit_service.core.assignment import choose_arm
-from bandit_service.core.definitions import Definitions, ExperimentDefinition, LoggedDecisionIn
+from bandit_service.core.definitions import OUTSIDE_PREFIX, Definitions, ExperimentDefinition, LoggedDecisionIn
 from bandit_service.core.errors import InvalidFieldError
 from bandit_service.core.placement import admits, role_in_feature
 from bandit_service.core.targeting import check_targeting, matches
@@ -55,8 +55,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFINITIONS_PATH = "/v1/definitions"
-# services/decisions.py OUTSIDE_PREFIX (not importable here: the services pull in the server's model).
-OUTSIDE_PREFIX = "out_"
 _NO_ATTRIBUTES: Mapping[str, Any] = {}  # read only: passed to targeting when the app gives no attributes
 _DECODER = msgspec.json.Decoder(Definitions)
 

@@ -16,6 +16,7 @@ from bandit_service.core.fields import Attributes, DecisionId, Key, UnitId
 
 __all__ = [
     "MAX_DECISION_LOG",
+    "OUTSIDE_PREFIX",
     "ArmDefinition",
     "DecisionLogIn",
     "Definitions",
@@ -24,6 +25,9 @@ __all__ = [
     "LoggedDecisionIn",
     "NamespaceDefinition",
 ]
+
+OUTSIDE_PREFIX = "out_"
+"""Decision ids served outside an experiment start with this (by the service or the SDK); they are never logged."""
 
 MAX_DECISION_LOG = 1_000
 """Most decisions in one POST /v1/decisions/log."""

@@ -20,12 +20,12 @@ from collections.abc import Sequence
 
 import msgspec
 
-from bandit_service.core.definitions import LoggedDecisionIn
+from bandit_service.core.definitions import OUTSIDE_PREFIX, LoggedDecisionIn
 from bandit_service.core.errors import DomainError, InvalidFieldError, NotFoundError, UnavailableError
 from bandit_service.core.model import Experiment, LocalDecision
 from bandit_service.ports import Clock, Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
-from bandit_service.services.decisions import OUTSIDE_PREFIX, Placement, log_decisions
+from bandit_service.services.decisions import Placement, log_decisions
 
 __all__ = ["DecisionLogService", "LogOutcome", "log_local_decisions"]
 

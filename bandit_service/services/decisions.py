@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from bandit_service.core.commands import DecisionIn
+from bandit_service.core.definitions import OUTSIDE_PREFIX
 from bandit_service.core.errors import NotFoundError
 from bandit_service.core.model import Assignment, Decision, Experiment, Exposure, OpenTrial, Served
 from bandit_service.core.placement import place_unit
@@ -24,10 +25,7 @@ from bandit_service.ports import Clock, IdFactory, Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
 from bandit_service.services.features import FeatureCache, decide_by_feature
 
-__all__ = ["OUTSIDE_PREFIX", "DecisionService", "Logged", "Placement", "log_decisions", "place"]
-
-OUTSIDE_PREFIX = "out_"
-"""Decision ids served outside the experiment start with this; they are not stored."""
+__all__ = ["DecisionService", "Logged", "Placement", "log_decisions", "place"]
 
 
 class Placement(msgspec.Struct, frozen=True, kw_only=True):

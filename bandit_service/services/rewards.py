@@ -20,12 +20,12 @@ from typing import Any
 import msgspec
 
 from bandit_service.core.commands import RewardIn
+from bandit_service.core.definitions import OUTSIDE_PREFIX
 from bandit_service.core.errors import DomainError, InvalidFieldError, NotFoundError
 from bandit_service.core.model import RewardWrite, StoredReward
 from bandit_service.core.rewards import RewardClaim, body_hash, check_target, judge_claim
 from bandit_service.core.trials import combine
 from bandit_service.ports import Clock, Storage, WriteTx
-from bandit_service.services.decisions import OUTSIDE_PREFIX
 
 __all__ = ["MAX_BATCH", "RewardService", "expire_decisions", "record_rewards"]
 

@@ -1,6 +1,6 @@
 """The README's client snippets, read from README.md and executed as written against the real service over HTTP.
 
-The service runs under uvicorn in a thread (`bandit_service.demo_server`, the demo's); only its URL
+The service runs under uvicorn in a thread (`bandit_service.demo.server`, the demo's); only its URL
 and keys are put into the text.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bandit_service.demo_server import DemoServer, demo_server
+from bandit_service.demo.server import DemoServer, demo_server
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

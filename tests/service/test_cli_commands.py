@@ -22,9 +22,9 @@ from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize, proportions_ztest
 
 from bandit_service.cli import cli
-from bandit_service.cli_context import CliState
-from bandit_service.cli_tables import experiment_row, read_report_view
-from bandit_service.cli_template import template
+from bandit_service.cli.context import CliState
+from bandit_service.cli.tables import experiment_row, read_report_view
+from bandit_service.cli.template import template
 from tests.service.api import decide, experiment_body, reward
 
 # No key or URL from the environment of whoever runs the tests.

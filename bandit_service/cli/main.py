@@ -16,10 +16,10 @@ from typing import Any
 import click
 import httpx
 
-from bandit_service.cli_admin import features, keys
-from bandit_service.cli_context import INPUT_ERROR, SERVICE_ERROR, CliError, CliState, fail, make_console
-from bandit_service.cli_experiments import COMMANDS
-from bandit_service.cli_offline import analyze, sample_size
+from bandit_service.cli.admin import features, keys
+from bandit_service.cli.context import INPUT_ERROR, SERVICE_ERROR, CliError, CliState, fail, make_console
+from bandit_service.cli.experiments import COMMANDS
+from bandit_service.cli.offline import analyze, sample_size
 from bandit_service.settings import Settings
 
 __all__ = ["cli", "main", "parse"]
@@ -227,7 +227,3 @@ def main(argv: Sequence[str] | None = None, *, http: httpx.Client | None = None)
     """Entry point of the console script; `http` lets tests talk to an in-process app. Returns the exit status."""
     code: int = cli.main(args=argv, prog_name="bandit-service", standalone_mode=False, obj=CliState(http=http))
     return code
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,8 +7,8 @@ import os
 
 import click
 
-from bandit_service.cli_context import INPUT_ERROR, SERVICE_ERROR, echo_json, fail, make_console, remote
-from bandit_service.cli_tables import features_table, keys_table
+from bandit_service.cli.context import INPUT_ERROR, SERVICE_ERROR, echo_json, fail, make_console, remote
+from bandit_service.cli.tables import features_table, keys_table
 from bandit_service.client.manage import Json, Management
 
 __all__ = ["features", "keys"]

@@ -1,6 +1,6 @@
 """`bandit-service demo`: watch Thompson sampling find the best of three arms in about a minute.
 
-The real service runs in this process (demo_server.py: uvicorn in a thread, a temporary SQLite
+The real service runs in this process (server.py: uvicorn in a thread, a temporary SQLite
 file, the scheduler ticking every second). The demo creates a three-arm experiment whose true
 conversion rates it knows and the service does not (blue 4%, green 5%, orange 7%), starts it, and
 sends simulated users through the SDK (`BanditClient`), as an app would: `decide`, then `reward`.
@@ -38,8 +38,8 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from bandit_service.client import BanditClient, BanditError, ClientDecision, Fallback
 from bandit_service.client.manage import Management
-from bandit_service.demo_plot import ArmPosterior, PictureData, draw
-from bandit_service.demo_server import DemoServerError, demo_server
+from bandit_service.demo.plot import ArmPosterior, PictureData, draw
+from bandit_service.demo.server import DemoServerError, demo_server
 
 __all__ = ["ARMS", "DemoError", "DemoResult", "run_demo"]
 

@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from bandit_service.cli_context import INPUT_ERROR, echo_json, fail, make_console
+from bandit_service.cli.context import INPUT_ERROR, echo_json, fail, make_console
 
 __all__ = ["analyze", "sample_size"]
 

@@ -10,8 +10,8 @@ import click
 import msgspec
 from rich.text import Text
 
-from bandit_service.cli_context import INPUT_ERROR, echo_json, fail, make_console, remote
-from bandit_service.cli_tables import (
+from bandit_service.cli.context import INPUT_ERROR, echo_json, fail, make_console, remote
+from bandit_service.cli.tables import (
     ReportView,
     events_table,
     experiment_row,
@@ -23,8 +23,8 @@ from bandit_service.cli_tables import (
     status_view,
     weight_bars,
 )
-from bandit_service.cli_template import template
-from bandit_service.cli_values import parse_assignments, parse_share, parse_steps
+from bandit_service.cli.template import template
+from bandit_service.cli.values import parse_assignments, parse_share, parse_steps
 from bandit_service.client.manage import BanditError, Json, Management
 from bandit_service.client.manage_core import Status
 from bandit_service.client.specs import FORMATS, SpecFormat, load_document, load_spec
