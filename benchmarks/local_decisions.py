@@ -16,6 +16,11 @@ takes half the units with `tier: pro`, the second everyone else), loads the SDK'
   decisions, the least disturbed by the machine's other work. Decision logs are made (every
   in-experiment result carries its `LoggedDecisionIn`) but not sent: sending is the client's
   background work, batched 100 to a request.
+- client: `BanditClient(local=True).decide` for `--client-number` returning units, the whole
+  SDK path (checks, the evaluator, the log queued), while its background sender delivers every
+  decision log to the service (POST /v1/decisions/log, 1,000 per request): decisions per second
+  of the app thread, and per CPU-second of this process including the sending (until the service
+  has acknowledged every log).
 - remote: POST /v1/decisions through httpx (an AsyncClient with `--concurrency` requests in
   flight) for `--duration` seconds, returning units and new units. Two figures: the throughput
   this process drives (the load generator shares the machine's cores), and decisions per second
@@ -40,8 +45,10 @@ from typing import Any
 
 import httpx
 
+from bandit_service.client import BanditClient
 from bandit_service.client.local import LocalEvaluator, fetch_definitions
 from bandit_service.client.sticky import MemoryStickyStore
+from bandit_service.core.definitions import MAX_DECISION_LOG
 from benchmarks.http_load import AUTH, BENCH_KEY, SERVICE_APP, servers
 from benchmarks.metrics_overhead import Server, worker_pids
 
@@ -177,6 +184,49 @@ def measure_local(evaluator: LocalEvaluator, number: int, repeat: int) -> list[L
     return figures
 
 
+@dataclass(frozen=True)
+class ClientFigure:
+    """`BanditClient(local=True).decide` with its decision logs delivered to the service by the background sender."""
+
+    decisions: int
+    decide_s: float  # wall time of the app thread's decide loop
+    delivered_s: float  # wall time until every log was acknowledged by the service
+    cpu_s: float  # this process's CPU time over both (the app thread and the sender)
+
+    @property
+    def per_s(self) -> float:
+        return self.decisions / self.decide_s
+
+    @property
+    def per_cpu_s(self) -> float:
+        return self.decisions / self.cpu_s
+
+
+def measure_client(url: str, number: int) -> ClientFigure:
+    """Returning units through the whole SDK: decide (local), then every log sent and acknowledged (flush)."""
+    with BanditClient(url, api_key=BENCH_KEY, local=True, batch_size=MAX_DECISION_LOG, max_queue=2 * number) as client:
+        deadline = time.monotonic() + 30
+        while client.decide(experiment=EXPERIMENT, unit="warm-up", attributes=ATTRIBUTES).source != "local":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url}: the client did not load the definitions within 30 s")
+            time.sleep(0.1)
+        units = [f"returning-{i % RETURNING}" for i in range(number)]
+        for unit in units[:RETURNING]:
+            client.decide(experiment=EXPERIMENT, unit=unit, attributes=ATTRIBUTES)
+        if not client.flush(timeout_s=600):
+            raise RuntimeError("the warm-up's decision logs were not delivered")
+        cpu, started = time.process_time(), time.perf_counter()
+        for unit in units:
+            client.decide(experiment=EXPERIMENT, unit=unit, attributes=ATTRIBUTES)
+        decided = time.perf_counter()
+        if not client.flush(timeout_s=600):
+            raise RuntimeError("the decision logs were not delivered within 600 s")
+        delivered, cpu = time.perf_counter(), time.process_time() - cpu
+        if client.stats.dropped_logs or client.stats.refused_logs:
+            raise RuntimeError(f"decision logs lost: {client.stats}")
+    return ClientFigure(number, decided - started, delivered - started, cpu)
+
+
 async def _drive(
     url: str, bodies: Callable[[int], dict[str, Any]], concurrency: int, seconds: float | None, count: int | None = None
 ) -> tuple[int, int]:
@@ -232,11 +282,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument("--repeat", type=int, default=5, help="local runs per mix; the best counts")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of remote load per mix")
     parser.add_argument("--concurrency", type=int, default=16, help="remote requests in flight")
+    parser.add_argument("--client-number", type=int, default=50_000, help="decisions through BanditClient")
     parser.add_argument("--quick", action="store_true", help="a tiny run (the smoke test's)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.number, args.repeat, args.duration, args.concurrency = 2_000, 1, 0.5, 4
-    for flag in ("number", "repeat", "concurrency"):
+        args.number, args.repeat, args.duration, args.concurrency, args.client_number = 2_000, 1, 0.5, 4, 2_000
+    for flag in ("number", "repeat", "concurrency", "client_number"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag}: must be a positive integer")
     if args.duration <= 0:
@@ -248,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             setup(url)
             load_definitions(url, evaluator)
             local = measure_local(evaluator, args.number, args.repeat)
+            through_client = measure_client(url, args.client_number)
             remote = measure_remote(url, args.concurrency, args.duration, 50 if args.quick else 1_000)
     print(
         f"# local decisions vs remote, {os.cpu_count()} cores; local: one thread, best of {args.repeat} x {args.number}"
@@ -256,6 +308,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     for f in local:
         print(f"local  {f.target:<10} {f.mix:<10} {f.per_s:>12,.0f}/s {f.us:>8.2f} us per decision")
         figures[f"local {f.target} {f.mix}"] = f.per_s
+    c = through_client
+    print(
+        f"client experiment  sticky hit {c.per_s:>12,.0f}/s {1e6 / c.per_s:>8.2f} us per decision in the app thread;"
+        f" {c.per_cpu_s:,.0f} per CPU-second of this process with every log sent"
+        f" ({c.decisions:,} logs acknowledged in {c.delivered_s:.1f} s)"
+    )
+    figures["client sticky hit"] = c.per_s
+    figures["client sticky hit per cpu"] = c.per_cpu_s
     print(
         f"# remote: POST /v1/decisions, 1 uvicorn worker on SQLite, {args.concurrency} in flight, {args.duration:g} s"
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_a_quick_run_prints_local_and_remote_figures_and_their_ratios():
+def test_a_quick_run_prints_local_client_and_remote_figures_and_their_ratios():
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.local_decisions", "--quick"],
         cwd=REPO,
@@ -26,6 +26,8 @@ def test_a_quick_run_prints_local_and_remote_figures_and_their_ratios():
         for mix in ("sticky hit", "new unit", "no unit"):
             row = re.search(rf"^local +{target} +{mix} +([\d,]+)/s +[\d.]+ us per decision$", out, re.MULTILINE)
             assert row is not None and int(row.group(1).replace(",", "")) > 0, out
+    client = re.search(r"^client experiment +sticky hit +([\d,]+)/s .* \(2,000 logs acknowledged in", out, re.MULTILINE)
+    assert client is not None and int(client.group(1).replace(",", "")) > 0, out
     for mix in ("sticky hit", "new unit"):
         row = re.search(
             rf"^remote experiment +{mix} +([\d,]+)/s +\d+ us per decision +([\d,]+) per server core-second, 0 errors$",
