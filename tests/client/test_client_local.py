@@ -72,6 +72,10 @@ def test_bad_attributes_get_the_fallback_locally_too(service: TestClient[Litesta
     assert (d.source, d.arm, client.stats.pending_logs) == ("fallback", "a", 0)
     assert client.decide(experiment="exp", unit="u1", attributes={"plan": "pro"}).source == "local"
     assert client.flush(5.0) and client.stats.logged_decisions == 1
+    # The verdicts are remembered per attribute set: the same bad set again is refused again, a good one served.
+    for _ in range(2):
+        assert client.decide(experiment="exp", unit="u2", attributes={"bad name!": 1}, fallback="a").fallback
+        assert client.decide(experiment="exp", unit="u2", attributes={"plan": "pro"}).source == "local"
 
 
 def test_keys_the_definitions_do_not_know_are_asked_remotely(
