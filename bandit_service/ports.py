@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
+from bandit_service.core.looks import SequentialLook
 from bandit_service.core.model import (
     Arm,
     ArmCounts,
@@ -38,7 +39,7 @@ from bandit_service.core.model import (
     StoredReward,
     WeightsRecord,
 )
-from bandit_service.core.report_data import ReportData, SegmentData
+from bandit_service.core.report_data import DailyCounters, ReportData, SegmentData
 from bandit_service.core.roles import ApiKey
 from bandit_service.core.webhooks import Delivery, DeliveryEntry, DeliveryStatus
 
@@ -221,6 +222,11 @@ class WriteTx(Protocol):
         """Experiments that serve feature `key`, in any status, by id."""
         ...
 
+    def merge_looks(self, experiment_id: int, looks: Sequence[SequentialLook]) -> tuple[SequentialLook, ...]:
+        """Merge each look into the experiment's stored one (`core.looks.merge_look`, applied by the
+        database to the row as it is, so concurrent writers lose nothing); the experiment's merged looks."""
+        ...
+
 
 Job = Callable[[WriteTx, Sequence[Any]], list[Any]]
 """A write job: one outcome per item, in order; an exception *instance* as an outcome refuses
@@ -308,12 +314,28 @@ class Storage(Protocol):
         """Every API key, by name."""
         ...
 
-    async def report_data(self, experiment: Experiment) -> ReportData:
-        """Counters per weights period and arm, metric statistics, sketches and the weights history."""
+    async def report_data(
+        self, experiment: Experiment, *, since_day: int | None = None, until_day: int | None = None
+    ) -> ReportData:
+        """Counters per weights period and arm, metric statistics, sketches and the weights history; with a
+        window, of the trials opened on UTC days `since_day` to `until_day` (inclusive; None: unbounded)."""
         ...
 
-    async def segment_data(self, experiment: Experiment, attribute: str, max_segments: int) -> SegmentData:
+    async def segment_data(
+        self,
+        experiment: Experiment,
+        attribute: str,
+        max_segments: int,
+        since_day: int | None = None,
+        until_day: int | None = None,
+    ) -> SegmentData:
         """The same per value of a decision attribute (InvalidFieldError beyond `max_segments` values)."""
+        ...
+
+    async def daily_counters(
+        self, experiment: Experiment, since_day: int | None = None, until_day: int | None = None
+    ) -> DailyCounters:
+        """Counters per UTC day and arm (summed over weights periods) of the trials opened in the window."""
         ...
 
     async def due_deliveries(self, now: float, limit: int) -> list[DeliveryEntry]:
@@ -336,4 +358,12 @@ class Storage(Protocol):
 
     async def feature_experiments(self, key: str) -> list[Experiment]:
         """Experiments that serve feature `key`, in any status, by id."""
+        ...
+
+    async def sequential_looks(self, experiment_id: int) -> tuple[SequentialLook, ...]:
+        """The experiment's stored always-valid looks, by (metric, arm)."""
+        ...
+
+    async def record_looks(self, experiment_id: int, looks: Sequence[SequentialLook]) -> tuple[SequentialLook, ...]:
+        """Merge a report's looks into the stored ones, atomically, once committed; the experiment's merged looks."""
         ...

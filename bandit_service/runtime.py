@@ -88,7 +88,7 @@ class Runtime:
         rewards = RewardService(storage, clock, settings.expire_chunk)
         signed = settings.webhook_secret is not None
         experiments = ExperimentService(storage, cache, reweighter, clock, self.ids, webhooks_signed=signed)
-        reports = ReportService(storage)
+        reports = ReportService(storage, clock=clock)
         rollouts = RolloutService(storage, cache, experiments, clock, reports.guardrail_breach)
         automation = AutomationService(storage, cache, reports)
         keys = KeyService(storage, clock, settings.cache_ttl_s)

@@ -6,20 +6,22 @@ No I/O, no clock, no global random state: every random function takes a
 
 from policies.base import ConfigError, PolicyBase
 from policies.bayesian import BayesianArm, BayesianComparison, bayesian_comparison, expected_loss
-from policies.corrections import adjust_p_values, bonferroni, holm
+from policies.corrections import Correction, adjust_p_values, bonferroni, holm
 from policies.environments import BernoulliEnv, DriftingEnv, EnvironmentConfig, GaussianEnv
 from policies.epsilon_greedy import EpsilonGreedy
-from policies.estimators import ArmEstimates, ipw_means, naive_means, stratified_means
+from policies.estimators import ArmEstimates, IpwDifference, ipw_difference, ipw_means, naive_means, stratified_means
 from policies.fixed import FixedSplit, validate_weights
 from policies.frequentist import Comparison, welch_test, z_test
 from policies.lai_robbins import bernoulli_kl, lai_robbins_bound, lai_robbins_constant
 from policies.policy import PolicyConfig, decode_policy
 from policies.posterior import (
     BetaPosterior,
+    Posterior,
     StudentTPosterior,
     posterior,
     prob_best_beta_exact,
     prob_best_monte_carlo,
+    stratified_posterior,
 )
 from policies.power import (
     SampleSize,
@@ -29,10 +31,11 @@ from policies.power import (
     sample_size_means,
     sample_size_proportions,
 )
+from policies.ratios import RatioMethod, RelativeIntervals, fieller_interval, log_ratio_interval
 from policies.sequential import SequentialComparison, msprt, msprt_running
 from policies.simulation import SimulationResult, simulate
 from policies.sketch import QuantileSketch
-from policies.srm import SrmResult, expected_counts, srm_check
+from policies.srm import SrmResult, expected_counts, srm_by_period, srm_check
 from policies.stats import ArmStats, StatsArray
 from policies.thompson import ThompsonSampling
 from policies.ucb import UCB1
@@ -47,14 +50,19 @@ __all__ = [
     "BetaPosterior",
     "Comparison",
     "ConfigError",
+    "Correction",
     "DriftingEnv",
     "EnvironmentConfig",
     "EpsilonGreedy",
     "FixedSplit",
     "GaussianEnv",
+    "IpwDifference",
     "PolicyBase",
     "PolicyConfig",
+    "Posterior",
     "QuantileSketch",
+    "RatioMethod",
+    "RelativeIntervals",
     "SampleSize",
     "SequentialComparison",
     "SimulationResult",
@@ -70,10 +78,13 @@ __all__ = [
     "duration_days",
     "expected_counts",
     "expected_loss",
+    "fieller_interval",
     "holm",
+    "ipw_difference",
     "ipw_means",
     "lai_robbins_bound",
     "lai_robbins_constant",
+    "log_ratio_interval",
     "msprt",
     "msprt_running",
     "naive_means",
@@ -85,8 +96,10 @@ __all__ = [
     "sample_size_means",
     "sample_size_proportions",
     "simulate",
+    "srm_by_period",
     "srm_check",
     "stratified_means",
+    "stratified_posterior",
     "validate_weights",
     "welch_test",
     "z_test",

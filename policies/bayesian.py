@@ -6,7 +6,15 @@ import msgspec
 import numpy as np
 
 from policies.frequentist import check_control, check_level
-from policies.posterior import EXACT_MAX_ARMS, BetaPosterior, RewardKind, posterior, prob_best_beta_exact
+from policies.posterior import (
+    EXACT_MAX_ARMS,
+    BetaPosterior,
+    Posterior,
+    RewardKind,
+    StudentTPosterior,
+    posterior,
+    prob_best_beta_exact,
+)
 from policies.stats import FloatArray, StatsArray
 
 __all__ = ["BayesianArm", "BayesianComparison", "bayesian_comparison", "expected_loss"]
@@ -48,6 +56,16 @@ def expected_loss(samples: FloatArray) -> FloatArray:
     return (samples.max(axis=-1, keepdims=True) - samples).mean(axis=0)
 
 
+def _check_posterior(post: Posterior, k: int, reward: RewardKind, prior: dict[str, float]) -> None:
+    if prior:
+        raise ValueError(f"post: give a posterior or prior parameters, not both (got {sorted(prior)})")
+    family = BetaPosterior if reward == "bernoulli" else StudentTPosterior
+    if not isinstance(post, family):
+        raise ValueError(f"post: a {reward} reward needs a {family.__name__}, got {type(post).__name__}")
+    if post.mean.shape != (k,):
+        raise ValueError(f"post: expected one value per arm ({k}), got shape {post.mean.shape}")
+
+
 def _interval(x: FloatArray, level: float) -> tuple[float, float]:
     with np.errstate(invalid="ignore"):  # a lift over a control draw of 0 is infinite
         lo, hi = np.quantile(x, [0.5 - level / 2.0, 0.5 + level / 2.0])
@@ -62,6 +80,7 @@ def bayesian_comparison(
     *,
     level: float = 0.95,
     draws: int = DEFAULT_DRAWS,
+    post: Posterior | None = None,
     **prior: float,
 ) -> BayesianComparison:
     """Posterior summaries of every arm against the control under the conjugate posterior.
@@ -73,6 +92,10 @@ def bayesian_comparison(
     Student-t posteriors) comes from `draws` joint posterior draws with `rng`.
     Intervals are equal-tailed; the lift is theta_i / theta_c - 1, per draw (meaningful only
     when the control's posterior stays away from 0).
+
+    `post`, when given, replaces the conjugate posterior of `stats` (for example
+    `stratified_posterior` over weights periods); `stats` still gives the number of arms and is
+    checked, and `post` must be the family of `reward` with one value per arm.
     """
     if stats.n.ndim != 1:
         raise ValueError(f"stats: expected one value per arm, got shape {stats.n.shape}")
@@ -82,7 +105,10 @@ def bayesian_comparison(
         raise ValueError(f"reward: must be 'bernoulli' or 'continuous', got {reward!r}")
     if isinstance(draws, bool) or not isinstance(draws, int) or not 1 <= draws <= 10_000_000:
         raise ValueError(f"draws: must be an integer in [1, 10000000], got {draws!r}")
-    post = posterior(stats, reward, **prior)
+    if post is None:
+        post = posterior(stats, reward, **prior)
+    else:
+        _check_posterior(post, stats.k, reward, prior)
     samples = post.sample(rng, draws)  # (draws, k)
     lo, hi = post.interval(level)
     loss = expected_loss(samples)

@@ -1,4 +1,4 @@
-"""Multiple-comparison corrections of p-values across arms: Bonferroni and Holm."""
+"""Multiple-comparison corrections of p-values across arms: Bonferroni, Holm, or none."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from policies.stats import FloatArray
 
 __all__ = ["Correction", "adjust_p_values", "bonferroni", "holm"]
 
-Correction = Literal["holm", "bonferroni"]
+Correction = Literal["holm", "bonferroni", "none"]
 
 
 def _check(p_values: ArrayLike) -> FloatArray:
@@ -48,13 +48,15 @@ def holm(p_values: ArrayLike) -> FloatArray:
 
 
 def adjust_p_values(p_values: ArrayLike, method: Correction = "holm") -> FloatArray:
-    """Adjusted p-values by the named correction ("holm" or "bonferroni")."""
-    if method not in ("holm", "bonferroni"):
-        raise ValueError(f"method: must be 'holm' or 'bonferroni', got {method!r}")
+    """Adjusted p-values by the named correction ("holm", "bonferroni", or "none": the p-values as given)."""
+    if method not in ("holm", "bonferroni", "none"):
+        raise ValueError(f"method: must be 'holm', 'bonferroni' or 'none', got {method!r}")
     match method:
         case "holm":
             return holm(p_values)
         case "bonferroni":
             return bonferroni(p_values)
+        case "none":
+            return _check(p_values)
         case _:
             assert_never(method)

@@ -16,7 +16,15 @@ from numpy.typing import ArrayLike
 
 from policies.stats import FloatArray, StatsArray
 
-__all__ = ["ArmEstimates", "ipw_means", "naive_means", "stratified_means"]
+__all__ = [
+    "ArmEstimates",
+    "EstimatorKind",
+    "IpwDifference",
+    "ipw_difference",
+    "ipw_means",
+    "naive_means",
+    "stratified_means",
+]
 
 EstimatorKind = Literal["naive", "stratified", "ipw_hajek", "ipw_horvitz_thompson"]
 
@@ -26,6 +34,15 @@ class ArmEstimates(msgspec.Struct, frozen=True):
 
     method: EstimatorKind
     mean: tuple[float, ...]
+    std_error: tuple[float, ...]
+
+
+class IpwDifference(msgspec.Struct, frozen=True):
+    """Per arm, the IPW estimate of arm minus control and its standard error (NaN on the control)."""
+
+    method: EstimatorKind  # "ipw_hajek" or "ipw_horvitz_thompson"
+    control: int
+    difference: tuple[float, ...]
     std_error: tuple[float, ...]
 
 
@@ -50,7 +67,10 @@ def stratified_means(period_stats: StatsArray, traffic: ArrayLike | None = None)
     defaults to each period's total count over all arms. An arm without data in some period is
     averaged over the periods where it has data (weights renormalised), which is unbiased only
     if its rate did not differ there. SE^2 = sum_p w_p^2 s_{p,a}^2 / n_{p,a} (Cochran, 1977,
-    "Sampling Techniques", 5.3); NaN when a stratum has fewer than 2 observations.
+    "Sampling Techniques", 5.3). A stratum with a single observation has no sample variance: it
+    borrows the arm's variance pooled over all periods (slightly conservative, since the pooled
+    variance also holds the spread between period means), so one short period does not make the
+    SE undefined; the SE is NaN only when the arm has fewer than 2 observations in all.
     """
     if period_stats.n.ndim != 2:
         raise ValueError(f"period_stats: expected shape (periods, arms), got {period_stats.n.shape}")
@@ -64,26 +84,19 @@ def stratified_means(period_stats: StatsArray, traffic: ArrayLike | None = None)
         if not np.all(np.isfinite(t)) or np.any(t < 0):
             raise ValueError("traffic: must be finite and non-negative")
     w = np.where(n > 0, t[:, None], 0.0)
+    pooled = StatsArray(n.sum(axis=0), period_stats.total.sum(axis=0), period_stats.total_sq.sum(axis=0))
+    s2 = np.where(n >= 2, period_stats.variance, pooled.variance)
     with np.errstate(divide="ignore", invalid="ignore"):
         w = w / w.sum(axis=0)
         mean = np.where(n > 0, w * period_stats.mean, 0.0).sum(axis=0)
-        var = np.where(n > 0, w**2 * period_stats.variance / n, 0.0)
+        var = np.where(n > 0, w**2 * s2 / n, 0.0)
         mean = np.where(n.sum(axis=0) > 0, mean, np.nan)
         se = np.sqrt(var.sum(axis=0))
     return _estimates("stratified", mean, np.where(np.isfinite(mean), se, np.nan))
 
 
-def ipw_means(
-    arm: ArrayLike, reward: ArrayLike, propensity: ArrayLike, k: int, self_normalised: bool = True
-) -> ArmEstimates:
-    """Inverse-propensity-weighted mean per arm from per-decision logs (arm, reward, propensity).
-
-    With w_i = 1[A_i = a] / pi_i: Hajek (self-normalised) sum w_i Y_i / sum w_i, or
-    Horvitz-Thompson sum w_i Y_i / N (Horvitz & Thompson, 1952; Hajek, 1971). Unbiased (HT) or
-    consistent (Hajek) when each pi_i is the probability the arm had at decision time, even if
-    the weights adapted to earlier rewards. Linearised standard errors:
-    Hajek sqrt(sum w_i^2 (Y_i - m)^2) / sum w_i; HT sqrt(sum (w_i Y_i - m)^2) / N.
-    """
+def _ipw_weights(arm: ArrayLike, reward: ArrayLike, propensity: ArrayLike, k: int) -> tuple[FloatArray, FloatArray]:
+    """Checked per-decision weights w_ia = 1[A_i = a] / pi_i, shape (N, k), and rewards, shape (N,)."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k: must be a positive integer, got {k!r}")
     a = np.asarray(arm)
@@ -101,8 +114,23 @@ def ipw_means(
         raise ValueError("propensity: must lie in (0, 1]")
     w = np.zeros((a.size, k))
     w[np.arange(a.size), a] = 1.0 / p
+    return w, y
+
+
+def ipw_means(
+    arm: ArrayLike, reward: ArrayLike, propensity: ArrayLike, k: int, self_normalised: bool = True
+) -> ArmEstimates:
+    """Inverse-propensity-weighted mean per arm from per-decision logs (arm, reward, propensity).
+
+    With w_i = 1[A_i = a] / pi_i: Hajek (self-normalised) sum w_i Y_i / sum w_i, or
+    Horvitz-Thompson sum w_i Y_i / N (Horvitz & Thompson, 1952; Hajek, 1971). Unbiased (HT) or
+    consistent (Hajek) when each pi_i is the probability the arm had at decision time, even if
+    the weights adapted to earlier rewards. Linearised standard errors:
+    Hajek sqrt(sum w_i^2 (Y_i - m)^2) / sum w_i; HT sqrt(sum (w_i Y_i - m)^2) / N.
+    """
+    w, y = _ipw_weights(arm, reward, propensity, k)
     wy = w * y[:, None]
-    big_n = float(a.size)
+    big_n = float(y.size)
     with np.errstate(divide="ignore", invalid="ignore"):
         if self_normalised:
             sw = w.sum(axis=0)
@@ -113,3 +141,40 @@ def ipw_means(
         mean = wy.sum(axis=0) / big_n
         se = np.sqrt(np.sum((wy - mean) ** 2, axis=0)) / big_n
         return _estimates("ipw_horvitz_thompson", mean, se)
+
+
+def ipw_difference(
+    arm: ArrayLike, reward: ArrayLike, propensity: ArrayLike, k: int, control: int, self_normalised: bool = True
+) -> IpwDifference:
+    """IPW estimate of each arm's mean minus the control's, with the standard error of the difference.
+
+    The SE comes from the per-decision influence of the difference itself, so it holds the
+    covariance of the two arms' estimates (both are sums over the same N decisions).
+    Horvitz-Thompson: z_i = (w_ia - w_ic) Y_i, d = mean(z), SE = sqrt(sum (z_i - d)^2) / N; this
+    is Var_a + Var_c + 2 m_a m_c / N, larger than the sum of the two variances whenever the means
+    share a sign. Hajek (linearised, Hajek, 1971; Sarndal, Swensson & Wretman, 1992, 5.7):
+    phi_i = w_ia (Y_i - m_a) / mean(w_a) - w_ic (Y_i - m_c) / mean(w_c), SE = sqrt(sum phi_i^2) / N;
+    each decision feeds one arm only, so here the cross term vanishes. NaN on the control, and
+    (Hajek) for an arm with no decisions.
+    """
+    if isinstance(control, bool) or not isinstance(control, (int, np.integer)) or not 0 <= control < k:
+        raise ValueError(f"control: must be an arm index in [0, {k}), got {control!r}")
+    w, y = _ipw_weights(arm, reward, propensity, k)
+    big_n = float(y.size)
+    is_control = np.arange(k) == control
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if self_normalised:
+            mean_w = w.mean(axis=0)
+            mean = (w * y[:, None]).sum(axis=0) / w.sum(axis=0)
+            phi = np.where(w > 0, w * (y[:, None] - mean) / mean_w, 0.0)
+            diff = mean - mean[control]
+            se = np.sqrt(np.sum((phi - phi[:, control : control + 1]) ** 2, axis=0)) / big_n
+            method: EstimatorKind = "ipw_hajek"
+        else:
+            z = (w - w[:, control : control + 1]) * y[:, None]
+            diff = z.mean(axis=0)
+            se = np.sqrt(np.sum((z - diff) ** 2, axis=0)) / big_n
+            method = "ipw_horvitz_thompson"
+    diff = np.where(is_control, np.nan, diff)
+    se = np.where(is_control | np.isnan(diff), np.nan, se)
+    return IpwDifference(method, int(control), tuple(diff.tolist()), tuple(se.tolist()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Literal, Protocol, assert_never
 
 import msgspec
 import numpy as np
@@ -24,6 +24,7 @@ __all__ = [
     "posterior",
     "prob_best_beta_exact",
     "prob_best_monte_carlo",
+    "stratified_posterior",
 ]
 
 RewardKind = Literal["bernoulli", "continuous"]
@@ -137,6 +138,75 @@ def posterior(stats: StatsArray, reward: RewardKind, **prior: float) -> Posterio
     if reward == "bernoulli":
         return beta_posterior(stats, **prior)
     return normal_posterior(stats, **prior)
+
+
+def stratified_posterior(period_stats: StatsArray, traffic: ArrayLike, reward: RewardKind, **prior: float) -> Posterior:
+    """Posterior of each arm's period-weighted mean theta_a = sum_p w_p theta_{p,a}, moment-matched.
+
+    `period_stats` has shape (P, k), `traffic` shape (P,); w_p is proportional to traffic over
+    the periods where the arm has data, renormalised per arm (as `policies.estimators.
+    stratified_means`). Each period gets its own conjugate posterior (`posterior`, same prior),
+    independent across periods, so E theta_a = sum w_p m_p and Var theta_a = sum w_p^2 v_p.
+    Bernoulli: the Beta with that mean and variance, alpha + beta = m(1 - m)/v - 1 (method of
+    moments; always positive here, since v < m(1 - m)/2 by Jensen). Continuous: a Student t with
+    loc sum w_p loc_p, Welch-Satterthwaite df nu = (sum u_p)^2 / sum u_p^2/df_p with
+    u_p = w_p^2 scale_p^2 (Satterthwaite, 1946, Biometrics Bulletin 2), and the scale that gives
+    it the variance sum w_p^2 scale_p^2 df_p/(df_p - 2), i.e. scale^2 = Var (nu - 2)/nu; where some
+    period has df_p <= 2 (no variance: a prior_shape below 1 and one observation) the scales are
+    added instead, scale^2 = sum u_p. An arm with data in one period only gets that period's
+    posterior exactly (so P = 1 equals `posterior(period_stats[0], reward)`); an arm with no data
+    in any period with traffic gets the prior.
+    """
+    n = period_stats.n
+    if n.ndim != 2:
+        raise ValueError(f"period_stats: expected shape (periods, arms), got {n.shape}")
+    t = np.asarray(traffic, dtype=np.float64)
+    if t.shape != (n.shape[0],):
+        raise ValueError(f"traffic: mismatched lengths, {t.shape} for {n.shape[0]} periods")
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ValueError("traffic: must be finite and non-negative")
+    if reward not in ("bernoulli", "continuous"):
+        raise ValueError(f"reward: must be 'bernoulli' or 'continuous', got {reward!r}")
+    periods = posterior(period_stats, reward, **prior)
+    empty = StatsArray.zeros(period_stats.k)
+    used = (n > 0) & (t[:, None] > 0)
+    count = used.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(used, t[:, None], 0.0)
+        w = w / w.sum(axis=0)
+    only = np.argmax(used, axis=0)  # the period of an arm with data in exactly one period
+    arms = np.arange(period_stats.k)
+
+    def pick(period_value: FloatArray, mixed: FloatArray, prior_value: FloatArray) -> FloatArray:
+        single = period_value[only, arms]
+        return np.where(count == 1, single, np.where(count == 0, prior_value, mixed))
+
+    match periods:
+        case BetaPosterior(alpha=a, beta=b):
+            prior_post = beta_posterior(empty, **prior)
+            ab = a + b
+            m_p, v_p = a / ab, a * b / (ab**2 * (ab + 1.0))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                m = np.sum(np.where(used, w * m_p, 0.0), axis=0)
+                v = np.sum(np.where(used, w**2 * v_p, 0.0), axis=0)
+                size = m * (1.0 - m) / v - 1.0
+            return BetaPosterior(pick(a, m * size, prior_post.alpha), pick(b, (1.0 - m) * size, prior_post.beta))
+        case StudentTPosterior(df=df, loc=loc, scale=scale):
+            prior_t = normal_posterior(empty, **prior)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                u = np.where(used, w**2 * scale**2, 0.0)
+                mixed_loc = np.sum(np.where(used, w * loc, 0.0), axis=0)
+                nu = u.sum(axis=0) ** 2 / np.sum(np.where(used, u**2 / df, 0.0), axis=0)
+                has_variance = np.all(~used | (df > 2.0), axis=0)
+                var = np.sum(np.where(used, u * df / (df - 2.0), 0.0), axis=0)
+                s2 = np.where(has_variance, var * (nu - 2.0) / nu, u.sum(axis=0))
+            return StudentTPosterior(
+                pick(df, nu, prior_t.df),
+                pick(loc, mixed_loc, prior_t.loc),
+                pick(scale, np.sqrt(s2), prior_t.scale),
+            )
+        case _:
+            assert_never(periods)
 
 
 # Draws per chunk are bounded so that many seeds x many arms x 10^4 draws stay in memory.

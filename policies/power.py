@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, assert_never
 
 import msgspec
 from scipy import stats as sps
+
+from policies.corrections import Correction
 
 __all__ = [
     "SampleSize",
@@ -27,10 +29,11 @@ class SampleSize(msgspec.Struct, frozen=True):
     arms: int
     total: int
     difference: float  # the minimum detectable effect, absolute
-    alpha: float  # per comparison, after Bonferroni over arms - 1 comparisons
+    alpha: float  # per comparison, after the correction over arms - 1 comparisons
     power: float  # the target
     achieved_power: float  # at the rounded-up sizes
     days: int | None
+    correction: str  # what was applied to alpha, e.g. "bonferroni over 2 comparisons (conservative for holm)"
 
 
 def _finite(name: str, value: float) -> float:
@@ -53,11 +56,27 @@ def _positive(name: str, value: float) -> float:
     return v
 
 
-def _per_comparison_alpha(alpha: float, arms: int) -> float:
+def _per_comparison_alpha(alpha: float, arms: int, correction: Correction) -> tuple[float, str]:
+    """Alpha per comparison and a description of the correction applied, for the report to print.
+
+    Holm's first (smallest) p-value faces alpha / m, so planning every comparison at the
+    Bonferroni level alpha / m, m = arms - 1, is conservative for Holm as well.
+    """
     _open_unit("alpha", alpha)
     if isinstance(arms, bool) or not isinstance(arms, int) or arms < 2:
         raise ValueError(f"arms: must be an integer >= 2 (control included), got {arms!r}")
-    return alpha / (arms - 1)  # Bonferroni: conservative for Holm, which the report uses
+    if correction not in ("holm", "bonferroni", "none"):
+        raise ValueError(f"correction: must be 'holm', 'bonferroni' or 'none', got {correction!r}")
+    m = arms - 1
+    match correction:
+        case "none":
+            return alpha, "none"
+        case "holm" | "bonferroni":
+            noun = "comparison" if m == 1 else "comparisons"
+            note = " (conservative for holm)" if correction == "holm" else ""
+            return alpha / m, f"bonferroni over {m} {noun}{note}"
+        case _:
+            assert_never(correction)
 
 
 def _difference(baseline: float, mde: float, relative: bool) -> float:
@@ -152,16 +171,18 @@ def sample_size_proportions(
     ratio: float = 1.0,
     arms: int = 2,
     daily_traffic: float | None = None,
+    correction: Correction = "bonferroni",
 ) -> SampleSize:
     """Units per arm for the pooled two-proportion z-test to detect `mde` (absolute or relative).
 
     n_c = (z_{1-a/2} sqrt(pbar qbar (1 + 1/r)) + z_{power} sqrt(p_c q_c + p_t q_t / r))^2 / d^2,
     r = n_t / n_c, pbar = (p_c + r p_t) / (1 + r): the one-tail closed form without continuity
     correction (Fleiss, Levin & Paik, 2003, eq. 4.14; statsmodels
-    `samplesize_proportions_2indep_onetail`). Alpha is split over the arms - 1 comparisons.
+    `samplesize_proportions_2indep_onetail`). Alpha is split over the arms - 1 comparisons for
+    "holm" and "bonferroni" (Bonferroni, conservative for Holm) and kept per comparison for "none".
     """
     pc, d = _treatment_rate(baseline, mde, relative)
-    a = _per_comparison_alpha(alpha, arms)
+    a, applied = _per_comparison_alpha(alpha, arms, correction)
     _open_unit("power", power)
     r = _positive("ratio", ratio)
     pt = pc + d
@@ -171,7 +192,7 @@ def sample_size_proportions(
     nc, nt = _sizes(max(root, 0.0) ** 2 / d**2, r)
     achieved = power_proportions(pc, d, nc, alpha=a, ratio=nt / nc)
     total = nc + (arms - 1) * nt
-    return SampleSize("proportion", nc, nt, arms, total, d, a, power, achieved, _days(total, daily_traffic))
+    return SampleSize("proportion", nc, nt, arms, total, d, a, power, achieved, _days(total, daily_traffic), applied)
 
 
 def sample_size_means(
@@ -186,15 +207,16 @@ def sample_size_means(
     arms: int = 2,
     treatment_std: float | None = None,
     daily_traffic: float | None = None,
+    correction: Correction = "bonferroni",
 ) -> SampleSize:
     """Units per arm to detect a difference in means `mde` (absolute, or relative to `baseline`).
 
     n_c = (z_{1-a/2} + z_{power})^2 (s_c^2 + s_t^2 / r) / d^2 with r = n_t / n_c (Chow, Shao &
     Wang, 2008, 3.2.1; statsmodels `NormalIndPower` for s_t = s_c). Alpha is split over the
-    arms - 1 comparisons.
+    arms - 1 comparisons for "holm" and "bonferroni" and kept per comparison for "none".
     """
     d = _difference(_finite("baseline", baseline), mde, relative)
-    a = _per_comparison_alpha(alpha, arms)
+    a, applied = _per_comparison_alpha(alpha, arms, correction)
     _open_unit("power", power)
     sc = _positive("std", std)
     st = sc if treatment_std is None else _positive("treatment_std", treatment_std)
@@ -203,4 +225,4 @@ def sample_size_means(
     nc, nt = _sizes(n_exact, r)
     achieved = power_means(0.0, sc, d, nc, alpha=a, ratio=nt / nc, treatment_std=st)
     total = nc + (arms - 1) * nt
-    return SampleSize("mean", nc, nt, arms, total, d, a, power, achieved, _days(total, daily_traffic))
+    return SampleSize("mean", nc, nt, arms, total, d, a, power, achieved, _days(total, daily_traffic), applied)

@@ -12,6 +12,7 @@ import math
 
 import msgspec
 import numpy as np
+from numpy.typing import ArrayLike
 
 from policies.frequentist import check_control, check_level
 from policies.stats import FloatArray, StatsArray
@@ -21,6 +22,7 @@ __all__ = [
     "SequentialComparison",
     "msprt",
     "msprt_arrays",
+    "msprt_estimate",
     "msprt_running",
     "tuning_rho",
 ]
@@ -95,15 +97,8 @@ def msprt_arrays(
         v = var / stats.n + (var / stats.n)[..., c]
         diff = mean - mean[..., c]
         tau2 = rho**2 * (var + var[..., c]) if tau is None else np.full(v.shape, tau**2)
-        r = tau2 / v
-        informative = np.isfinite(r) & (r > 0) & np.isfinite(diff)
-        r = np.where(informative, r, 1.0)
-        v = np.where(informative, v, 1.0)
-        log_lambda = -0.5 * np.log1p(r) + 0.5 * diff**2 / v * r / (1.0 + r)
-        half = np.sqrt(v * (1.0 + r) / r * (np.log1p(r) - 2.0 * math.log(alpha)))
+    p, lower, upper = msprt_estimate(diff, v, tau2, alpha)
     is_control = np.arange(stats.k) == control
-    p = np.where(informative, np.minimum(1.0, np.exp(-log_lambda)), 1.0)
-    half = np.where(informative, half, np.inf)
 
     def out(a: FloatArray) -> FloatArray:
         return np.where(is_control, np.nan, a)
@@ -113,10 +108,39 @@ def msprt_arrays(
         alpha=float(alpha),
         difference=out(diff),
         p_value=out(p),
-        lower=out(diff - half),
-        upper=out(diff + half),
+        lower=out(lower),
+        upper=out(upper),
         tau=out(np.sqrt(tau2)),
     )
+
+
+def msprt_estimate(
+    difference: ArrayLike, variance: ArrayLike, tau2: ArrayLike, alpha: float = 0.05
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Always-valid p-value and confidence sequence of any asymptotically normal estimate of a difference.
+
+    `difference` d with sampling variance V (shrinking as 1/n) and a N(0, tau2) mixture: the
+    mixture likelihood ratio Lambda = (1 + r)^(-1/2) exp(d^2 r / (2 V (1 + r))) with r = tau2 / V,
+    p = min(1, 1/Lambda), interval d +- sqrt(V (1 + r) / r (log(1 + r) - 2 log alpha)) (Johari et
+    al., 2017; Howard et al., 2021). Works for a pooled difference of means and for a
+    period-stratified one alike. Where V or tau2 is not positive and finite, or d is undefined,
+    there is no evidence yet: p = 1 and an unbounded interval. Returns (p, lower, upper).
+    """
+    check_level(alpha, "alpha")
+    d = np.asarray(difference, dtype=np.float64)
+    v = np.asarray(variance, dtype=np.float64)
+    t2 = np.asarray(tau2, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = t2 / v
+        informative = np.isfinite(r) & (r > 0) & np.isfinite(d) & (v > 0)
+        r = np.where(informative, r, 1.0)
+        v = np.where(informative, v, 1.0)
+        log_lambda = -0.5 * np.log1p(r) + 0.5 * d**2 / v * r / (1.0 + r)
+        half = np.sqrt(v * (1.0 + r) / r * (np.log1p(r) - 2.0 * math.log(alpha)))
+    p = np.where(informative, np.minimum(1.0, np.exp(-log_lambda)), 1.0)
+    half = np.where(informative, half, np.inf)
+    d = np.where(informative, d, np.where(np.isfinite(d), d, np.nan))
+    return p, d - half, d + half
 
 
 def msprt(

@@ -11,7 +11,7 @@ from scipy import stats as sps
 
 from policies.stats import FloatArray
 
-__all__ = ["SrmResult", "expected_counts", "srm_check"]
+__all__ = ["SrmResult", "expected_counts", "srm_by_period", "srm_check"]
 
 DEFAULT_THRESHOLD = 0.001
 
@@ -94,3 +94,30 @@ def srm_check(observed: ArrayLike, expected: ArrayLike, threshold: float = DEFAU
         observed=tuple(o.tolist()),
         expected=tuple(e.tolist()),
     )
+
+
+def srm_by_period(
+    assigned: ArrayLike, weights: ArrayLike, threshold: float = DEFAULT_THRESHOLD
+) -> tuple[SrmResult, ...]:
+    """One chi-square test per weights period, Bonferroni-corrected over the periods with traffic.
+
+    `assigned` and `weights` have shape (P, k): the arm counts of each period and the weights
+    used in it (rows summing to 1). Pooling periods can hide a mismatch that reverses between
+    periods (a broken redirect only while one allocation was live); testing each period finds it,
+    and flagging at p < threshold / m, m the number of periods with traffic, keeps the chance of
+    any false alarm over all periods at most `threshold` (Bonferroni). Each result carries that
+    per-period threshold. A period with no traffic has statistic 0 and p-value 1, and is not
+    counted in m.
+    """
+    o = _non_negative("assigned", assigned, 2)
+    w = _non_negative("weights", weights, 2)
+    if o.shape != w.shape:
+        raise ValueError(f"assigned, weights: mismatched shapes {o.shape} and {w.shape}")
+    if o.shape[1] < 2:
+        raise ValueError("assigned: need at least two arms")
+    if not np.allclose(w.sum(axis=1), 1.0, rtol=0.0, atol=1e-9):
+        raise ValueError("weights: every row must sum to 1 (within 1e-9)")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold: must be a number in (0, 1), got {threshold!r}")
+    periods = max(int(np.count_nonzero(o.sum(axis=1) > 0)), 1)
+    return tuple(srm_check(row, share, threshold / periods) for row, share in zip(o, w, strict=True))

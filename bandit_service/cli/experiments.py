@@ -1,13 +1,17 @@
-"""Operator commands over HTTP: new, create, list, status, show, report, lifecycle, weights, exposure, plans, events."""
+"""Operator commands over HTTP: new, create, list, status, show, report, timeseries, lifecycle, weights, exposure,
+plans, events."""
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import re
 from pathlib import Path
 from typing import Any, cast
 
 import click
 import msgspec
+from rich.table import Table
 from rich.text import Text
 
 from bandit_service.cli.context import INPUT_ERROR, echo_json, fail, make_console, remote
@@ -34,6 +38,15 @@ __all__ = ["COMMANDS"]
 STATUSES = ("draft", "active", "paused", "completed")
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the service's JSON instead of a table.")
+DAY = click.DateTime(formats=["%Y-%m-%d"])
+from_option = click.option(
+    "--from", "since", type=DAY, help="First UTC day (YYYY-MM-DD): count only trials opened from this day."
+)
+to_option = click.option("--to", "until", type=DAY, help="Last UTC day (YYYY-MM-DD), inclusive.")
+
+
+def _day(value: dt.datetime | None) -> dt.date | None:
+    return None if value is None else value.date()
 
 
 def _weights_line(experiment: Json) -> str:
@@ -165,14 +178,64 @@ def show(manage: Management, key: str) -> None:
 @click.command()
 @click.argument("key")
 @click.option("--segment", help="Split every figure by this decision attribute.")
+@from_option
+@to_option
 @json_option
 @remote
-def report(manage: Management, key: str, segment: str | None, as_json: bool) -> None:
+def report(
+    manage: Management,
+    key: str,
+    segment: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    as_json: bool,
+) -> None:
     """The report: frequentist and Bayesian figures side by side, health, recommendation."""
+    first, last = _day(since), _day(until)
     if as_json:
-        echo_json(manage.report_json(key, segment=segment))
+        echo_json(manage.report_json(key, segment=segment, since=first, until=last))
     else:
-        click.echo(manage.report_text(key, segment=segment).rstrip("\n"))
+        click.echo(manage.report_text(key, segment=segment, since=first, until=last).rstrip("\n"))
+
+
+def _figure(value: float | None, spec: str = ".4g") -> str:
+    return "-" if value is None or math.isnan(value) else format(value, spec)
+
+
+def _series_table(series: Json) -> Table:
+    """Per day, arm and metric: traffic (reward rows) and the mean with its interval."""
+    level = f"{series['level']:.0%}"
+    days = len(series["days"])
+    table = Table(title=f"{days} day{'' if days == 1 else 's'}, UTC (trials counted on the day they opened)")
+    for name in ("day", "arm", "metric", "units", "trials", "exposures", "rewarded", "n", "mean", f"{level} interval"):
+        table.add_column(name, justify="left" if name in ("day", "arm", "metric") else "right", no_wrap=True)
+    for row in [*series["primary"], *series["metrics"]]:
+        traffic = [str(row[c]) if c in row else "" for c in ("units", "trials", "exposures", "rewarded")]
+        interval = f"[{_figure(row['lower'], '.3g')}, {_figure(row['upper'], '.3g')}]"
+        table.add_row(row["day"], row["arm"], row["metric"], *traffic, str(row["n"]), _figure(row["mean"]), interval)
+    return table
+
+
+@click.command()
+@click.argument("key")
+@from_option
+@to_option
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV: one row per (day, arm, metric), with a header.")
+@json_option
+@remote
+def timeseries(
+    manage: Management, key: str, since: dt.datetime | None, until: dt.datetime | None, as_csv: bool, as_json: bool
+) -> None:
+    """Per UTC day and arm: units, trials, exposures, rewarded and each metric's mean with its interval."""
+    window = {"since": _day(since), "until": _day(until)}
+    if as_csv:
+        click.echo(manage.timeseries_csv(key, **window), nl=False)
+        return
+    series = manage.timeseries(key, **window)
+    if as_json:
+        echo_json(series)
+    else:
+        make_console().print(_series_table(series))
 
 
 def _lifecycle(action: str, summary: str) -> click.Command:
@@ -203,6 +266,7 @@ def reweight(manage: Management, key: str, as_json: bool) -> None:
     console = make_console()
     console.print(f"{key}: weights v{record['version']} ({record['reason']})")
     console.print(weight_bars(record["weights"]))
+    console.print(record.get("because", ""), markup=False)
 
 
 def _plan(value: str) -> list[Any]:
@@ -256,6 +320,7 @@ def weights(manage: Management, key: str, weights: tuple[str, ...], rebalance: b
     moved = "" if record.get("moved") is None else f", moved {percent(record['moved'], 1)} of stored units"
     make_console().print(f"{key}: weights v{record['version']}{moved}")
     make_console().print(weight_bars(record["weights"]))
+    make_console().print(record.get("because", ""), markup=False)
 
 
 @click.command()
@@ -337,6 +402,7 @@ COMMANDS = [
     status,
     show,
     report,
+    timeseries,
     start,
     pause,
     reweight,

@@ -348,10 +348,11 @@ def events_table(events: Sequence[Mapping[str, Any]]) -> Table:
 
 
 def history_table(history: Sequence[Mapping[str, Any]]) -> Table:
-    """`weights KEY`: the weights history, oldest first."""
+    """`weights KEY`: the weights history, oldest first, each row with why it moved."""
     table = Table()
     for name in ("version", "time", "reason", "weights", "churn", "moved"):
         table.add_column(name, justify="right" if name in ("version", "churn", "moved") else "left")
+    table.add_column("why", overflow="fold", ratio=1)
     for h in history:
         table.add_row(
             str(h["version"]),
@@ -360,6 +361,7 @@ def history_table(history: Sequence[Mapping[str, Any]]) -> Table:
             weight_bars(h["weights"]),
             percent(h.get("churn"), 1),
             percent(h.get("moved"), 1),
+            Text(str(h.get("because", ""))),  # absent from a server older than the explanations
         )
     return table
 

@@ -47,6 +47,9 @@ exposure: 1.0               # share of units (by hash) that enter; the others ge
 # What the report decides with, and the sample size it plans for:
 # min_sample_size: 2000
 # minimum_detectable_effect: 0.02      # absolute (0.02 = +2 points), or relative with mde_relative: true
+# level: 0.95                          # the report's confidence level, 0.8 to 0.999
+# correction: holm                     # across arms' comparisons with the control: holm, bonferroni or none
+# sequential_tuning_n: 5000            # observations per arm where the always-valid figures are tightest
 # criteria:
 #   primary: {{metric: reward, min_improvement: 0.0}}
 #   guardrails:

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from bandit_service.client import manage_core as core
-from bandit_service.client.manage_core import BanditError, Call, Json, Status, Step, unreachable
+from bandit_service.client.manage_core import BanditError, Call, Day, Json, Status, Step, unreachable
 from bandit_service.client.specs import SpecError, load_spec
 
 if TYPE_CHECKING:
     from bandit_service.core.reporting.values import Report, SegmentReport
 
-__all__ = ["AsyncManagement", "BanditError", "Json", "Management", "SpecError", "Step"]
+__all__ = ["AsyncManagement", "BanditError", "Day", "Json", "Management", "SpecError", "Step"]
 
 T = TypeVar("T")
 Items = list[Json]
@@ -119,21 +119,36 @@ class Management:
         """Audit-log entries after the cursor `after`, oldest first, with `next_after` (None: no more)."""
         return self._send(core.events(key, after, limit))
 
-    def report(self, key: str) -> Report:
-        """The report, typed (the server's `Report`; NaN where the service sent null)."""
-        return self._send(core.report(key))
+    def report(self, key: str, *, since: Day | None = None, until: Day | None = None) -> Report:
+        """The report, typed (the server's `Report`; NaN where the service sent null); with `since` or `until`
+        (UTC days, inclusive), of the trials opened in that range."""
+        return self._send(core.report(key, since, until))
 
-    def segment_report(self, key: str, attribute: str) -> SegmentReport:
+    def segment_report(
+        self, key: str, attribute: str, *, since: Day | None = None, until: Day | None = None
+    ) -> SegmentReport:
         """The report split by a decision attribute, typed."""
-        return self._send(core.segment_report(key, attribute))
+        return self._send(core.segment_report(key, attribute, since, until))
 
-    def report_json(self, key: str, *, segment: str | None = None) -> Json:
+    def report_json(
+        self, key: str, *, segment: str | None = None, since: Day | None = None, until: Day | None = None
+    ) -> Json:
         """The report as the JSON object the service sent."""
-        return self._send(core.report_json(key, segment))
+        return self._send(core.report_json(key, segment, since, until))
 
-    def report_text(self, key: str, *, segment: str | None = None) -> str:
+    def report_text(
+        self, key: str, *, segment: str | None = None, since: Day | None = None, until: Day | None = None
+    ) -> str:
         """The report as fixed-width text tables."""
-        return self._send(core.report_text(key, segment))
+        return self._send(core.report_text(key, segment, since, until))
+
+    def timeseries(self, key: str, *, since: Day | None = None, until: Day | None = None) -> Json:
+        """Per UTC day and arm: units, trials, exposures, rewarded and each metric's mean with its interval."""
+        return self._send(core.timeseries(key, since, until))
+
+    def timeseries_csv(self, key: str, *, since: Day | None = None, until: Day | None = None) -> str:
+        """The same as CSV: one row per (day, arm, metric), with a header."""
+        return self._send(core.timeseries_csv(key, since, until))
 
     def list_keys(self) -> Items:
         """Every API key: name, role, creation and last use (role admin)."""
@@ -247,21 +262,36 @@ class AsyncManagement:
         """Audit-log entries after the cursor `after`, oldest first, with `next_after` (None: no more)."""
         return await self._send(core.events(key, after, limit))
 
-    async def report(self, key: str) -> Report:
-        """The report, typed (the server's `Report`; NaN where the service sent null)."""
-        return await self._send(core.report(key))
+    async def report(self, key: str, *, since: Day | None = None, until: Day | None = None) -> Report:
+        """The report, typed (the server's `Report`; NaN where the service sent null); with `since` or `until`
+        (UTC days, inclusive), of the trials opened in that range."""
+        return await self._send(core.report(key, since, until))
 
-    async def segment_report(self, key: str, attribute: str) -> SegmentReport:
+    async def segment_report(
+        self, key: str, attribute: str, *, since: Day | None = None, until: Day | None = None
+    ) -> SegmentReport:
         """The report split by a decision attribute, typed."""
-        return await self._send(core.segment_report(key, attribute))
+        return await self._send(core.segment_report(key, attribute, since, until))
 
-    async def report_json(self, key: str, *, segment: str | None = None) -> Json:
+    async def report_json(
+        self, key: str, *, segment: str | None = None, since: Day | None = None, until: Day | None = None
+    ) -> Json:
         """The report as the JSON object the service sent."""
-        return await self._send(core.report_json(key, segment))
+        return await self._send(core.report_json(key, segment, since, until))
 
-    async def report_text(self, key: str, *, segment: str | None = None) -> str:
+    async def report_text(
+        self, key: str, *, segment: str | None = None, since: Day | None = None, until: Day | None = None
+    ) -> str:
         """The report as fixed-width text tables."""
-        return await self._send(core.report_text(key, segment))
+        return await self._send(core.report_text(key, segment, since, until))
+
+    async def timeseries(self, key: str, *, since: Day | None = None, until: Day | None = None) -> Json:
+        """Per UTC day and arm: units, trials, exposures, rewarded and each metric's mean with its interval."""
+        return await self._send(core.timeseries(key, since, until))
+
+    async def timeseries_csv(self, key: str, *, since: Day | None = None, until: Day | None = None) -> str:
+        """The same as CSV: one row per (day, arm, metric), with a header."""
+        return await self._send(core.timeseries_csv(key, since, until))
 
     async def list_keys(self) -> Items:
         """Every API key: name, role, creation and last use (role admin)."""

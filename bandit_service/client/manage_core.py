@@ -7,6 +7,7 @@ package must not import numpy, so the typed report's Structs are imported inside
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ __all__ = [
     "Action",
     "BanditError",
     "Call",
+    "Day",
     "Json",
     "Status",
     "Step",
@@ -63,6 +65,8 @@ __all__ = [
     "set_ramp",
     "set_weights",
     "steps",
+    "timeseries",
+    "timeseries_csv",
     "unreachable",
     "weights_history",
 ]
@@ -74,6 +78,8 @@ Step = Mapping[str, Any] | tuple[float, int | None]
 """One step of a ramp or a completion plan: a mapping as the API takes it, or (value, hold_s)."""
 Status = Literal["draft", "active", "paused", "completed"]
 Action = Literal["start", "pause", "reweight"]
+Day = dt.date | str
+"""A UTC day for a report's range: a date, or its ISO text (YYYY-MM-DD; the service checks it)."""
 
 
 class BanditError(Exception):
@@ -335,30 +341,49 @@ def events(key: str, after: int, limit: int) -> Call[Json]:
     return Call.of("GET", _experiment(key, "events"), read_object, params={"after": after, "limit": limit})
 
 
-def report(key: str) -> Call[Report]:
-    """GET .../report, decoded into the server's `Report` (imported here: it needs numpy)."""
+def _window(since: Day | None, until: Day | None) -> dict[str, str | None]:
+    """The `from` and `to` query parameters of a range of UTC days (None: open)."""
+    return {name: d.isoformat() if isinstance(d, dt.date) else d for name, d in (("from", since), ("to", until))}
+
+
+def report(key: str, since: Day | None = None, until: Day | None = None) -> Call[Report]:
+    """GET .../report (of the trials opened from `since` to `until`, inclusive), decoded into the server's `Report`
+    (imported here: it needs numpy)."""
     from bandit_service.core.reporting.values import Report
 
-    return Call.of("GET", _experiment(key, "report"), read_report(Report))
+    return Call.of("GET", _experiment(key, "report"), read_report(Report), params=_window(since, until))
 
 
-def segment_report(key: str, attribute: str) -> Call[SegmentReport]:
+def segment_report(key: str, attribute: str, since: Day | None = None, until: Day | None = None) -> Call[SegmentReport]:
     """GET .../report?segment=: every figure split by a decision attribute, decoded."""
     from bandit_service.core.reporting.values import SegmentReport
 
     path = _experiment(key, "report")
-    return Call.of("GET", path, read_report(SegmentReport), params={"segment": attribute})
+    params = {"segment": attribute, **_window(since, until)}
+    return Call.of("GET", path, read_report(SegmentReport), params=params)
 
 
-def report_json(key: str, segment: str | None) -> Call[Json]:
+def report_json(key: str, segment: str | None, since: Day | None = None, until: Day | None = None) -> Call[Json]:
     """GET .../report as the JSON object the service sent (NaN as null)."""
-    return Call.of("GET", _experiment(key, "report"), read_object, params={"segment": segment})
+    params = {"segment": segment, **_window(since, until)}
+    return Call.of("GET", _experiment(key, "report"), read_object, params=params)
 
 
-def report_text(key: str, segment: str | None) -> Call[str]:
+def report_text(key: str, segment: str | None, since: Day | None = None, until: Day | None = None) -> Call[str]:
     """GET .../report?format=text: the fixed-width tables."""
-    params = {"format": "text", "segment": segment}
+    params = {"format": "text", "segment": segment, **_window(since, until)}
     return Call.of("GET", _experiment(key, "report"), read_text, params=params)
+
+
+def timeseries(key: str, since: Day | None = None, until: Day | None = None) -> Call[Json]:
+    """GET .../timeseries: per UTC day and arm, traffic and means (NaN as null)."""
+    return Call.of("GET", _experiment(key, "timeseries"), read_object, params=_window(since, until))
+
+
+def timeseries_csv(key: str, since: Day | None = None, until: Day | None = None) -> Call[str]:
+    """GET .../timeseries?format=csv: one row per (day, arm, metric), with a header."""
+    params = {"format": "csv", **_window(since, until)}
+    return Call.of("GET", _experiment(key, "timeseries"), read_text, params=params)
 
 
 def list_keys() -> Call[list[Json]]:

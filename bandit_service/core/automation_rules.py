@@ -176,8 +176,9 @@ def report_figures(report: Report, metric: str = PRIMARY) -> dict[str, Any]:
             {
                 "arm": c.arm,
                 "difference": _number(c.difference),
-                "p_value_holm": _number(c.p_value_holm),
-                "always_valid_p_holm": _number(c.always_valid_p_holm),
+                "p_value_adjusted": _number(c.p_value_adjusted),
+                "always_valid_p_adjusted": _number(c.always_valid_p_adjusted),
+                "looks": c.looks,
                 "prob_beats_control": _number(c.prob_beats_control),
             }
             for c in (figures.comparisons if figures is not None else ())

@@ -39,8 +39,14 @@ from bandit_service.core.reporting.inputs import DecisionCriteria
 from bandit_service.core.roles import Role
 from bandit_service.core.trials import Aggregate, Missing, TrialKind
 from policies import PolicyConfig, ThompsonSampling
+from policies.corrections import Correction
 
 EndsAt = Annotated[datetime, Meta(tz=True, description="RFC 3339 time with an offset, e.g. 2026-12-31T00:00:00Z")]
+ReportLevel = Annotated[float, Meta(ge=0.8, le=0.999, description="The report's confidence level, e.g. 0.95.")]
+TuningN = Annotated[
+    int,
+    Meta(ge=100, le=100_000_000, description="Observations per arm where the always-valid boundary is tightest."),
+]
 
 
 class _Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -77,6 +83,11 @@ class ExperimentIn(_Wire, frozen=True, kw_only=True):
     min_sample_size: SampleSize | None = None
     minimum_detectable_effect: Finite | None = None  # absolute, or a share of the control's mean with mde_relative
     mde_relative: bool = False
+    # How the report reads: its confidence level, the correction across arms' comparisons with the
+    # control (holm, bonferroni or none), and where the always-valid figures are tightest.
+    level: ReportLevel = 0.95
+    correction: Correction = "holm"
+    sequential_tuning_n: TuningN = 5_000
     # Trials: what the statistics count (default: "unit" when sticky, else "decision"), how a unit
     # trial's rewards combine (default: "max" for bernoulli, "sum" for continuous), and what a
     # trial without a reward counts as (default: {"value": default_reward}).
@@ -113,6 +124,9 @@ class ExperimentPatch(_Wire, frozen=True, kw_only=True):
     min_sample_size: SampleSize | UnsetType | None = UNSET
     minimum_detectable_effect: Finite | UnsetType | None = UNSET
     mde_relative: bool | UnsetType = UNSET
+    level: ReportLevel | UnsetType = UNSET
+    correction: Correction | UnsetType = UNSET
+    sequential_tuning_n: TuningN | UnsetType = UNSET
     trial: TrialKind | UnsetType = UNSET
     aggregate: Aggregate | UnsetType = UNSET
     missing: Missing | UnsetType = UNSET

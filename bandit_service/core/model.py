@@ -12,6 +12,7 @@ from bandit_service.core.plans import PlanState, PlanStep
 from bandit_service.core.reporting.inputs import DecisionCriteria
 from bandit_service.core.trials import Aggregate, Missing, TrialKind, missing_value
 from policies import ArmStats, PolicyConfig
+from policies.corrections import Correction
 
 __all__ = [
     "Arm",
@@ -93,6 +94,12 @@ class ExperimentConfig(_Value, frozen=True, kw_only=True):
     min_sample_size: int | None = None  # observations per arm the report waits for
     minimum_detectable_effect: float | None = None  # or the sample size that detects this effect
     mde_relative: bool = False  # the effect is a share of the control's mean
+    # How the report reads: its confidence level, the correction across the arms' comparisons with the
+    # control, and the observations per arm where the always-valid mixture is tuned (stored before
+    # these existed: the defaults).
+    level: float = 0.95
+    correction: Correction = "holm"
+    sequential_tuning_n: int = 5_000
     # What a trial is, how its rewards combine, and what a trial without a reward counts as.
     trial: TrialKind = "decision"  # stored resolved; experiments stored before trials existed count decisions
     aggregate: Aggregate = "last"
@@ -219,6 +226,7 @@ class Exposure(_Value, frozen=True, kw_only=True):
     experiment_id: int
     arm: int
     weights_version: int  # the trial's
+    trial_id: str  # the trial's opening decision (the exposure counts on the day it was made)
 
 
 class Decision(_Value, frozen=True, kw_only=True):

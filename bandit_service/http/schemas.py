@@ -20,6 +20,7 @@ from bandit_service.core.roles import Role
 from bandit_service.core.trials import Aggregate, Missing, TrialKind
 from bandit_service.core.webhooks import DeliveryStatus
 from policies import PolicyConfig
+from policies.corrections import Correction
 
 
 class _Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -166,6 +167,9 @@ class ExperimentOut(_Wire, frozen=True, kw_only=True, omit_defaults=True):
     min_sample_size: int | None
     minimum_detectable_effect: float | None
     mde_relative: bool
+    level: float
+    correction: Correction
+    sequential_tuning_n: int
     winner: str | None
     weights: dict[str, float]
     weights_version: int
@@ -202,8 +206,17 @@ class StatsOut(_Wire, frozen=True, kw_only=True):
     mean: float | None
 
 
+class ArmSummaryOut(_Wire, frozen=True, kw_only=True):
+    """One arm's posterior when the weights were computed (Beta(1, 1) or Normal-Inverse-Gamma prior)."""
+
+    n: int
+    mean: float  # posterior mean
+    interval: tuple[float, float]  # 95% equal-tailed credible interval
+    prob_best: float
+
+
 class WeightsRecordOut(_Wire, frozen=True, kw_only=True):
-    """One row of the weights history."""
+    """One row of the weights history, with the posterior per arm that produced it and why it moved."""
 
     version: int
     created_at: datetime
@@ -213,6 +226,8 @@ class WeightsRecordOut(_Wire, frozen=True, kw_only=True):
     seed: int | None
     churn: float | None  # expected share of units the hash puts on another arm than under the previous weights
     moved: float | None  # share of stored sticky units a rebalance moved (null: not a rebalance)
+    arms: dict[str, ArmSummaryOut]  # posterior summary per arm from `stats`
+    because: str  # one line: why the weights differ from the previous version's
 
 
 class WeightsHistoryOut(_Wire, frozen=True, kw_only=True):

@@ -16,7 +16,6 @@ from bandit_service.core.model import (
     LoggedEvent,
     Served,
     StoredReward,
-    WeightsHistory,
     WeightsRecord,
 )
 from bandit_service.core.plan_changes import plan_detail
@@ -25,9 +24,11 @@ from bandit_service.core.roles import ApiKey
 from bandit_service.core.timestamps import to_datetime
 from bandit_service.core.trials import MissingValue
 from bandit_service.core.webhooks import DeliveryEntry, DeliveryPage
+from bandit_service.core.weights_story import ExplainedHistory, WeightsExplanation
 from bandit_service.http.schemas import (
     ArmOut,
     ArmStatsOut,
+    ArmSummaryOut,
     CompletionOut,
     DecisionOut,
     EventList,
@@ -116,6 +117,9 @@ def experiment_out(experiment: Experiment, counts: Sequence[ArmCounts] | None = 
         min_sample_size=config.min_sample_size,
         minimum_detectable_effect=config.minimum_detectable_effect,
         mde_relative=config.mde_relative,
+        level=config.level,
+        correction=config.correction,
+        sequential_tuning_n=config.sequential_tuning_n,
         winner=experiment.winner,
         weights=dict(zip(names, experiment.weights, strict=True)) if experiment.weights else {},
         weights_version=experiment.weights_version,
@@ -138,20 +142,22 @@ def experiment_out(experiment: Experiment, counts: Sequence[ArmCounts] | None = 
     )
 
 
-def latest_weights_out(history: WeightsHistory) -> WeightsRecordOut:
+def latest_weights_out(explained: ExplainedHistory) -> WeightsRecordOut:
     """The newest row of a weights history as the API shows it."""
-    return weights_out(history.experiment.arm_names, history.records[-1])
+    names = explained.history.experiment.arm_names
+    return weights_out(names, explained.history.records[-1], explained.explanations[-1])
 
 
-def weights_history_out(history: WeightsHistory) -> WeightsHistoryOut:
+def weights_history_out(explained: ExplainedHistory) -> WeightsHistoryOut:
     """A weights history as the API shows it, oldest first."""
+    history = explained.history
     names = history.experiment.arm_names
-    rows = [weights_out(names, r) for r in history.records]
+    rows = [weights_out(names, r, e) for r, e in zip(history.records, explained.explanations, strict=True)]
     return WeightsHistoryOut(experiment=history.experiment.key, history=rows)
 
 
-def weights_out(names: Sequence[str], record: WeightsRecord) -> WeightsRecordOut:
-    """One weights-history row as the API shows it."""
+def weights_out(names: Sequence[str], record: WeightsRecord, explained: WeightsExplanation) -> WeightsRecordOut:
+    """One weights-history row, with why it moved, as the API shows it."""
     return WeightsRecordOut(
         version=record.version,
         created_at=to_datetime(record.created_at),
@@ -164,6 +170,10 @@ def weights_out(names: Sequence[str], record: WeightsRecord) -> WeightsRecordOut
         seed=record.seed,
         churn=record.churn,
         moved=record.moved,
+        arms={
+            a.arm: ArmSummaryOut(n=a.n, mean=a.mean, interval=a.interval, prob_best=a.prob_best) for a in explained.arms
+        },
+        because=explained.because,
     )
 
 

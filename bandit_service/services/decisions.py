@@ -151,8 +151,8 @@ def log_decisions(tx: WriteTx, items: Sequence[Placement]) -> list[Logged | None
         ]
     )
     exposures = [
-        Exposure(experiment_id=p.experiment_id, arm=a.arm, weights_version=p.weights_version)
-        for p, a, logged in zip(kept, final, opens, strict=True)
+        Exposure(experiment_id=p.experiment_id, arm=a.arm, weights_version=p.weights_version, trial_id=trial)
+        for p, a, logged, trial in zip(kept, final, opens, answer_ids, strict=True)
         if not logged
     ]
     if exposures:

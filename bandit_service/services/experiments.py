@@ -7,6 +7,7 @@ same state; each change is written to the audit log with its before and after va
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,7 @@ from bandit_service.core.model import (
 from bandit_service.core.trials import MissingValue, default_aggregate, default_trial
 from bandit_service.core.webhooks import check_webhook_url
 from bandit_service.core.weights import with_weights
+from bandit_service.core.weights_story import ExplainedHistory, explain
 from bandit_service.ports import Clock, IdFactory, Storage, WriteTx
 from bandit_service.services.cache import ExperimentCache
 from bandit_service.services.change_rules import check_change, check_new, restart_or_cancel_plans
@@ -62,7 +64,15 @@ DRAFT_ONLY = (
     "missing",
 )
 # Analysis settings change what the report concludes, never what units get: allowed in any status.
-ANALYSIS = ("criteria", "min_sample_size", "minimum_detectable_effect", "mde_relative")
+ANALYSIS = (
+    "criteria",
+    "min_sample_size",
+    "minimum_detectable_effect",
+    "mde_relative",
+    "level",
+    "correction",
+    "sequential_tuning_n",
+)
 ANY_TIME = ("name", "description", *ANALYSIS)
 # Where it is served from and how it ends: changeable until it is completed.
 UNTIL_COMPLETED = (
@@ -381,6 +391,9 @@ class ExperimentService:
             min_sample_size=data.min_sample_size,
             minimum_detectable_effect=data.minimum_detectable_effect,
             mde_relative=data.mde_relative,
+            level=data.level,
+            correction=data.correction,
+            sequential_tuning_n=data.sequential_tuning_n,
             trial=data.trial if data.trial is not None else default_trial(data.sticky),
             aggregate=data.aggregate if data.aggregate is not None else default_aggregate(data.reward),
             missing=data.missing if data.missing is not None else MissingValue(value=data.default_reward),
@@ -442,7 +455,7 @@ class ExperimentService:
         winner = data.winner if data is not None else None
         return await self._mutate(ExperimentEdit(key, lambda e: _complete(e, winner, now, actor), actor))
 
-    async def set_weights(self, key: str, data: WeightsIn, *, actor: str) -> WeightsHistory:
+    async def set_weights(self, key: str, data: WeightsIn, *, actor: str) -> ExplainedHistory:
         """Manual weights of a fixed split (an operator ramping 90/10 -> 50/50); `rebalance` moves stored units too."""
         experiment = await load_experiment(self._storage, key)
         counts = await self._storage.arm_counts(experiment)
@@ -451,10 +464,10 @@ class ExperimentService:
         updated = await self._mutate(ExperimentEdit(key, lambda e: _set_weights(e, data, stats, now, actor), actor))
         if data.rebalance:
             await rebalance(self._storage, self._clock, updated, actor)
-        history = await self._storage.weights_history(updated.id, 1)
-        return WeightsHistory(experiment=updated, records=tuple(history))
+        last_two = await self._storage.weights_history(updated.id, 2)
+        return await _explained(updated, last_two[-1:], last_two[0] if len(last_two) == 2 else None)
 
-    async def reweight(self, key: str, *, actor: str) -> WeightsHistory:
+    async def reweight(self, key: str, *, actor: str) -> ExplainedHistory:
         """Recompute the weights now, from the counters, through the experiment's policy."""
         experiment = await load_experiment(self._storage, key)
         if experiment.status != "active":
@@ -469,18 +482,33 @@ class ExperimentService:
                 "cancel the completion (DELETE .../completion) first",
                 field="weights",
             )
+        latest = await self._storage.weights_history(experiment.id, 1)  # what the new weights are explained against
         record = await self._reweighter.reweight(experiment, "manual", self._clock.time(), actor=actor)
         if record is None:
             raise ConflictError(f"experiment {key!r} changed while reweighting; retry", field="key")
-        return WeightsHistory(experiment=experiment, records=(record,))
+        return await _explained(experiment, [record], latest[-1] if latest else None)
 
-    async def history(self, key: str, limit: int) -> WeightsHistory:
-        """The weights history, oldest first (the most recent `limit` versions)."""
+    async def history(self, key: str, limit: int) -> ExplainedHistory:
+        """The weights history, oldest first (the most recent `limit` versions), each row with why it moved."""
         experiment = await load_experiment(self._storage, key)
-        records = await self._storage.weights_history(experiment.id, limit)
-        return WeightsHistory(experiment=experiment, records=tuple(records))
+        # One row more than the page: the row before the first explains the first one's move.
+        records = await self._storage.weights_history(experiment.id, limit + 1)
+        previous, page = (records[0], records[1:]) if len(records) > limit else (None, records)
+        return await _explained(experiment, page, previous)
 
     async def _mutate(self, mutation: ExperimentEdit) -> Experiment:
         updated: Experiment = await self._storage.write(edit_experiments, mutation)
         self._cache.put(updated)
         return updated
+
+
+async def _explained(
+    experiment: Experiment, records: Sequence[WeightsRecord], previous: WeightsRecord | None
+) -> ExplainedHistory:
+    """Weights-history rows with why each moved (posterior summaries cost a few ms a row: off the event loop)."""
+    explanations = await asyncio.to_thread(
+        explain, records, experiment.arm_names, experiment.config.reward, previous=previous
+    )
+    return ExplainedHistory(
+        history=WeightsHistory(experiment=experiment, records=tuple(records)), explanations=explanations
+    )

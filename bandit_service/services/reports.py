@@ -11,12 +11,20 @@ only turns stored counters into a `ReportInput`:
   drift-corrected estimate) are first assignments of new units in a sticky experiment
   (a returning unit keeps its old arm) and all decisions otherwise;
 - the Monte Carlo seed is blake2b keyed by the experiment's salt over the weights version
-  (and the segment), so the same data give the same report, and it is echoed in the report.
+  (and the segment), so the same data give the same report, and it is echoed in the report;
+- a report over a range of UTC days (`since`, `until`, inclusive) is the same report computed
+  from the counters of the trials opened in the range; it is not a look (its figures are not
+  the experiment's), and it names its window;
+- every whole-experiment report is a look at the always-valid figures: the stored running
+  figures of the earlier looks go into the builder, and this look's own figures are merged into
+  the stored ones (`core.looks`), so the always-valid p-value shown never rises. Segment
+  reports are not looks (their figures are not the experiment's).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import math
 from collections.abc import Sequence
@@ -24,9 +32,11 @@ from collections.abc import Sequence
 import msgspec
 import numpy as np
 
+from bandit_service.core.errors import InvalidFieldError
 from bandit_service.core.experiment_rules import initial_weights
+from bandit_service.core.looks import SequentialLook
 from bandit_service.core.model import Experiment, WeightsRecord
-from bandit_service.core.report_data import PeriodCounters, ReportData, SegmentData
+from bandit_service.core.report_data import PeriodCounters, ReportData, SegmentData, day_of
 from bandit_service.core.reporting import (
     PRIMARY,
     DecisionCriteria,
@@ -37,11 +47,14 @@ from bandit_service.core.reporting import (
     build_report,
     build_segment_reports,
 )
-from bandit_service.ports import Storage
+from bandit_service.core.reporting.timeseries import Timeseries, build_timeseries, iso_day
+from bandit_service.core.reporting.values import WeightsStep
+from bandit_service.core.weights_story import explain
+from bandit_service.ports import Clock, Storage
 from bandit_service.services.lookup import load_experiment
 from policies.stats import StatsArray
 
-__all__ = ["DRAWS", "MAX_SEGMENTS", "ReportService", "breach_reason", "report_input", "report_seed"]
+__all__ = ["DRAWS", "MAX_SEGMENTS", "ReportService", "breach_reason", "report_input", "report_seed", "this_look"]
 
 DRAWS = 20_000  # Monte Carlo draws per metric: P(best) within about +-0.004 (2 standard errors at 0.5)
 MAX_SEGMENTS = 50  # more values than this is an id, not a segment
@@ -75,11 +88,13 @@ def report_input(
     *,
     local: Sequence[int] = (),
     contradicted: Sequence[int] = (),
+    looks: Sequence[SequentialLook] = (),
 ) -> ReportInput:
     """The builder's input from an experiment's (or a segment's) counters and its weights history.
 
     `local` and `contradicted`: per arm, decisions SDKs logged and those that contradicted the
-    sticky store (empty: none, or not known, as for segments).
+    sticky store (empty: none, or not known, as for segments). `looks`: the stored always-valid
+    figures of the earlier looks.
     """
     k = len(experiment.arms)
     current = experiment.weights or initial_weights(experiment.arms, experiment.config.policy)
@@ -120,6 +135,7 @@ def report_input(
         period_stats=period_stats,
         period_assigned=_rows(assigned),
         period_weights=period_weights,
+        period_versions=tuple(counters.versions),
         metrics={name: _total(stats) for name, stats in period_metrics.items()},
         period_metrics=period_metrics,
         sketches={name: s for name, s in counters.sketches.items() if name != PRIMARY},
@@ -127,8 +143,12 @@ def report_input(
         min_sample_size=config.min_sample_size,
         minimum_detectable_effect=config.minimum_detectable_effect,
         mde_relative=config.mde_relative,
+        level=config.level,
+        correction=config.correction,
+        sequential_tuning_n=config.sequential_tuning_n,
         seed=seed,
         draws=draws,
+        looks=tuple(looks),
     )
 
 
@@ -157,17 +177,52 @@ def breach_reason(checks: Sequence[GuardrailCheck], control: str, level: float) 
 class ReportService:
     """Experiment reports, whole or split by a decision attribute, and the guardrail check of guarded rollouts."""
 
-    def __init__(self, storage: Storage, *, draws: int = DRAWS, max_segments: int = MAX_SEGMENTS) -> None:
+    def __init__(
+        self, storage: Storage, *, draws: int = DRAWS, max_segments: int = MAX_SEGMENTS, clock: Clock | None = None
+    ) -> None:
         self._storage = storage
+        self._clock = clock
         self._draws = draws
         self._max_segments = max_segments
 
-    async def build(self, key: str, *, segment: str | None = None) -> Report | SegmentReport:
-        """The report of experiment `key`, or one report per value of the decision attribute `segment`."""
+    async def build(
+        self, key: str, *, segment: str | None = None, since: dt.date | None = None, until: dt.date | None = None
+    ) -> Report | SegmentReport:
+        """The report of experiment `key`, or one report per value of the decision attribute `segment`; with
+        `since` or `until` (UTC days, inclusive), of the trials opened in that range only."""
         experiment = await load_experiment(self._storage, key)
+        window = self._window(experiment, since, until)
         if segment is None:
-            return await self._whole(experiment)
-        return await self._segments(experiment, segment)
+            return await self._whole(experiment) if window is None else await self._in_window(experiment, window)
+        return await self._segments(experiment, segment, window)
+
+    async def timeseries(self, key: str, since: dt.date | None = None, until: dt.date | None = None) -> Timeseries:
+        """Per UTC day and arm: traffic and the means of the reward and extra metrics, of the trials opened that day."""
+        experiment = await load_experiment(self._storage, key)
+        window = self._window(experiment, since, until)
+        days = (None, None) if window is None else window.days
+        daily = await self._storage.daily_counters(experiment, *days)
+        labels = None if window is None else window.labels
+        return build_timeseries(experiment.arm_names, daily, experiment.config.level, labels)
+
+    def _window(self, experiment: Experiment, since: dt.date | None, until: dt.date | None) -> _Window | None:
+        """The range asked for (None: none); an open end is the experiment's first day, or today."""
+        if since is not None and until is not None and since > until:
+            raise InvalidFieldError(f"from: {since.isoformat()} is after to ({until.isoformat()})", field="from")
+        if since is None and until is None:
+            return None
+        since_day = None if since is None else (since - _EPOCH).days
+        until_day = None if until is None else (until - _EPOCH).days
+        first = since_day if since_day is not None else day_of(experiment.created_at)
+        today = day_of(self._clock.time()) if self._clock is not None else first
+        last = until_day if until_day is not None else max(first, today)
+        return _Window(days=(since_day, until_day), labels=(iso_day(first), iso_day(last)))
+
+    async def _in_window(self, experiment: Experiment, window: _Window) -> Report:
+        data = await self._storage.report_data(experiment, since_day=window.days[0], until_day=window.days[1])
+        # Not a look (no looks in or out), and the weights history is the whole experiment's, not the range's.
+        report = await asyncio.to_thread(self._whole_from, experiment, data, (), whole=False)
+        return _windowed(report, window)
 
     async def whole(self, experiment: Experiment) -> Report:
         """The report of an experiment already read (the automation's look)."""
@@ -184,10 +239,16 @@ class ReportService:
 
     async def _whole(self, experiment: Experiment) -> Report:
         data = await self._storage.report_data(experiment)
+        looks = await self._storage.sequential_looks(experiment.id)
         # The figures draw from posteriors: CPU work kept off the event loop.
-        return await asyncio.to_thread(self._whole_from, experiment, data)
+        report = await asyncio.to_thread(self._whole_from, experiment, data, looks)
+        now = self._clock.time() if self._clock is not None else 0.0
+        await self._storage.record_looks(experiment.id, this_look(report, now))
+        return report
 
-    def _whole_from(self, experiment: Experiment, data: ReportData) -> Report:
+    def _whole_from(
+        self, experiment: Experiment, data: ReportData, looks: Sequence[SequentialLook], *, whole: bool = True
+    ) -> Report:
         seed = report_seed(experiment.salt, experiment.weights_version)
         inp = report_input(
             experiment,
@@ -197,13 +258,21 @@ class ReportService:
             self._draws,
             local=data.local,
             contradicted=data.contradicted,
+            looks=looks,
         )
         report = build_report(inp)
+        if whole:
+            report = _with_weights_history(report, experiment, data.history)
         return _with_notes(report, data.counters)
 
-    async def _segments(self, experiment: Experiment, attribute: str) -> SegmentReport:
-        data = await self._storage.segment_data(experiment, attribute, self._max_segments)
-        return await asyncio.to_thread(self._segments_from, experiment, attribute, data)
+    async def _segments(self, experiment: Experiment, attribute: str, window: _Window | None = None) -> SegmentReport:
+        days = (None, None) if window is None else window.days
+        data = await self._storage.segment_data(experiment, attribute, self._max_segments, *days)
+        segments = await asyncio.to_thread(self._segments_from, experiment, attribute, data)
+        if window is None:
+            return segments
+        entries = tuple(msgspec.structs.replace(e, report=_windowed(e.report, window)) for e in segments.segments)
+        return msgspec.structs.replace(segments, segments=entries)
 
     def _segments_from(self, experiment: Experiment, attribute: str, data: SegmentData) -> SegmentReport:
         inputs = {
@@ -222,6 +291,56 @@ class ReportService:
             for entry in segments.segments
         )
         return msgspec.structs.replace(segments, segments=entries)
+
+
+_EPOCH = dt.date(1970, 1, 1)
+
+
+class _Window(msgspec.Struct, frozen=True):
+    """A report's range: the UTC day numbers read (None: unbounded) and the ISO dates it names."""
+
+    days: tuple[int | None, int | None]
+    labels: tuple[str, str]
+
+
+def _windowed(report: Report, window: _Window) -> Report:
+    first, last = window.labels
+    note = f"figures cover trials opened from {first} to {last} (UTC days)"
+    return msgspec.structs.replace(report, window=window.labels, notes=(*report.notes, note))
+
+
+def this_look(report: Report, now: float) -> tuple[SequentialLook, ...]:
+    """This report's own always-valid figures, one per (metric, arm) against the control, to merge into the stored."""
+    return tuple(
+        SequentialLook(
+            metric=m.name,
+            arm=c.arm,
+            p_value=c.always_valid_p_this_look,
+            lower=c.confidence_sequence_this_look[0],
+            upper=c.confidence_sequence_this_look[1],
+            looks=1,
+            first_at=now,
+            last_at=now,
+        )
+        for m in (report.primary, *report.metrics)
+        for c in m.comparisons
+    )
+
+
+# The report shows the latest moves; `GET .../weights` has every row, each explained the same way.
+WEIGHTS_HISTORY_SHOWN = 5
+
+
+def _with_weights_history(report: Report, experiment: Experiment, history: Sequence[WeightsRecord]) -> Report:
+    """The report with the latest weights-history rows and why each moved (from the posteriors behind them)."""
+    shown = history[-WEIGHTS_HISTORY_SHOWN:]
+    previous = history[-WEIGHTS_HISTORY_SHOWN - 1] if len(history) > WEIGHTS_HISTORY_SHOWN else None
+    explained = explain(shown, experiment.arm_names, experiment.config.reward, experiment.config.level, previous)
+    steps = tuple(
+        WeightsStep(version=e.version, created_at=e.created_at, reason=e.reason, weights=e.weights, because=e.because)
+        for e in explained
+    )
+    return msgspec.structs.replace(report, weights_history=steps)
 
 
 def _with_notes(report: Report, counters: PeriodCounters) -> Report:

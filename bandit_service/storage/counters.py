@@ -41,25 +41,26 @@ class CounterDeltas:
 
     def __init__(self) -> None:
         self.arms: dict[tuple[int, int], list[float]] = {}
-        self.periods: dict[tuple[int, int, int], list[float]] = {}
+        self.periods: dict[tuple[int, int, int, int], list[float]] = {}  # (experiment, version, day, arm)
         self.arm_metrics: dict[tuple[int, int, str], list[float]] = {}
-        self.period_metrics: dict[tuple[int, int, int, str], list[float]] = {}
+        self.period_metrics: dict[tuple[int, int, int, int, str], list[float]] = {}
         self.local: dict[tuple[int, int], list[float]] = {}  # COUNTER_COLUMNS zeros, then LOCAL_COLUMNS
 
     def __bool__(self) -> bool:
         return bool(self.arms or self.periods or self.arm_metrics or self.period_metrics or self.local)
 
-    def add(self, experiment_id: int, version: int, arm: int, step: Sequence[float]) -> None:
-        """Add one step (in COUNTER_COLUMNS order, see `storage.counter_steps`) to an arm and its period."""
+    def add(self, experiment_id: int, version: int, day: int, arm: int, step: Sequence[float]) -> None:
+        """Add one step (in COUNTER_COLUMNS order, see `storage.counter_steps`) to an arm and its period's `day`
+        (the UTC day its trial opened, `core.report_data.day_of`)."""
         _add(self.arms, (experiment_id, arm), step)
-        _add(self.periods, (experiment_id, version, arm), step)
+        _add(self.periods, (experiment_id, version, day, arm), step)
 
-    def metrics(self, experiment_id: int, version: int, arm: int, metrics: Mapping[str, float]) -> None:
-        """One observation of each extra metric."""
+    def metrics(self, experiment_id: int, version: int, day: int, arm: int, metrics: Mapping[str, float]) -> None:
+        """One observation of each extra metric (of a trial opened on `day`)."""
         for name, x in metrics.items():
             metric_step = (1.0, x, x * x)
             _add(self.arm_metrics, (experiment_id, arm, name), metric_step)
-            _add(self.period_metrics, (experiment_id, version, arm, name), metric_step)
+            _add(self.period_metrics, (experiment_id, version, day, arm, name), metric_step)
 
     def local_decision(self, experiment_id: int, arm: int, contradicted: bool) -> None:
         """One decision an SDK logged on this arm (and whether it contradicted the unit's sticky arm)."""
@@ -96,10 +97,14 @@ class CounterStatements:
     def __init__(self, db: Database, execution: Execution) -> None:
         self.upserts = [
             _upsert(db, execution, ARM_COUNTERS, ("experiment_id", "arm"), COUNTER_COLUMNS),
-            _upsert(db, execution, PERIODS, ("experiment_id", "weights_version", "arm"), COUNTER_COLUMNS),
+            _upsert(db, execution, PERIODS, ("experiment_id", "weights_version", "day", "arm"), COUNTER_COLUMNS),
             _upsert(db, execution, ARM_METRICS, ("experiment_id", "arm", "metric"), METRIC_COLUMNS),
             _upsert(
-                db, execution, PERIOD_METRICS, ("experiment_id", "weights_version", "arm", "metric"), METRIC_COLUMNS
+                db,
+                execution,
+                PERIOD_METRICS,
+                ("experiment_id", "weights_version", "day", "arm", "metric"),
+                METRIC_COLUMNS,
             ),
             _upsert(
                 db, execution, ARM_COUNTERS, ("experiment_id", "arm"), COUNTER_COLUMNS + LOCAL_COLUMNS, LOCAL_COLUMNS

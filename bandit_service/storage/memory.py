@@ -18,6 +18,7 @@ from typing import Any, TypeVar, assert_never
 import msgspec
 
 from bandit_service.core.errors import AlreadyExistsError, ConflictError, InvalidFieldError, UnavailableError
+from bandit_service.core.looks import SequentialLook, merge_look
 from bandit_service.core.model import (
     Arm,
     ArmCounts,
@@ -41,11 +42,21 @@ from bandit_service.core.model import (
     StoredReward,
     WeightsRecord,
 )
-from bandit_service.core.report_data import CounterRow, MetricRow, ReportData, SegmentData, period_counters
+from bandit_service.core.report_data import (
+    CounterRow,
+    DailyCounters,
+    MetricRow,
+    ReportData,
+    SegmentData,
+    day_counters,
+    day_of,
+    period_counters,
+)
 from bandit_service.core.roles import ApiKey
 from bandit_service.core.webhooks import Delivery, DeliveryEntry, DeliveryStatus, targets
 from bandit_service.ports import DueKind, Job, WriteStats
 from bandit_service.storage import counter_steps as steps
+from bandit_service.storage.looks import record_looks_job
 from bandit_service.storage.report_reads import segment_label
 from bandit_service.storage.sketches import SKETCH_ACCURACY, is_sketched
 from policies import ArmStats
@@ -62,6 +73,10 @@ NO_COUNTS: Counters = (0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0)
 def _kept(value: T) -> T:
     """A JSON round-trip of a value: what a JSON column returns, sharing no mutable dict with the caller."""
     return msgspec.json.decode(msgspec.json.encode(value), type=type(value))
+
+
+def _within(day: int, since_day: int | None, until_day: int | None) -> bool:
+    return (since_day is None or day >= since_day) and (until_day is None or day <= until_day)
 
 
 def _plus(current: Counters | None, step: Counters) -> Counters:
@@ -86,15 +101,16 @@ class _Tables:
         self.arm_counters: dict[tuple[int, int], Counters] = {}
         self.local_counters: dict[tuple[int, int], tuple[int, int]] = {}  # arm_counters.local, .contradicted
         self.logged: dict[str, LocalDecision] = {}  # logged_decisions, by decision id
-        self.period_counters: dict[tuple[int, int, int], Counters] = {}
+        self.period_counters: dict[tuple[int, int, int, int], Counters] = {}  # (experiment, version, day, arm)
         self.arm_metrics: dict[tuple[int, int, str], Counters] = {}
-        self.period_metrics: dict[tuple[int, int, int, str], Counters] = {}
+        self.period_metrics: dict[tuple[int, int, int, int, str], Counters] = {}
         self.sketches: dict[tuple[int, int, str], QuantileSketch] = {}
         self.rollouts: dict[tuple[int, str], Rollout] = {}
         self.api_keys: dict[str, ApiKey] = {}
         self.features: dict[str, Feature] = {}  # features not deleted, by key
         self.feature_seq: dict[str, int] = {}  # feature key -> change number of its last change (deletes too)
         self.deliveries: dict[int, Delivery] = {}
+        self.looks: dict[tuple[int, str, str], SequentialLook] = {}  # sequential_looks, by (experiment, metric, arm)
 
     def experiment(self, key: str) -> Experiment | None:
         experiment_id = self.keys.get(key)
@@ -102,6 +118,9 @@ class _Tables:
 
     def feature_experiments(self, key: str) -> list[Experiment]:
         return [e for _, e in sorted(self.experiments.items()) if e.config.feature == key]
+
+    def looks_of(self, experiment_id: int) -> tuple[SequentialLook, ...]:
+        return tuple(self.looks[key] for key in sorted(self.looks) if key[0] == experiment_id)
 
     def rollouts_of(self, experiment_id: int) -> dict[str, Rollout]:
         return {kind: r for (e, kind), r in sorted(self.rollouts.items()) if e == experiment_id}
@@ -297,7 +316,7 @@ class MemoryTx:
     def count_exposures(self, rows: Sequence[Exposure]) -> None:
         """Count decisions served inside open unit trials."""
         for e in rows:
-            self._count(e.experiment_id, e.weights_version, e.arm, steps.exposure())
+            self._count(e.experiment_id, e.weights_version, self._opened_on(e.trial_id), e.arm, steps.exposure())
 
     def active_experiments(self, ids: Collection[int]) -> set[int]:
         """Those of these experiments that are active (one writer at a time: nothing changes before commit)."""
@@ -308,7 +327,7 @@ class MemoryTx:
         for d in rows:
             self._insert(self._t.decisions, d.id, _kept(d), "decision id")
             self._put(self._t.status, d.id, "pending")
-            self._count(d.experiment_id, d.weights_version, d.arm, steps.opened(d.new_unit))
+            self._count(d.experiment_id, d.weights_version, day_of(d.created_at), d.arm, steps.opened(d.new_unit))
 
     def claim_local_decisions(self, rows: Sequence[LocalDecision]) -> dict[str, bool]:
         """Record SDK-logged decision ids (insert or ignore); those recorded before, with their `contradicts`."""
@@ -382,8 +401,9 @@ class MemoryTx:
             self._insert(self._t.rewards, (r.decision_id, r.seq), _kept(r), "reward of decision")
             if r.idempotency_key is not None:
                 self._insert(self._t.reward_keys, r.idempotency_key, (r.decision_id, r.seq), "idempotency key")
-            self._count(r.experiment_id, r.weights_version, r.arm, steps.reward(w.before, w.after))
-            self._count_metrics(r.experiment_id, r.weights_version, r.arm, r.metrics)
+            day = self._opened_on(r.decision_id)
+            self._count(r.experiment_id, r.weights_version, day, r.arm, steps.reward(w.before, w.after))
+            self._count_metrics(r.experiment_id, r.weights_version, day, r.arm, r.metrics)
             for name, x in r.metrics.items():
                 if x >= 0 and is_sketched(name):
                     key = (r.experiment_id, r.arm, name)
@@ -398,7 +418,7 @@ class MemoryTx:
             d = self._t.decisions[i]
             value = self._t.experiments[d.experiment_id].config.missing_reward
             self._put(self._t.status, i, "expired" if value is not None else "excluded")
-            self._count(d.experiment_id, d.weights_version, d.arm, steps.unrewarded(value))
+            self._count(d.experiment_id, d.weights_version, day_of(d.created_at), d.arm, steps.unrewarded(value))
             out.append(
                 ExpiredDecision(
                     decision_id=i, experiment_id=d.experiment_id, arm=d.arm, weights_version=d.weights_version
@@ -476,20 +496,36 @@ class MemoryTx:
         """Experiments that serve feature `key`, by id."""
         return self._t.feature_experiments(key)
 
-    def _count(self, experiment_id: int, version: int, arm: int, step: Counters) -> None:
+    def merge_looks(self, experiment_id: int, looks: Sequence[SequentialLook]) -> tuple[SequentialLook, ...]:
+        """Merge looks into their stored ones with `merge_look` (as the SQL upsert does); the merged ones."""
+        for look in looks:
+            key = (experiment_id, *look.key)
+            self._put(self._t.looks, key, merge_look(self._t.looks.get(key), look))
+        return self._t.looks_of(experiment_id)
+
+    def _opened_on(self, decision_id: str) -> int:
+        """The UTC day a trial's opening decision was made (its counters' day), as the SQL storage reads it."""
+        d = self._t.decisions.get(decision_id)
+        if d is None:
+            raise RuntimeError(f"no decision {decision_id!r}: its trial's counters have no day")
+        return day_of(d.created_at)
+
+    def _count(self, experiment_id: int, version: int, day: int, arm: int, step: Counters) -> None:
         tables: list[tuple[dict[Any, Counters], Any]] = [
             (self._t.arm_counters, (experiment_id, arm)),
-            (self._t.period_counters, (experiment_id, version, arm)),
+            (self._t.period_counters, (experiment_id, version, day, arm)),
         ]
         for table, key in tables:
             self._put(table, key, _plus(table.get(key), step))
 
-    def _count_metrics(self, experiment_id: int, version: int, arm: int, metrics: Mapping[str, float]) -> None:
+    def _count_metrics(
+        self, experiment_id: int, version: int, day: int, arm: int, metrics: Mapping[str, float]
+    ) -> None:
         """One observation of each extra metric, exactly as `storage.counters.CounterDeltas.metrics`."""
         for name, x in metrics.items():
             tables: list[tuple[dict[Any, Counters], Any]] = [
                 (self._t.arm_metrics, (experiment_id, arm, name)),
-                (self._t.period_metrics, (experiment_id, version, arm, name)),
+                (self._t.period_metrics, (experiment_id, version, day, arm, name)),
             ]
             for table, key in tables:
                 self._put(table, key, _plus(table.get(key), (1.0, x, x * x)))
@@ -651,21 +687,36 @@ class MemoryStorage:
         """Experiments that serve feature `key`, by id."""
         return self._t.feature_experiments(key)
 
-    async def report_data(self, experiment: Experiment) -> ReportData:
-        """Counters per period and arm, metric statistics, sketches and the weights history."""
+    async def sequential_looks(self, experiment_id: int) -> tuple[SequentialLook, ...]:
+        """The experiment's stored always-valid looks, by (metric, arm)."""
+        return self._t.looks_of(experiment_id)
+
+    async def record_looks(self, experiment_id: int, looks: Sequence[SequentialLook]) -> tuple[SequentialLook, ...]:
+        """Merge looks into the stored ones (one write, atomic on the event loop); the merged ones."""
+        merged: tuple[SequentialLook, ...] = await self.write(record_looks_job, (experiment_id, tuple(looks)))
+        return merged
+
+    async def report_data(
+        self, experiment: Experiment, *, since_day: int | None = None, until_day: int | None = None
+    ) -> ReportData:
+        """Counters per period and arm (of the trials opened in [since_day, until_day], when given), metric
+        statistics, sketches and the weights history; a window's sketches and local counts as `SqlReportStore`'s."""
         e, k = experiment.id, len(experiment.arms)
-        rows = [(v, arm, *c) for (i, v, arm), c in self._t.period_counters.items() if i == e]
-        metric_rows = [(v, arm, name, *m) for (i, v, arm, name), m in self._t.period_metrics.items() if i == e]
-        by_metric: dict[str, dict[int, QuantileSketch]] = {}
-        for (i, arm, name), sketch in self._t.sketches.items():
-            if i == e:
-                by_metric.setdefault(name, {})[arm] = sketch
-        sketches = {
-            name: tuple(by_arm.get(a, EMPTY_SKETCH) for a in range(k)) for name, by_arm in sorted(by_metric.items())
-        }
-        counters = period_counters(k, rows, metric_rows, sketches)
+        rows, metric_rows = self._counter_rows(e)
+        window = since_day is not None or until_day is not None
+        if window:
+            sketches = self._window_sketches(experiment, since_day, until_day)
+        else:
+            by_metric: dict[str, dict[int, QuantileSketch]] = {}
+            for (i, arm, name), sketch in self._t.sketches.items():
+                if i == e:
+                    by_metric.setdefault(name, {})[arm] = sketch
+            sketches = {
+                name: tuple(by_arm.get(a, EMPTY_SKETCH) for a in range(k)) for name, by_arm in sorted(by_metric.items())
+            }
+        counters = period_counters(k, rows, metric_rows, sketches, since_day=since_day, until_day=until_day)
         local = [self._t.local_counters.get((e, a), (0, 0)) for a in range(k)]
-        if not any(n for n, _ in local):
+        if window or not any(n for n, _ in local):
             return ReportData(counters=counters, history=self._history(e))
         return ReportData(
             counters=counters,
@@ -673,6 +724,46 @@ class MemoryStorage:
             local=tuple(n for n, _ in local),
             contradicted=tuple(c for _, c in local),
         )
+
+    async def daily_counters(
+        self, experiment: Experiment, since_day: int | None = None, until_day: int | None = None
+    ) -> DailyCounters:
+        """Counters per UTC day and arm of the trials opened in [since_day, until_day] (None: unbounded)."""
+        rows, metric_rows = self._counter_rows(experiment.id)
+        kept = [r for r in rows if _within(r[1], since_day, until_day)]
+        kept_metrics = [r for r in metric_rows if _within(r[1], since_day, until_day)]
+        return day_counters(len(experiment.arms), kept, kept_metrics)
+
+    def _counter_rows(self, experiment_id: int) -> tuple[list[CounterRow], list[MetricRow]]:
+        rows: list[CounterRow] = [
+            (v, day, arm, *c) for (i, v, day, arm), c in self._t.period_counters.items() if i == experiment_id
+        ]
+        metric_rows: list[MetricRow] = [
+            (v, day, arm, name, *m)
+            for (i, v, day, arm, name), m in self._t.period_metrics.items()
+            if i == experiment_id
+        ]
+        return rows, metric_rows
+
+    def _window_sketches(
+        self, experiment: Experiment, since_day: int | None, until_day: int | None
+    ) -> dict[str, tuple[QuantileSketch, ...]]:
+        """Sketches of the latency-like values rewarded on trials opened in the window (the stored ones are not
+        dated), from the rewards, negative values left out as stored."""
+        values: dict[str, dict[int, list[float]]] = {}
+        names = {name for (i, _, name) in self._t.arm_metrics if i == experiment.id}
+        for (decision_id, _), reward in self._t.rewards.items():
+            d = self._t.decisions[decision_id]
+            if d.experiment_id != experiment.id or not _within(day_of(d.created_at), since_day, until_day):
+                continue
+            for name, x in reward.metrics.items():
+                if name in names and x >= 0 and is_sketched(name):
+                    values.setdefault(name, {}).setdefault(reward.arm, []).append(x)
+        k = len(experiment.arms)
+        return {
+            name: tuple(EMPTY_SKETCH.add(by_arm[a]) if a in by_arm else EMPTY_SKETCH for a in range(k))
+            for name, by_arm in sorted(values.items())
+        }
 
     async def due_deliveries(self, now: float, limit: int) -> list[DeliveryEntry]:
         """Pending webhook deliveries due at `now`, the longest-waiting first (ties by id, as the index gives them)."""
@@ -701,11 +792,23 @@ class MemoryStorage:
         experiment = self._t.experiments[delivery.experiment_id].key
         return DeliveryEntry(delivery=delivery, event=self._t.events[delivery.event_id], experiment=experiment)
 
-    async def segment_data(self, experiment: Experiment, attribute: str, max_segments: int) -> SegmentData:
-        """Counters per value of a decision attribute, aggregated from the decisions and their rewards."""
+    async def segment_data(
+        self,
+        experiment: Experiment,
+        attribute: str,
+        max_segments: int,
+        since_day: int | None = None,
+        until_day: int | None = None,
+    ) -> SegmentData:
+        """Counters per value of a decision attribute, aggregated from the decisions (opened in [since_day,
+        until_day], when given) and their rewards."""
         e, k = experiment.id, len(experiment.arms)
         default = experiment.config.missing_reward or 0.0  # excluded trials count nothing
-        decisions = [d for d in self._t.decisions.values() if d.experiment_id == e]
+        decisions = [
+            d
+            for d in self._t.decisions.values()
+            if d.experiment_id == e and _within(day_of(d.created_at), since_day, until_day)
+        ]
         # Distinct JSON texts, as SQLite's json_type/json_quote give them: a missing value is null.
         texts = {d.id: msgspec.json.encode(d.attributes.get(attribute)).decode() for d in decisions}
         if len(set(texts.values())) > max_segments:
@@ -714,14 +817,14 @@ class MemoryStorage:
                 "with fewer values",
                 field="segment",
             )
-        traffic: dict[tuple[str, int, int], list[float]] = {}
-        metric_sums: dict[tuple[str, int, int, str], list[float]] = {}
+        traffic: dict[tuple[str, int, int, int], list[float]] = {}
+        metric_sums: dict[tuple[str, int, int, int, str], list[float]] = {}
         values: dict[tuple[str, str], dict[int, list[float]]] = {}
         names = {name for (i, _, name) in self._t.arm_metrics if i == e}
         for d in decisions:
-            label = segment_label(texts[d.id])
+            label, day = segment_label(texts[d.id]), day_of(d.created_at)
             status, rewards = self._t.status[d.id], self._t.rewards_of(d.id)
-            cell = traffic.setdefault((label, d.weights_version, d.arm), [0, 0, 0, 0, 0, 0.0, 0.0])
+            cell = traffic.setdefault((label, d.weights_version, day, d.arm), [0, 0, 0, 0, 0, 0.0, 0.0])
             # A trial counts with its value after its last reward (its rewards combined).
             value = 0.0 if not rewards else rewards[-1].counted_value
             flags = (d.new_unit, 1, status == "rewarded", status == "expired", status == "excluded")
@@ -731,20 +834,21 @@ class MemoryStorage:
                 for name, x in reward.metrics.items():
                     if name not in names:
                         continue
-                    sums = metric_sums.setdefault((label, reward.weights_version, reward.arm, name), [0.0, 0.0, 0.0])
+                    cell_key = (label, reward.weights_version, day, reward.arm, name)
+                    sums = metric_sums.setdefault(cell_key, [0.0, 0.0, 0.0])
                     for j, s in enumerate((1.0, x, x * x)):
                         sums[j] += s
                     if x >= 0 and is_sketched(name):
                         values.setdefault((label, name), {}).setdefault(reward.arm, []).append(x)
         rows: dict[str, list[CounterRow]] = {}
-        for (label, v, arm), (units, trials, rewarded, expired, excluded, total, total_sq) in traffic.items():
+        for (label, v, day, arm), (units, trials, rewarded, expired, excluded, total, total_sq) in traffic.items():
             # An expired trial counts with the missing value, as in the incremental counters.
             n, total, total_sq = rewarded + expired, total + expired * default, total_sq + expired * default * default
-            row = (v, arm, units, trials, None, rewarded, expired, excluded, n, total, total_sq)
+            row = (v, day, arm, units, trials, None, rewarded, expired, excluded, n, total, total_sq)
             rows.setdefault(label, []).append(row)
         metric_rows: dict[str, list[MetricRow]] = {}
-        for (label, v, arm, name), (n, total, total_sq) in metric_sums.items():
-            metric_rows.setdefault(label, []).append((v, arm, name, n, total, total_sq))
+        for (label, v, day, arm, name), (n, total, total_sq) in metric_sums.items():
+            metric_rows.setdefault(label, []).append((v, day, arm, name, n, total, total_sq))
         sketches: dict[str, dict[str, tuple[QuantileSketch, ...]]] = {}
         for (label, name), by_arm in sorted(values.items()):
             sketches.setdefault(label, {})[name] = tuple(

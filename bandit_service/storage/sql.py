@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bandit_service.core.errors import AlreadyExistsError, ConflictError
+from bandit_service.core.looks import SequentialLook
 from bandit_service.core.model import (
     Arm,
     ArmCounts,
@@ -35,6 +36,7 @@ from bandit_service.core.model import (
     StoredReward,
     WeightsRecord,
 )
+from bandit_service.core.report_data import day_of
 from bandit_service.core.roles import ApiKey
 from bandit_service.core.webhooks import Delivery, DeliveryEntry, DeliveryStatus
 from bandit_service.ports import DueKind, Job
@@ -58,6 +60,7 @@ from bandit_service.storage.features import (
     serves_feature,
 )
 from bandit_service.storage.keys import delete_key, insert_key, key_by_digest, load_keys, touch_key
+from bandit_service.storage.looks import load_looks, merge_looks_sql
 from bandit_service.storage.plans import (
     load_events,
     load_rollouts,
@@ -264,6 +267,7 @@ class Statements:
                 EXPERIMENTS.c.config["aggregate"].as_string().label("aggregate"),
                 ARMS.c.name,
                 *(REWARDS.c[name] for name in _PRIOR_REWARD_COLUMNS),
+                DECISIONS.c.created_at.label("opened_at"),  # the day the trial's counters are dated by
             )
             .join(EXPERIMENTS, EXPERIMENTS.c.id == DECISIONS.c.experiment_id)
             .join(ARMS, and_(ARMS.c.experiment_id == DECISIONS.c.experiment_id, ARMS.c.position == DECISIONS.c.arm))
@@ -277,6 +281,11 @@ class Statements:
             .join(EXPERIMENTS, EXPERIMENTS.c.id == REWARDS.c.experiment_id)
             .join(ARMS, and_(ARMS.c.experiment_id == REWARDS.c.experiment_id, ARMS.c.position == REWARDS.c.arm))
             .where(REWARDS.c.idempotency_key.in_(bindparam("keys", expanding=True)))
+        )
+        # When trials opened (their counters' day), for those not read in this transaction already.
+        self.opened_at = execution.key_query(
+            select(DECISIONS.c.id, DECISIONS.c.created_at).where(DECISIONS.c.id.in_(bindparam("ids", expanding=True))),
+            "ids",
         )
         # Constants as literals: a statement binds exactly its named columns.
         self.excluded = (
@@ -293,7 +302,13 @@ class Statements:
             update(DECISIONS)
             .where(DECISIONS.c.id.in_(bindparam("ids", expanding=True)), DECISIONS.c.status == "pending")
             .values(status="expired")
-            .returning(DECISIONS.c.id, DECISIONS.c.experiment_id, DECISIONS.c.arm, DECISIONS.c.weights_version)
+            .returning(
+                DECISIONS.c.id,
+                DECISIONS.c.experiment_id,
+                DECISIONS.c.arm,
+                DECISIONS.c.weights_version,
+                DECISIONS.c.created_at,
+            )
         )
 
 
@@ -307,6 +322,19 @@ class SqlTransaction:
         self.webhook_url = webhook_url  # the global webhook (see `Storage.webhook_url`)
         self.counts = CounterDeltas()
         self.sketches = SketchDeltas()
+        # Decision id -> the UTC day it opened its trial, for the decisions this job group wrote or read:
+        # exposures and rewards count on that day, mostly without another read.
+        self.opened_on: dict[str, int] = {}
+
+    def _opening_days(self, ids: Collection[str]) -> dict[str, int]:
+        """The UTC day each of these trials opened (from `opened_on`, else read); a missing decision is a bug."""
+        missing = sorted({i for i in ids if i not in self.opened_on})
+        for decision_id, created_at in self.statements.opened_at.rows(self.conn, missing):
+            self.opened_on[decision_id] = day_of(created_at)
+        unknown = [i for i in missing if i not in self.opened_on]
+        if unknown:
+            raise RuntimeError(f"no decision {unknown[0]!r}: its trial's counters have no day")
+        return self.opened_on
 
     def experiment(self, key: str) -> Experiment | None:
         """The experiment with this key."""
@@ -503,8 +531,9 @@ class SqlTransaction:
 
     def count_exposures(self, rows: Sequence[Exposure]) -> None:
         """Count decisions served inside open unit trials."""
+        days = self._opening_days({e.trial_id for e in rows})
         for e in rows:
-            self.counts.add(e.experiment_id, e.weights_version, e.arm, steps.exposure())
+            self.counts.add(e.experiment_id, e.weights_version, days[e.trial_id], e.arm, steps.exposure())
 
     def active_experiments(self, ids: Collection[int]) -> set[int]:
         """Those of these experiments that are active; their status holds until this transaction commits."""
@@ -537,7 +566,8 @@ class SqlTransaction:
             ],
         )
         for d in rows:
-            self.counts.add(d.experiment_id, d.weights_version, d.arm, steps.opened(d.new_unit))
+            day = self.opened_on[d.id] = day_of(d.created_at)
+            self.counts.add(d.experiment_id, d.weights_version, day, d.arm, steps.opened(d.new_unit))
 
     def claim_local_decisions(self, rows: Sequence[LocalDecision]) -> dict[str, bool]:
         """Record SDK-logged decision ids (insert or ignore, sorted: one lock order across replicas); those
@@ -586,7 +616,8 @@ class SqlTransaction:
         for row in self.statements.decision_contexts.rows(self.conn, list(ids)):
             decision_id, experiment_id, arm, weights_version, status, expires_at, key, experiment_status = row[:8]
             reward_kind, trial, aggregate, arm_name = row[8:12]
-            value, metrics, idempotency_key, body_hash, created_at, seq, trial_value = row[12:]
+            value, metrics, idempotency_key, body_hash, created_at, seq, trial_value = row[12:19]
+            self.opened_on[decision_id] = day_of(row[19])
             if body_hash is not None:  # the outer join found a reward (one row per reward)
                 rewards.setdefault(decision_id, []).append(
                     StoredReward(
@@ -671,22 +702,26 @@ class SqlTransaction:
                 for r in (w.reward for w in rows)
             ],
         )
+        days = self._opening_days({w.reward.decision_id for w in rows})
         for w in rows:
             r = w.reward
-            self.counts.add(r.experiment_id, r.weights_version, r.arm, steps.reward(w.before, w.after))
-            self.counts.metrics(r.experiment_id, r.weights_version, r.arm, r.metrics)
+            day = days[r.decision_id]
+            self.counts.add(r.experiment_id, r.weights_version, day, r.arm, steps.reward(w.before, w.after))
+            self.counts.metrics(r.experiment_id, r.weights_version, day, r.arm, r.metrics)
             self.sketches.reward(r.experiment_id, r.arm, r.metrics)
 
     def expire_decisions(self, ids: Collection[str]) -> list[ExpiredDecision]:
         """Mark still-pending trials expired and count them as their experiment's `missing` says."""
         if not ids:
             return []
-        rows = self.conn.execute(self.statements.expire, {"ids": sorted(ids)})
+        rows = self.conn.execute(self.statements.expire, {"ids": sorted(ids)}).all()
+        for row in rows:
+            self.opened_on[row.id] = day_of(row.created_at)
         expired = [
             ExpiredDecision(
-                decision_id=r.id, experiment_id=r.experiment_id, arm=r.arm, weights_version=r.weights_version
+                decision_id=row.id, experiment_id=row.experiment_id, arm=row.arm, weights_version=row.weights_version
             )
-            for r in rows
+            for row in rows
         ]
         experiments = self.experiments_by_id({r.experiment_id for r in expired})
         excluded = []
@@ -694,7 +729,8 @@ class SqlTransaction:
             value = experiments[r.experiment_id].config.missing_reward
             if value is None:
                 excluded.append(r.decision_id)
-            self.counts.add(r.experiment_id, r.weights_version, r.arm, steps.unrewarded(value))
+            day = self.opened_on[r.decision_id]
+            self.counts.add(r.experiment_id, r.weights_version, day, r.arm, steps.unrewarded(value))
         if excluded:
             self.conn.execute(self.statements.excluded, {"ids": sorted(excluded)})
         return expired
@@ -754,6 +790,11 @@ class SqlTransaction:
     def feature_experiments(self, key: str) -> list[Experiment]:
         """Experiments that serve feature `key`, by id."""
         return _load_experiments(self.conn, serves_feature(key), (EXPERIMENTS.c.id,)) if _storable(key) else []
+
+    def merge_looks(self, experiment_id: int, looks: Sequence[SequentialLook]) -> tuple[SequentialLook, ...]:
+        """Merge looks into their stored rows in SQL (see `storage.looks`); the experiment's merged rows."""
+        merge_looks_sql(self.conn, self.db, experiment_id, looks)
+        return load_looks(self.conn, experiment_id)
 
 
 class SqlRepository:
@@ -949,6 +990,11 @@ class SqlRepository:
         """Webhook deliveries newest first."""
         with self.db.read.connect() as conn:
             return outbox.load_deliveries(conn, experiment_id, status, before, limit)
+
+    def sequential_looks(self, experiment_id: int) -> tuple[SequentialLook, ...]:
+        """The experiment's stored always-valid looks, by (metric, arm)."""
+        with self.db.read.connect() as conn:
+            return load_looks(conn, experiment_id)
 
     def run_batch(self, groups: Sequence[tuple[Job, Sequence[Any]]]) -> list[list[Any]]:
         """One transaction; each job group in a savepoint, retried item by item if the group fails.

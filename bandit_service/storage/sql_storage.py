@@ -4,9 +4,11 @@ through the group-commit writer, reports through their own read snapshot."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from bandit_service.core.looks import SequentialLook
 from bandit_service.core.model import (
     ArmCounts,
     Experiment,
@@ -17,11 +19,12 @@ from bandit_service.core.model import (
     Rollout,
     WeightsRecord,
 )
-from bandit_service.core.report_data import ReportData, SegmentData
+from bandit_service.core.report_data import DailyCounters, ReportData, SegmentData
 from bandit_service.core.roles import ApiKey
 from bandit_service.core.webhooks import DeliveryEntry, DeliveryStatus
 from bandit_service.ports import DueKind, Job, WriteStats
 from bandit_service.storage.database import Database
+from bandit_service.storage.looks import record_looks_job
 from bandit_service.storage.report_reads import SqlReportStore
 from bandit_service.storage.sql import SqlRepository
 from bandit_service.storage.writer import GroupCommitWriter
@@ -151,10 +154,35 @@ class SqlStorage:
         """Webhook deliveries newest first."""
         return await self._read(self.repository.deliveries, experiment_id, status, before, limit)
 
-    async def report_data(self, experiment: Experiment) -> ReportData:
-        """Counters, sketches and history in one read snapshot."""
-        return await self._read(self._reports.report_data, experiment)
+    async def sequential_looks(self, experiment_id: int) -> tuple[SequentialLook, ...]:
+        """The experiment's stored always-valid looks, by (metric, arm)."""
+        return await self._read(self.repository.sequential_looks, experiment_id)
 
-    async def segment_data(self, experiment: Experiment, attribute: str, max_segments: int) -> SegmentData:
+    async def record_looks(self, experiment_id: int, looks: Sequence[SequentialLook]) -> tuple[SequentialLook, ...]:
+        """Merge looks through the writer (one upsert per row); the merged rows, after COMMIT."""
+        merged: tuple[SequentialLook, ...] = await self.write(record_looks_job, (experiment_id, tuple(looks)))
+        return merged
+
+    async def report_data(
+        self, experiment: Experiment, *, since_day: int | None = None, until_day: int | None = None
+    ) -> ReportData:
+        """Counters, sketches and history in one read snapshot (of the trials opened in the window, if given)."""
+        read = functools.partial(self._reports.report_data, since_day=since_day, until_day=until_day)
+        return await self._read(read, experiment)
+
+    async def segment_data(
+        self,
+        experiment: Experiment,
+        attribute: str,
+        max_segments: int,
+        since_day: int | None = None,
+        until_day: int | None = None,
+    ) -> SegmentData:
         """Counters per value of a decision attribute in one read snapshot."""
-        return await self._read(self._reports.segment_data, experiment, attribute, max_segments)
+        return await self._read(self._reports.segment_data, experiment, attribute, max_segments, since_day, until_day)
+
+    async def daily_counters(
+        self, experiment: Experiment, since_day: int | None = None, until_day: int | None = None
+    ) -> DailyCounters:
+        """Counters per UTC day and arm in one read snapshot."""
+        return await self._read(self._reports.daily_counters, experiment, since_day, until_day)

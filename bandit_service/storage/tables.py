@@ -28,6 +28,7 @@ __all__ = [
     "PERIOD_METRICS",
     "REWARDS",
     "ROLLOUTS",
+    "SEQUENTIAL_LOOKS",
     "SKETCHES",
     "WEBHOOK_DELIVERIES",
     "WEIGHTS",
@@ -46,6 +47,7 @@ __all__ = [
     "PeriodMetricRow",
     "RewardRow",
     "RolloutRow",
+    "SequentialLookRow",
     "SketchBucketRow",
     "WebhookDeliveryRow",
     "WeightsRow",
@@ -221,12 +223,17 @@ class ArmCounterRow(_Counters, table=True):
 
 
 class PeriodCounterRow(_Counters, table=True):
-    """Per-arm counters of the decisions made under one weights version (a weights period)."""
+    """Per-arm counters of the trials opened under one weights version (a weights period) on one UTC day.
+
+    `day`: whole days since 1970-01-01 of the trial's opening decision (its exposures, rewards and
+    expiry count on that day too).
+    """
 
     __tablename__ = "period_counters"
 
     experiment_id: int = Field(primary_key=True)
     weights_version: int = Field(primary_key=True)
+    day: int = Field(primary_key=True)
     arm: int = Field(primary_key=True)
 
 
@@ -247,12 +254,13 @@ class ArmMetricRow(_MetricCounters, table=True):
 
 
 class PeriodMetricRow(_MetricCounters, table=True):
-    """Sufficient statistics of one extra metric on one arm within one weights period."""
+    """Sufficient statistics of one extra metric on one arm within one weights period and UTC day (as above)."""
 
     __tablename__ = "period_metrics"
 
     experiment_id: int = Field(primary_key=True)
     weights_version: int = Field(primary_key=True)
+    day: int = Field(primary_key=True)
     arm: int = Field(primary_key=True)
     metric: str = Field(primary_key=True, max_length=64)
 
@@ -399,3 +407,25 @@ ROLLOUTS = table_of(RolloutRow)
 SKETCHES = table_of(ArmSketchRow)
 WEBHOOK_DELIVERIES = table_of(WebhookDeliveryRow)
 WEIGHTS = table_of(WeightsRow)
+
+
+class SequentialLookRow(SQLModel, table=True):
+    """The always-valid figures of one arm against the control on one metric, merged over the looks so far.
+
+    NULL stands for NaN (no figure yet); bounds may be infinite (see `storage.looks`).
+    """
+
+    __tablename__ = "sequential_looks"
+
+    experiment_id: int = Field(primary_key=True)
+    metric: str = Field(primary_key=True, max_length=64)
+    arm: str = Field(primary_key=True, max_length=64)
+    p_value: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    looks: int = 0
+    first_at: float = 0.0
+    last_at: float = 0.0
+
+
+SEQUENTIAL_LOOKS = table_of(SequentialLookRow)

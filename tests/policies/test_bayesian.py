@@ -9,7 +9,14 @@ from scipy import integrate, special
 from scipy import stats as sps
 
 from policies.bayesian import bayesian_comparison, expected_loss
-from policies.posterior import EXACT_MAX_ARMS, beta_posterior, normal_posterior, prob_best_beta_exact
+from policies.posterior import (
+    EXACT_MAX_ARMS,
+    beta_posterior,
+    normal_posterior,
+    posterior,
+    prob_best_beta_exact,
+    stratified_posterior,
+)
 from policies.stats import StatsArray
 
 DRAWS = 200_000
@@ -116,6 +123,24 @@ def test_same_seed_same_result_and_json():
     assert decoded["arms"][2]["prob_beats_control"] is None and decoded["control"] == 2
 
 
+@pytest.mark.parametrize("reward", ["bernoulli", "continuous"])
+def test_a_given_posterior_replaces_the_conjugate_one(reward):
+    stats = BETA_STATS
+    given = bayesian_comparison(stats, 1, reward, np.random.default_rng(5), draws=5_000, post=posterior(stats, reward))
+    assert given == bayesian_comparison(stats, 1, reward, np.random.default_rng(5), draws=5_000)
+
+
+def test_a_stratified_posterior_moves_the_comparison(rng):
+    # Simpson's trap: arm 1 is worse in both periods but got most of its traffic in the good one.
+    periods = StatsArray.from_counts([[90, 8], [30, 252]], [[900, 100], [100, 900]])
+    pooled = StatsArray(periods.n.sum(axis=0), periods.total.sum(axis=0), periods.total_sq.sum(axis=0))
+    post = stratified_posterior(periods, [1_000.0, 1_000.0], "bernoulli")
+    result = bayesian_comparison(pooled, 0, "bernoulli", rng, draws=2_000, post=post)
+    assert [arm.mean for arm in result.arms] == pytest.approx(list(post.mean), rel=1e-12)
+    naive = bayesian_comparison(pooled, 0, "bernoulli", rng, draws=2_000)
+    assert result.arms[1].prob_beats_control < 0.5 < 0.999 < naive.arms[1].prob_beats_control
+
+
 BAD = [
     pytest.param({"control": 3}, "control", id="control"),
     pytest.param({"level": 1.0}, "level", id="level"),
@@ -124,6 +149,9 @@ BAD = [
     pytest.param({"prior_alpha": -1.0}, "prior_alpha", id="prior"),
     pytest.param({"stats": StatsArray([10.0, 10.0], [5.0, 2.5], [7.0, 2.5])}, "0/1", id="not-binary"),
     pytest.param({"stats": StatsArray.from_counts([[1, 2]], [[5, 5]])}, "stats", id="batched"),
+    pytest.param({"post": normal_posterior(BETA_STATS)}, "BetaPosterior", id="post-family"),
+    pytest.param({"post": beta_posterior(BETA_STATS.take([0, 1]))}, "one value per arm", id="post-arms"),
+    pytest.param({"post": beta_posterior(BETA_STATS), "prior_alpha": 2.0}, "not both", id="post-and-prior"),
 ]
 
 

@@ -41,6 +41,13 @@ def test_batched_rows_are_adjusted_independently(rng):
         np.testing.assert_allclose(holm(row), expected)
 
 
+def test_none_returns_the_p_values_unchanged():
+    p = [0.2, 0.01, 0.04, 1.0]
+    np.testing.assert_array_equal(adjust_p_values(p, "none"), p)
+    with pytest.raises(ValueError, match="p_values"):
+        adjust_p_values([0.1, float("nan")], "none")  # checked like the others
+
+
 @pytest.mark.parametrize(
     ("p", "method", "message"),
     [

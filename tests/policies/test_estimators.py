@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from policies.estimators import ipw_means, naive_means, stratified_means
+from policies.estimators import ipw_difference, ipw_means, naive_means, stratified_means
 from policies.stats import StatsArray
 
 # Two periods: a bad one (low base rates) and a good one. Arm 0 is better in both.
@@ -102,6 +102,73 @@ def test_small_cases_by_hand():
     assert ipw_means(arm, reward, np.full(5, 0.25), k=4, self_normalised=False).mean[0] == pytest.approx(16 / 5)
 
 
+def adaptive_log(rng, decisions=3_000, means=(5.0, 5.4, 4.8)):
+    """Per-decision log with a different propensity vector per decision, like a bandit reweighting often."""
+    weights = rng.dirichlet([4.0, 4.0, 4.0], size=decisions)
+    arm = (rng.random(decisions)[:, None] >= np.cumsum(weights, axis=1)[:, :-1]).sum(axis=1)
+    reward = rng.normal(np.asarray(means)[arm], 1.0)
+    return arm, reward, weights[np.arange(decisions), arm]
+
+
+def bootstrap_differences(arm, reward, propensity, k, control, rng, resamples, self_normalised):
+    """Nonparametric bootstrap of decisions: the IPW difference recomputed on each resample."""
+    w = np.zeros((arm.size, k))
+    w[np.arange(arm.size), arm] = 1.0 / propensity
+    times = rng.multinomial(arm.size, np.full(arm.size, 1.0 / arm.size), size=resamples)  # draws of each decision
+    wy = times @ (w * reward[:, None])  # (resamples, k)
+    mean = wy / (times @ w) if self_normalised else wy / arm.size
+    return mean - mean[:, control : control + 1]
+
+
+@pytest.mark.parametrize("self_normalised", [True, False], ids=["hajek", "horvitz-thompson"])
+def test_ipw_difference_standard_error_matches_the_bootstrap(rng, self_normalised):
+    arm, reward, propensity = adaptive_log(rng)
+    est = ipw_difference(arm, reward, propensity, k=3, control=0, self_normalised=self_normalised)
+    means = ipw_means(arm, reward, propensity, k=3, self_normalised=self_normalised)
+    np.testing.assert_allclose(est.difference[1:], np.array(means.mean[1:]) - means.mean[0], rtol=1e-12)
+    assert np.isnan(est.difference[0]) and np.isnan(est.std_error[0]) and est.control == 0
+    boot = bootstrap_differences(arm, reward, propensity, 3, 0, rng, 2_000, self_normalised)
+    # The bootstrap SE itself is uncertain by about 1 / sqrt(2 * 2000) = 1.6%.
+    np.testing.assert_allclose(est.std_error[1:], boot[:, 1:].std(axis=0, ddof=1), rtol=0.05)
+    old = np.sqrt(np.array(means.std_error[1:]) ** 2 + means.std_error[0] ** 2)
+    if self_normalised:  # each decision feeds one arm: no cross term, the sum of variances is right
+        np.testing.assert_allclose(est.std_error[1:], old, rtol=1e-12)
+    else:  # the HT estimates share the -m/N terms of every decision: the sum of variances is too small
+        assert np.all(old < 0.9 * boot[:, 1:].std(axis=0, ddof=1))
+
+
+def test_horvitz_thompson_difference_variance_has_the_covariance_term(rng):
+    arm, reward, propensity = adaptive_log(rng, decisions=500)
+    est = ipw_difference(arm, reward, propensity, k=3, control=2, self_normalised=False)
+    means = ipw_means(arm, reward, propensity, k=3, self_normalised=False)
+    m, var = np.array(means.mean), np.array(means.std_error) ** 2
+    closed = var[:2] + var[2] + 2 * m[:2] * m[2] / arm.size  # Var_a + Var_c + 2 m_a m_c / N
+    np.testing.assert_allclose(np.array(est.std_error[:2]) ** 2, closed, rtol=1e-10)
+    assert est.method == "ipw_horvitz_thompson" and np.isnan(est.difference[2])
+
+
+def test_ipw_difference_of_an_arm_without_decisions_is_undefined_for_hajek():
+    est = ipw_difference(np.array([0, 0, 1]), [1.0, 0.0, 1.0], [0.5, 0.5, 0.5], k=3, control=0)
+    assert est.method == "ipw_hajek" and est.difference[1] == pytest.approx(0.5)
+    assert np.isnan(est.difference[2]) and np.isnan(est.std_error[2])
+
+
+def test_a_single_observation_period_borrows_the_pooled_variance():
+    # Arm 1 has one observation in period 1: its stratum variance is taken from arm 1's pooled variance.
+    rewards = {(0, 0): [1.0, 2.0, 4.0], (0, 1): [3.0, 5.0, 6.0, 2.0], (1, 0): [2.0, 2.5], (1, 1): [7.0]}
+    n = np.array([[len(rewards[p, a]) for a in range(2)] for p in range(2)], dtype=float)
+    total = np.array([[sum(rewards[p, a]) for a in range(2)] for p in range(2)])
+    sq = np.array([[sum(x * x for x in rewards[p, a]) for a in range(2)] for p in range(2)])
+    est = stratified_means(StatsArray(n, total, sq))
+    w = n.sum(axis=1) / n.sum()
+    pooled_arm1 = np.var(rewards[0, 1] + rewards[1, 1], ddof=1)
+    se1 = np.sqrt(w[0] ** 2 * np.var(rewards[0, 1], ddof=1) / 4 + w[1] ** 2 * pooled_arm1 / 1)
+    se0 = np.sqrt(w[0] ** 2 * np.var(rewards[0, 0], ddof=1) / 3 + w[1] ** 2 * np.var(rewards[1, 0], ddof=1) / 2)
+    assert est.std_error == pytest.approx((se0, se1), rel=1e-12)
+    lonely = stratified_means(StatsArray([[1.0, 3.0]], [[2.0, 3.0]], [[4.0, 5.0]]))
+    assert np.isnan(lonely.std_error[0]) and np.isfinite(lonely.std_error[1])  # one observation in all: no SE
+
+
 BAD = [
     pytest.param(lambda: stratified_means(StatsArray.from_counts([1, 2], [5, 5])), "period_stats", id="1d"),
     pytest.param(lambda: stratified_means(StatsArray.from_counts([[1, 2]], [[5, 5]]), [1, 2]), "traffic", id="len"),
@@ -114,6 +181,8 @@ BAD = [
     pytest.param(lambda: ipw_means([0, 1], [1.0, 0.0], [0.5, 1.5], 2), "propensity", id="propensity-big"),
     pytest.param(lambda: ipw_means([], [], [], 2), "no decisions", id="empty"),
     pytest.param(lambda: ipw_means([0], [1.0], [1.0], 0), "k", id="k"),
+    pytest.param(lambda: ipw_difference([0, 1], [1.0, 0.0], [0.5, 0.5], 2, control=2), "control", id="control"),
+    pytest.param(lambda: ipw_difference([0, 1], [1.0, 0.0], [0.5, 0.0], 2, control=0), "propensity", id="diff-p"),
     pytest.param(lambda: naive_means(StatsArray.from_counts([[1, 2]], [[5, 5]])), "stats", id="naive-batched"),
 ]
 

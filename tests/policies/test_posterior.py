@@ -16,6 +16,7 @@ from policies.posterior import (
     posterior,
     prob_best_beta_exact,
     prob_best_monte_carlo,
+    stratified_posterior,
 )
 from policies.stats import StatsArray
 from policies.thompson import ThompsonSampling
@@ -283,3 +284,116 @@ def test_thompson_integration_and_monte_carlo_agree(
     mc_policy = ThompsonSampling(method="monte_carlo", draws=200_000)
     mc = mc_policy.allocate(stats, rng, active=mask)
     assert np.all(np.abs(mc - exact) <= 4 * np.sqrt(exact * (1 - exact) / mc_policy.draws) + 1e-12), (mc, exact)
+
+
+# ---------------------------------------------------------------------------------------------
+# Posterior of the period-weighted mean: against a Monte Carlo of the exact mixture
+
+
+def _stratified_cases(rng: np.random.Generator) -> list[tuple[StatsArray, np.ndarray, str]]:
+    n = np.array([[40, 200, 0, 0], [300, 60, 100, 0], [1_000, 1_000, 500, 0]])
+    rates = np.array([[0.1, 0.12, 0.1, 0.1], [0.2, 0.15, 0.2, 0.1], [0.05, 0.06, 0.05, 0.1]])
+    s = rng.binomial(n, rates).astype(float)
+    counts = StatsArray(n, s, s)
+    sizes = [[5, 20, 0], [8, 3, 30], [100, 40, 12]]
+    data = [[rng.normal(10 + p, 3 + p, m) for m in row] for p, row in enumerate(sizes)]
+    rewards = StatsArray(
+        [[x.size for x in row] for row in data],
+        [[x.sum() for x in row] for row in data],
+        [[(x * x).sum() for x in row] for row in data],
+    )
+    return [
+        (counts, np.array([500.0, 800.0, 3_000.0]), "bernoulli"),
+        (rewards, np.array([1.0, 2.0, 3.0]), "continuous"),
+    ]
+
+
+def test_stratified_posterior_matches_the_exact_mixture_by_monte_carlo(rng: np.random.Generator) -> None:
+    draws = 200_000
+    for stats, traffic, reward in _stratified_cases(rng):
+        post = stratified_posterior(stats, traffic, reward)
+        used = stats.n > 0
+        w = np.where(used, traffic[:, None], 0.0)
+        with np.errstate(invalid="ignore"):
+            w = w / w.sum(axis=0)
+        per_period = posterior(stats, reward).sample(rng, draws)  # (draws, P, k)
+        mixture = np.where(used, w * per_period, 0.0).sum(axis=1)
+        data = used.any(axis=0)
+        ours = post.sample(rng, draws)[:, data]
+        mixture = mixture[:, data]
+        sd = mixture.std(axis=0)
+        assert np.all(np.abs(post.mean[data] - mixture.mean(axis=0)) <= 4 * sd / math.sqrt(draws))
+        np.testing.assert_allclose(ours.std(axis=0), sd, rtol=0.01)  # the variance is matched exactly
+        lo, hi = post.interval(0.95)
+        q_lo, q_hi = np.quantile(mixture, [0.025, 0.975], axis=0)
+        # The tails are an approximation (a Beta or t with the mixture's moments): within 10% of an sd.
+        assert np.all(np.abs(lo[data] - q_lo) <= 0.1 * sd) and np.all(np.abs(hi[data] - q_hi) <= 0.1 * sd)
+        prior = posterior(StatsArray.zeros(stats.k), reward)
+        assert post.mean[~data] == pytest.approx(prior.mean[~data])  # no data anywhere: the prior
+
+
+@pytest.mark.parametrize("reward", ["bernoulli", "continuous"])
+def test_one_period_is_the_conjugate_posterior_exactly(reward: str, rng: np.random.Generator) -> None:
+    n = np.array([[30.0, 0.0, 12.0]])
+    s = np.array([[7.0, 0.0, 12.0]])
+    stats = StatsArray(n, s, s) if reward == "bernoulli" else StatsArray(n, s * 1.5, s * 4.0)
+    prior = {"prior_alpha": 0.5, "prior_beta": 2.0} if reward == "bernoulli" else {"prior_mean": 1.0}
+    post = stratified_posterior(stats, [123.0], reward, **prior)  # type: ignore[arg-type]
+    same = posterior(StatsArray(n[0], stats.total[0], stats.total_sq[0]), reward, **prior)  # type: ignore[arg-type]
+    assert type(post) is type(same)
+    for field in post.__struct_fields__:
+        np.testing.assert_array_equal(getattr(post, field), getattr(same, field))
+
+
+def test_an_arm_in_one_of_several_periods_keeps_that_periods_posterior() -> None:
+    stats = StatsArray.from_counts([[3, 0], [5, 9]], [[10, 0], [20, 30]])
+    post = stratified_posterior(stats, [10.0, 50.0], "bernoulli")
+    assert isinstance(post, BetaPosterior)
+    assert post.alpha[1] == 10.0 and post.beta[1] == 22.0  # Beta(1 + 9, 1 + 21), untouched
+    # Arm 0, by hand: weights 1/6 and 5/6 on Beta(4, 8) and Beta(6, 16), then the matched Beta.
+    m = (4 / 12) / 6 + 5 * (6 / 22) / 6
+    v = (4 * 8 / (12**2 * 13)) / 36 + 25 * (6 * 16 / (22**2 * 23)) / 36
+    size = m * (1 - m) / v - 1
+    assert post.alpha[0] == pytest.approx(m * size, rel=1e-12) and post.beta[0] == pytest.approx((1 - m) * size)
+
+
+def test_a_period_without_a_variance_adds_scales() -> None:
+    # prior_shape 0.5 and one observation: df = 2, the t has no variance; Welch on the scales instead.
+    stats = StatsArray([[1.0], [50.0]], [[2.0], [60.0]], [[4.0], [90.0]])
+    per = normal_posterior(stats, prior_shape=0.5)
+    assert per.df[0, 0] == 2.0
+    post = stratified_posterior(stats, [1.0, 3.0], "continuous", prior_shape=0.5)
+    assert isinstance(post, StudentTPosterior)
+    u = np.array([0.25, 0.75]) ** 2 * per.scale[:, 0] ** 2
+    assert post.scale[0] == pytest.approx(math.sqrt(u.sum()), rel=1e-12)
+    assert post.df[0] == pytest.approx(u.sum() ** 2 / (u**2 / per.df[:, 0]).sum(), rel=1e-12)
+    assert post.loc[0] == pytest.approx(0.25 * per.loc[0, 0] + 0.75 * per.loc[1, 0], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        pytest.param(
+            lambda: stratified_posterior(StatsArray.from_counts([1], [2]), [1.0], "bernoulli"), "period_stats", id="1d"
+        ),
+        pytest.param(
+            lambda: stratified_posterior(StatsArray.from_counts([[1]], [[2]]), [1.0, 2.0], "bernoulli"),
+            "traffic",
+            id="len",
+        ),
+        pytest.param(
+            lambda: stratified_posterior(StatsArray.from_counts([[1]], [[2]]), [-1.0], "bernoulli"), "traffic", id="neg"
+        ),
+        pytest.param(
+            lambda: stratified_posterior(StatsArray.from_counts([[1]], [[2]]), [1.0], "poisson"), "reward", id="reward"
+        ),  # type: ignore[arg-type]
+        pytest.param(
+            lambda: stratified_posterior(StatsArray([[2.0]], [[1.0]], [[0.7]]), [1.0], "bernoulli"),
+            "0/1",
+            id="not-binary",
+        ),
+    ],
+)
+def test_stratified_posterior_refuses_bad_input(call: Any, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -69,6 +69,29 @@ def test_relative_mde_arms_and_duration():
     assert duration_days(0, 10) == 0 and duration_days(101, 10.0) == 11
 
 
+def test_correction_none_keeps_alpha_per_comparison():
+    for arms in (2, 4):
+        none = sample_size_proportions(0.10, 0.02, arms=arms, correction="none")
+        two = sample_size_proportions(0.10, 0.02)
+        assert (none.control, none.treatment, none.alpha) == (two.control, two.treatment, 0.05)
+        assert none.total == none.control + (arms - 1) * none.treatment and none.correction == "none"
+        means = sample_size_means(10.0, 3.0, 0.5, arms=arms, correction="none")
+        n_control = NormalIndPower().solve_power(0.5 / 3.0, alpha=0.05, power=0.8, ratio=1.0)
+        assert means.control == math.ceil(n_control * (1 - 1e-6)) and means.alpha == 0.05
+
+
+def test_holm_and_bonferroni_both_plan_at_the_bonferroni_level():
+    holm = sample_size_means(10.0, 3.0, 0.5, arms=3, correction="holm")
+    bonferroni = sample_size_means(10.0, 3.0, 0.5, arms=3)
+    assert holm.alpha == bonferroni.alpha == pytest.approx(0.025)
+    assert holm.control == bonferroni.control
+    n_control = NormalIndPower().solve_power(0.5 / 3.0, alpha=0.025, power=0.8, ratio=1.0)
+    assert holm.control == math.ceil(n_control * (1 - 1e-6))
+    assert holm.correction == "bonferroni over 2 comparisons (conservative for holm)"
+    assert bonferroni.correction == "bonferroni over 2 comparisons"
+    assert sample_size_proportions(0.1, 0.02).correction == "bonferroni over 1 comparison"
+
+
 def test_simulated_proportion_power_is_achieved(rng):
     size = sample_size_proportions(0.10, 0.02)
     runs = 4_000
@@ -107,6 +130,8 @@ BAD = [
     pytest.param(lambda: power_means(0.0, 1.0, 0.1, 0), "n_control", id="n-zero"),
     pytest.param(lambda: power_proportions(0.1, 0.01, float("inf")), "n_control", id="n-inf"),
     pytest.param(lambda: duration_days(-1, 10), "total", id="total"),
+    pytest.param(lambda: sample_size_proportions(0.1, 0.01, correction="sidak"), "correction", id="correction"),
+    pytest.param(lambda: sample_size_means(0.0, 1.0, 0.1, correction="fdr"), "correction", id="correction-means"),
 ]
 
 

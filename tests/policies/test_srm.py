@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from policies.srm import expected_counts, srm_check
+from policies.srm import expected_counts, srm_by_period, srm_check
 
 # Three weights periods of a bandit moving traffic from arm 0 to arm 2.
 WEIGHTS = np.array([[1 / 3, 1 / 3, 1 / 3], [0.2, 0.3, 0.5], [0.05, 0.15, 0.8]])
@@ -84,6 +84,39 @@ def test_zero_expected_share():
     assert srm_check([0, 0], [0.5, 0.5]).p_value == 1.0
 
 
+def test_by_period_matches_scipy_per_row_with_bonferroni():
+    assigned = np.array([[1_020, 980, 1_000], [0, 0, 0], [1_400, 1_500, 2_100], [50, 150, 800]])
+    weights = np.vstack([WEIGHTS[0], WEIGHTS[1], WEIGHTS[1], WEIGHTS[2]])
+    results = srm_by_period(assigned, weights, threshold=0.01)
+    assert len(results) == 4
+    for row, share, result in zip(assigned, weights, results, strict=True):
+        if row.sum() == 0:
+            assert (result.statistic, result.p_value, result.flagged) == (0.0, 1.0, False)
+            continue
+        ref = sps.chisquare(row, share * row.sum())
+        assert result.statistic == pytest.approx(ref.statistic, rel=1e-12)
+        assert result.p_value == pytest.approx(ref.pvalue, rel=1e-12)
+        assert result.threshold == pytest.approx(0.01 / 3)  # three periods had traffic
+        assert result.flagged == (ref.pvalue < 0.01 / 3)
+    # The last row is exactly its expected split; the third gives arm 0 1,400 units where 1,000 were due.
+    assert [r.flagged for r in results] == [False, False, True, False]
+
+
+def test_a_mismatch_in_one_period_that_pooling_hides(rng):
+    # Arm 0 loses units in period 1 and arm 1 loses them in period 2: the pooled counts fit.
+    weights = np.array([[0.5, 0.5], [0.5, 0.5]])
+    assigned = np.array([[4_600, 5_400], [5_400, 4_600]])
+    assert not srm_check(assigned.sum(axis=0), [0.5, 0.5]).flagged
+    assert all(result.flagged for result in srm_by_period(assigned, weights))
+
+
+def test_by_period_family_wise_false_alarms_stay_below_the_threshold(rng):
+    runs, alpha = 1_000, 0.05
+    counts = np.stack([rng.multinomial(t, w, size=runs) for w, t in zip(WEIGHTS, TRAFFIC, strict=True)], axis=1)
+    any_flag = np.mean([any(r.flagged for r in srm_by_period(c, WEIGHTS, alpha)) for c in counts])
+    assert any_flag < alpha + 4 * math.sqrt(alpha * (1 - alpha) / runs)
+
+
 BAD = [
     pytest.param(lambda: srm_check([10, -1], [0.5, 0.5]), "observed", id="negative-count"),
     pytest.param(lambda: srm_check([10, float("nan")], [0.5, 0.5]), "observed", id="nan-count"),
@@ -95,6 +128,11 @@ BAD = [
     pytest.param(lambda: expected_counts([[0.5, 0.5]], [1, 2]), "traffic", id="traffic-length"),
     pytest.param(lambda: expected_counts([[0.5, 0.5]], [-1]), "traffic", id="traffic-negative"),
     pytest.param(lambda: expected_counts([0.5, 0.5]), "weights", id="weights-1d"),
+    pytest.param(lambda: srm_by_period([[10, 10]], [[0.5, 0.5], [0.5, 0.5]]), "mismatched", id="period-shapes"),
+    pytest.param(lambda: srm_by_period([[10, 10]], [[0.5, 0.6]]), "weights", id="period-weights"),
+    pytest.param(lambda: srm_by_period([[10], [3]], [[1.0], [1.0]]), "two arms", id="period-one-arm"),
+    pytest.param(lambda: srm_by_period([10, 10], [0.5, 0.5]), "assigned", id="period-1d"),
+    pytest.param(lambda: srm_by_period([[10, 10]], [[0.5, 0.5]], threshold=1.0), "threshold", id="period-threshold"),
 ]
 
 

@@ -33,6 +33,7 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("GET", EXP, "read"),
     ("GET", EXP + "/weights", "read"),
     ("GET", EXP + "/report", "read"),
+    ("GET", EXP + "/timeseries", "read"),
     ("GET", EXP + "/ramp", "read"),
     ("GET", EXP + "/completion", "read"),
     ("GET", EXP + "/events", "read"),

@@ -108,7 +108,7 @@ def test_a_breached_guardrail_pauses_at_the_next_look_with_the_figures(client, c
     assert (breach["metric"], breach["arm"], breach["limit"]) == ("error", "b", 0.01)
     assert breach["one_sided_bound"] > 0.01 and breach["estimate"] == pytest.approx(0.18, abs=0.02)
     assert sum(after["sample_size"]["observed"]) == 800
-    assert [c["arm"] for c in after["comparisons"]] == ["b"] and "p_value_holm" in after["comparisons"][0]
+    assert [c["arm"] for c in after["comparisons"]] == ["b"] and "p_value_adjusted" in after["comparisons"][0]
     assert decide(client, unit="someone-new")["arm"] == "a"  # paused: every unit gets the control
 
     for _ in range(3):  # once: later ticks and looks find it paused
@@ -150,7 +150,7 @@ def test_a_ship_completes_with_the_winner(client, clock):
     assert entry["action"] == "auto_complete" and entry["after"]["winner"] == "b"
     assert entry["after"]["recommendation"]["action"] == "ship" and entry["after"]["reason"].startswith("ship b")
     (comparison,) = entry["after"]["comparisons"]
-    assert comparison["p_value_holm"] < 0.05 and comparison["always_valid_p_holm"] < 0.05
+    assert comparison["p_value_adjusted"] < 0.05 and comparison["always_valid_p_adjusted"] < 0.05
     assert [a["n"] for a in entry["after"]["arms"]] == entry["after"]["sample_size"]["observed"]
 
 

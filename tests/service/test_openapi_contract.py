@@ -111,11 +111,13 @@ BODY_OPERATIONS = sorted(
     for method, operation in item.items()
     if isinstance(operation, dict) and "requestBody" in operation
 )
+# Likewise a range of days whose `from` comes after its `to`: two valid dates, a 422 naming `from`.
+WINDOW_OPERATIONS = ["GET /v1/experiments/{key}/report", "GET /v1/experiments/{key}/timeseries"]
 CONFIG = SchemathesisConfig.from_dict(
     {
         "operations": [
             {
-                "include-name": BODY_OPERATIONS,
+                "include-name": BODY_OPERATIONS + WINDOW_OPERATIONS,
                 "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", 401, 403, 404, 409, 422, 429]}},
             }
         ]
@@ -190,6 +192,7 @@ def test_statuses_follow_the_role_the_body_and_the_path() -> None:
     assert ops[("POST", "/v1/experiments/{key}/pause")] == {200, 401, 403, 404, 409, 429, 503}
     assert ops[("POST", "/v1/decisions")] == {200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503}
     assert ops[("GET", "/v1/experiments/{key}/report")] == {200, 401, 403, 404, 422, 429, 503}
+    assert ops[("GET", "/v1/experiments/{key}/timeseries")] == {200, 401, 403, 404, 422, 429, 503}
 
 
 def test_operations_that_need_a_key_carry_the_bearer_scheme() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pytest
 
 from bandit_service.app import runtime_of
-from bandit_service.core.report_data import period_counters
+from bandit_service.core.report_data import day_counters, day_of, period_counters
 from bandit_service.storage.database import open_database
 from bandit_service.storage.report_reads import MISSING, SqlReportStore, segment_label
 from bandit_service.storage.sketches import SKETCH_ACCURACY, is_sketched
@@ -104,22 +106,53 @@ def test_the_period_counters_add_up_to_the_arm_counters(client, store):
 
 
 def test_period_counters_sum_rows_of_one_cell_and_sort_versions():
-    # (version, arm, units, trials, exposures, rewarded, expired, excluded, n, total, total_sq)
+    # (version, day, arm, units, trials, exposures, rewarded, expired, excluded, n, total, total_sq)
     rows = [
-        (3, 1, 1, 2, 2, 1, 0, 0, 1, 1.0, 1.0),
-        (1, 0, 1, 1, 3, 1, 0, 0, 1, 0.0, 0.0),
-        (3, 1, 0, 1, 1, 1, 0, 0, 1, 1.0, 1.0),
+        (3, 20, 1, 1, 2, 2, 1, 0, 0, 1, 1.0, 1.0),
+        (1, 20, 0, 1, 1, 3, 1, 0, 0, 1, 0.0, 0.0),
+        (3, 21, 1, 0, 1, 1, 1, 0, 0, 1, 1.0, 1.0),
     ]
-    counters = period_counters(2, rows, [(1, 1, "x", 2, 3.0, 5.0)])
+    counters = period_counters(2, rows, [(1, 20, 1, "x", 2, 3.0, 5.0)])
     assert counters.versions == (1, 3)
-    assert counters.trials.tolist() == [[1, 0], [0, 3]]
+    assert counters.trials.tolist() == [[1, 0], [0, 3]]  # the days of a version add up
     assert counters.exposures is not None and counters.exposures.tolist() == [[3, 0], [0, 3]]
-    unknown = period_counters(2, [(1, 0, 1, 1, None, 0, 0, 0, 0, 0.0, 0.0)])
+    unknown = period_counters(2, [(1, 20, 0, 1, 1, None, 0, 0, 0, 0, 0.0, 0.0)])
     assert unknown.exposures is None  # segments: a unit trial's exposures are counted, not logged
     assert counters.reward.total.tolist() == [[0.0, 0.0], [0.0, 2.0]]
     assert counters.metrics["x"].n.tolist() == [[0, 2], [0, 0]]
     empty = period_counters(3, [])
     assert empty.versions == () and empty.trials.shape == (0, 3)
+    # A window keeps the days in [since_day, until_day], inclusive.
+    day_21 = period_counters(2, rows, [(1, 20, 1, "x", 2, 3.0, 5.0)], since_day=21)
+    assert day_21.versions == (3,) and day_21.trials.tolist() == [[0, 1]] and day_21.metrics == {}
+    day_20 = period_counters(2, rows, until_day=20)
+    assert day_20.versions == (1, 3) and day_20.trials.tolist() == [[1, 0], [0, 2]]
+    assert period_counters(2, rows, since_day=22).versions == ()
+
+
+def test_day_counters_sum_the_versions_of_each_day():
+    rows = [
+        (3, 20, 1, 1, 2, 2, 1, 0, 0, 1, 1.0, 1.0),
+        (1, 20, 0, 1, 1, 3, 1, 0, 0, 1, 0.0, 0.0),
+        (3, 22, 1, 0, 1, 1, 1, 0, 0, 1, 1.0, 1.0),
+        (4, 22, 1, 0, 4, 5, 2, 1, 0, 3, 2.0, 2.0),
+    ]
+    daily = day_counters(2, rows, [(1, 22, 0, "x", 2, 3.0, 5.0), (3, 22, 0, "x", 1, 1.0, 1.0)])
+    assert daily.days == (20, 22)  # day 21 had no trial: left out
+    assert daily.trials.tolist() == [[1, 2], [0, 5]]
+    assert daily.exposures.tolist() == [[3, 2], [0, 6]]
+    assert daily.units.tolist() == [[1, 1], [0, 0]]
+    assert daily.rewarded.tolist() == [[1, 1], [0, 3]]
+    assert daily.reward.n.tolist() == [[1, 1], [0, 4]] and daily.reward.total.tolist() == [[0.0, 1.0], [0.0, 3.0]]
+    assert daily.metrics["x"].n.tolist() == [[0, 0], [3, 0]]
+    assert daily.metrics["x"].total_sq.tolist() == [[0, 0], [6.0, 0]]
+    assert day_counters(3, []).days == () and day_counters(3, []).trials.shape == (0, 3)
+
+
+@pytest.mark.parametrize(("timestamp", "day"), [(0.0, 0), (86_399.999, 0), (86_400.0, 1), (1_800_000_000.0, 20_833)])
+def test_day_of_is_whole_utc_days_since_the_epoch(timestamp, day):
+    assert day_of(timestamp) == day
+    assert dt.datetime.fromtimestamp(timestamp, dt.UTC).date() == dt.date(1970, 1, 1) + dt.timedelta(days=day)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -239,3 +240,85 @@ def test_local_decisions_start_at_zero_on_a_0007_database_and_downgrade_back(db:
         assert not schema.has_table("logged_decisions")
         assert {"local", "contradicted"}.isdisjoint(c["name"] for c in schema.get_columns("arm_counters"))
         assert [tuple(r) for r in conn.execute(text("SELECT trials, exposures FROM arm_counters"))] == [(5, 7)]
+
+
+def test_sequential_looks_start_empty_on_a_0009_database_and_downgrade_back(db: Database) -> None:
+    """Revision 0010: the stored always-valid looks, one row per (experiment, metric, arm), none at first."""
+    with db.write.begin() as conn:
+        command.upgrade(alembic_config(conn), "0009")
+        assert not inspect(conn).has_table("sequential_looks")
+    upgrade_schema(db)
+    assert schema_diff(db) == []
+    with db.write.begin() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM sequential_looks")).scalar_one() == 0
+        conn.execute(
+            text(
+                "INSERT INTO sequential_looks (experiment_id, metric, arm, p_value, lower, upper, looks, first_at,"
+                " last_at) VALUES (1, 'reward', 'b', NULL, :lower, :upper, 1, 2.0, 2.0)"
+            ),
+            {"lower": -math.inf, "upper": math.inf},
+        )
+        stored = conn.execute(text("SELECT p_value, lower, upper FROM sequential_looks")).one()
+        assert tuple(stored) == (None, -math.inf, math.inf)
+        command.downgrade(alembic_config(conn), "0009")
+    with db.read.connect() as conn:
+        assert not inspect(conn).has_table("sequential_looks")
+
+
+def test_day_counters_date_old_counters_to_their_weights_period_and_downgrade_back(db: Database) -> None:
+    """Revision 0009: `day` in the keys of the per-period counters; older counters go to their period's first day."""
+    day = 20_833  # 2027-01-15
+    with db.write.begin() as conn:
+        command.upgrade(alembic_config(conn), "0008")
+        conn.execute(
+            text(
+                "INSERT INTO weights_history (experiment_id, version, created_at, weights, stats, reason)"
+                f" VALUES (1, 1, {day * 86_400 + 3_600.5}, '[0.5, 0.5]', '[]', 'start')"
+            )
+        )
+        for version, arm in ((1, 0), (1, 1), (2, 0)):  # version 2 has no history row
+            conn.execute(
+                text(
+                    "INSERT INTO period_counters (experiment_id, weights_version, arm, units, trials, exposures,"
+                    f" rewarded, expired, excluded, n, total, total_sq) VALUES (1, {version}, {arm}, 3, 5, 7, 2, 1,"
+                    " 1, 3, 2.0, 2.0)"
+                )
+            )
+        conn.execute(
+            text(
+                "INSERT INTO period_metrics (experiment_id, weights_version, arm, metric, n, total, total_sq)"
+                " VALUES (1, 1, 0, 'latency_ms', 2, 30.0, 500.0)"
+            )
+        )
+    upgrade_schema(db)
+    assert schema_diff(db) == []
+    with db.write.begin() as conn:
+        counters = conn.execute(
+            text("SELECT weights_version, day, arm, trials, exposures, total FROM period_counters ORDER BY 1, 3")
+        )
+        assert [tuple(r) for r in counters] == [(1, day, 0, 5, 7, 2.0), (1, day, 1, 5, 7, 2.0), (2, 0, 0, 5, 7, 2.0)]
+        metrics = conn.execute(text("SELECT weights_version, day, arm, metric, n, total FROM period_metrics"))
+        assert [tuple(r) for r in metrics] == [(1, day, 0, "latency_ms", 2.0, 30.0)]
+        # The same version and arm on two days are two rows now; the downgrade adds them up.
+        conn.execute(
+            text(
+                "INSERT INTO period_counters (experiment_id, weights_version, day, arm, units, trials, exposures,"
+                f" rewarded, expired, excluded, n, total, total_sq) VALUES (1, 1, {day + 1}, 0, 1, 1, 1, 1, 0, 0, 1,"
+                " 1.0, 1.0)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO period_metrics (experiment_id, weights_version, day, arm, metric, n, total, total_sq)"
+                f" VALUES (1, 1, {day + 1}, 0, 'latency_ms', 1, 10.0, 100.0)"
+            )
+        )
+        command.downgrade(alembic_config(conn), "0008")
+    with db.read.connect() as conn:
+        assert "day" not in {c["name"] for c in inspect(conn).get_columns("period_counters")}
+        counters = conn.execute(
+            text("SELECT weights_version, arm, units, trials, exposures, total FROM period_counters ORDER BY 1, 2")
+        )
+        assert [tuple(r) for r in counters] == [(1, 0, 4, 6, 8, 3.0), (1, 1, 3, 5, 7, 2.0), (2, 0, 3, 5, 7, 2.0)]
+        metrics = conn.execute(text("SELECT weights_version, arm, metric, n, total, total_sq FROM period_metrics"))
+        assert [tuple(r) for r in metrics] == [(1, 0, "latency_ms", 3.0, 40.0, 600.0)]

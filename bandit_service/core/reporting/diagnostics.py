@@ -7,12 +7,12 @@ import math
 import numpy as np
 
 from bandit_service.core.reporting.inputs import ReportInput
-from bandit_service.core.reporting.values import MetricKind, SampleSizeCheck, SrmResult
+from bandit_service.core.reporting.values import MetricKind, PeriodSrm, SampleSizeCheck, SrmResult
 from policies.power import sample_size_means, sample_size_proportions
-from policies.srm import expected_counts, srm_check
+from policies.srm import expected_counts, srm_by_period, srm_check
 from policies.stats import StatsArray
 
-__all__ = ["sample_ratio", "sample_size"]
+__all__ = ["sample_ratio", "sample_ratio_by_period", "sample_size"]
 
 
 def sample_ratio(inp: ReportInput) -> SrmResult:
@@ -38,40 +38,71 @@ def sample_ratio(inp: ReportInput) -> SrmResult:
     return srm_check(assigned.sum(axis=0), expected, inp.srm_threshold)
 
 
-def _required(inp: ReportInput, stats: StatsArray, kind: MetricKind) -> tuple[tuple[int, ...], str | None]:
+def sample_ratio_by_period(inp: ReportInput) -> tuple[PeriodSrm, ...]:
+    """One chi-square per weights period against that period's weights (Bonferroni over the periods with traffic).
+
+    A mismatch confined to one period (a logging bug on one day, a deployment that served one
+    arm) can cancel out in the pooled check; this one sees it. Empty for a single period (the
+    pooled check is that period's).
+    """
+    if len(inp.period_assigned) < 2:
+        return ()
+    results = srm_by_period(inp.period_assigned, inp.period_weights, inp.srm_threshold)
+    versions = inp.period_versions or tuple(range(1, len(results) + 1))
+    return tuple(
+        PeriodSrm(
+            version=int(v),
+            statistic=r.statistic,
+            df=r.df,
+            p_value=r.p_value,
+            flagged=r.flagged,
+            observed=r.observed,
+            expected=r.expected,
+        )
+        for v, r in zip(versions, results, strict=True)
+    )
+
+
+def _required(inp: ReportInput, stats: StatsArray, kind: MetricKind) -> tuple[tuple[int, ...], str | None, str | None]:
     """Observations needed per arm: the stored minimum, a power calculation for the MDE, or the larger."""
     k, c = inp.k, inp.control
     need = [inp.min_sample_size or 0] * k
     mde = inp.minimum_detectable_effect
     if mde is None:
-        return tuple(need), None
+        return tuple(need), None, None
     baseline = float(stats.mean[c])
     sd = float(stats.std[c])
     alpha, power, relative = inp.alpha, inp.power, inp.mde_relative
     try:
         if kind == "binary":
-            size = sample_size_proportions(baseline, mde, relative=relative, alpha=alpha, power=power, arms=k)
+            size = sample_size_proportions(
+                baseline, mde, relative=relative, alpha=alpha, power=power, arms=k, correction=inp.correction
+            )
         else:
-            size = sample_size_means(baseline, sd, mde, relative=relative, alpha=alpha, power=power, arms=k)
+            size = sample_size_means(
+                baseline, sd, mde, relative=relative, alpha=alpha, power=power, arms=k, correction=inp.correction
+            )
     except ValueError as err:
         # Typically a control without data yet (baseline NaN, or a rate of exactly 0 or 1).
-        return (), f"power calculation not possible yet from the control's data ({err})"
+        return (), f"power calculation not possible yet from the control's data ({err})", None
     per_arm = [size.control if i == c else size.treatment for i in range(k)]
-    return tuple(max(a, b) for a, b in zip(need, per_arm, strict=True)), None
+    return tuple(max(a, b) for a, b in zip(need, per_arm, strict=True)), None, size.correction
 
 
 def sample_size(inp: ReportInput, stats: StatsArray, kind: MetricKind) -> SampleSizeCheck:
     """Whether every arm has the observations the plan needs, and further units needed at the current weights.
 
     Required per arm: `min_sample_size`, or the two-sided power calculation for
-    `minimum_detectable_effect` at alpha = 1 - level split over the k - 1 comparisons
-    (`policies.power`), or the larger of both. Further units: max over short arms of
+    `minimum_detectable_effect` at alpha = 1 - level, split over the k - 1 comparisons by
+    Bonferroni unless the report's correction is "none" (`policies.power`; `correction` in the
+    result says which), or the larger of both. Further units: max over short arms of
     missing_a / weight_a, the traffic that fills the slowest arm at today's weights.
     """
     observed = tuple(round(float(x)) for x in stats.n)
     if inp.min_sample_size is None and inp.minimum_detectable_effect is None:
         return SampleSizeCheck(
             configured=False,
+            correction=None,
             required=(),
             observed=observed,
             missing=(),
@@ -79,10 +110,17 @@ def sample_size(inp: ReportInput, stats: StatsArray, kind: MetricKind) -> Sample
             more_units=None,
             note="no min_sample_size or minimum_detectable_effect configured",
         )
-    required, note = _required(inp, stats, kind)
+    required, note, correction = _required(inp, stats, kind)
     if not required:
         return SampleSizeCheck(
-            configured=True, required=(), observed=observed, missing=(), reached=False, more_units=None, note=note
+            configured=True,
+            correction=correction,
+            required=(),
+            observed=observed,
+            missing=(),
+            reached=False,
+            more_units=None,
+            note=note,
         )
     missing = tuple(max(0, r - o) for r, o in zip(required, observed, strict=True))
     short = [i for i in range(inp.k) if missing[i] > 0]
@@ -95,6 +133,7 @@ def sample_size(inp: ReportInput, stats: StatsArray, kind: MetricKind) -> Sample
         more = math.ceil(max(missing[i] / inp.weights[i] for i in short) - 1e-9)
     return SampleSizeCheck(
         configured=True,
+        correction=correction,
         required=required,
         observed=observed,
         missing=missing,

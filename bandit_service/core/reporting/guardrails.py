@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from typing import assert_never
 
+from bandit_service.core.reporting.estimates import Headline, headline
 from bandit_service.core.reporting.inputs import PRIMARY, BoundKind, Guardrail, ReportInput
 from bandit_service.core.reporting.values import GuardrailCheck, MetricKind
-from policies.frequentist import Comparison, welch_test, z_test
 from policies.stats import StatsArray
 
-__all__ = ["check_guardrails", "metric_stats"]
+__all__ = ["check_guardrails", "metric_period_stats", "metric_stats"]
 
 
 def metric_stats(inp: ReportInput, name: str) -> StatsArray | None:
@@ -18,17 +18,22 @@ def metric_stats(inp: ReportInput, name: str) -> StatsArray | None:
     return inp.stats if name == PRIMARY else inp.metrics.get(name)
 
 
-def _one_sided(test: Comparison, bound: BoundKind) -> tuple[float, float]:
-    """(estimate, one-sided bound) on the scale of the guardrail's limit."""
+def metric_period_stats(inp: ReportInput, name: str) -> StatsArray | None:
+    """The per-period statistics of a metric by name; None when it has none."""
+    return inp.period_stats if name == PRIMARY else inp.period_metrics.get(name)
+
+
+def _one_sided(h: Headline, i: int, bound: BoundKind) -> tuple[float, float]:
+    """(estimate, one-sided bound) of arm i on the scale of the guardrail's limit."""
     match bound:
         case "max_increase":
-            return test.difference, test.difference_interval[0]
+            return float(h.difference[i]), float(h.difference_lower[i])
         case "max_relative_increase":
-            return test.relative, test.relative_interval[0]
+            return float(h.relative.relative[i]), float(h.relative.lower[i])
         case "max_decrease":
-            return test.difference, test.difference_interval[1]
+            return float(h.difference[i]), float(h.difference_upper[i])
         case "max_relative_decrease":
-            return test.relative, test.relative_interval[1]
+            return float(h.relative.relative[i]), float(h.relative.upper[i])
         case _:
             assert_never(bound)
 
@@ -39,9 +44,10 @@ def check_guardrails(inp: ReportInput, kinds: dict[str, MetricKind]) -> tuple[Gu
     Rule: an increase limit L is breached when the one-sided (1 - alpha) lower confidence bound of
     the change exceeds L, i.e. H0 "the metric rose by at most L" is rejected by a one-sided test at
     alpha = 1 - level; a decrease limit when the upper bound falls below -L. The bound is the lower
-    end of the two-sided interval at level 1 - 2 alpha from the same test as the report (z-test for
-    0/1 metrics, Welch otherwise; relative limits use the delta-method interval of the lift). No
-    multiplicity or peeking correction: for a safety check a false alarm costs less than a miss.
+    end of the two-sided interval at level 1 - 2 alpha from the report's headline estimate
+    (`estimates.headline`: pooled, or period-stratified once the weights changed; relative limits
+    use the log-ratio or Fieller interval of the lift). No multiplicity or peeking correction: for
+    a safety check a false alarm costs less than a miss.
     """
     checks = []
     inner_level = 1.0 - 2.0 * inp.alpha
@@ -51,18 +57,19 @@ def check_guardrails(inp: ReportInput, kinds: dict[str, MetricKind]) -> tuple[Gu
         if stats is None:
             checks.extend(_no_data(inp, g, bound, limit, f"no data for metric {g.metric!r} yet"))
             continue
-        kind = kinds[g.metric]
-        tests = (
-            z_test(stats, inp.control, inner_level) if kind == "binary" else welch_test(stats, inp.control, inner_level)
+        h = headline(
+            stats, metric_period_stats(inp, g.metric), inp.period_traffic, kinds[g.metric], inp.control, inner_level
         )
-        for test in tests:
-            estimate, edge = _one_sided(test, bound)
+        for i in range(inp.k):
+            if i == inp.control:
+                continue
+            estimate, edge = _one_sided(h, i, bound)
             defined = math.isfinite(edge)
             breached = defined and (edge > limit if "increase" in bound else edge < -limit)
             checks.append(
                 GuardrailCheck(
                     metric=g.metric,
-                    arm=inp.arms[test.arm],
+                    arm=inp.arms[i],
                     bound=bound,
                     limit=limit,
                     estimate=estimate,

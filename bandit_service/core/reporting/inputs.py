@@ -9,6 +9,9 @@ import msgspec
 import numpy as np
 
 from bandit_service.core.fields import MetricName
+from bandit_service.core.looks import SequentialLook
+from policies.corrections import Correction
+from policies.sequential import DEFAULT_TUNING_N
 from policies.sketch import QuantileSketch
 from policies.stats import FloatArray, StatsArray
 
@@ -116,6 +119,7 @@ class ReportInput(msgspec.Struct, frozen=True, kw_only=True):
     period_stats: StatsArray  # primary reward per weights period, shape (P, k)
     period_assigned: tuple[tuple[float, ...], ...]  # (P, k)
     period_weights: tuple[tuple[float, ...], ...]  # (P, k), each row sums to 1
+    period_versions: tuple[int, ...] = ()  # the weights version of each period (empty: numbered from 1)
     metrics: dict[str, StatsArray] = msgspec.field(default_factory=dict)  # name -> (k,)
     period_metrics: dict[str, StatsArray] = msgspec.field(default_factory=dict)  # name -> (P, k), optional
     sketches: dict[str, tuple[QuantileSketch, ...]] = msgspec.field(default_factory=dict)  # name -> one per arm
@@ -128,6 +132,10 @@ class ReportInput(msgspec.Struct, frozen=True, kw_only=True):
     mde_relative: bool = False
     power: float = 0.8
     level: float = 0.95  # confidence level in (0.5, 1); alpha = 1 - level
+    correction: Correction = "holm"  # across the arms' comparisons with the control: holm, bonferroni or none
+    # The always-valid figures' mixture: tightest boundary near this many observations per arm (`policies.sequential`).
+    sequential_tuning_n: float = DEFAULT_TUNING_N
+    looks: tuple[SequentialLook, ...] = ()  # the stored running figures of the earlier looks (none: first look)
     srm_threshold: float = 0.001
     error_metric: str = "error"
     seed: int  # for the Bayesian Monte Carlo draws, echoed in the report so it can be replayed
@@ -158,6 +166,8 @@ class ReportInput(msgspec.Struct, frozen=True, kw_only=True):
         _stats("period_stats", self.period_stats, (periods, k))
         _matrix("period_assigned", self.period_assigned, (periods, k))
         pw = _matrix("period_weights", self.period_weights, (periods, k))
+        if self.period_versions and len(self.period_versions) != periods:
+            raise ValueError(f"period_versions: expected one version per period ({periods})")
         if not np.allclose(pw.sum(axis=1), 1.0, rtol=0.0, atol=1e-9):
             raise ValueError("period_weights: every row must sum to 1")
         if PRIMARY in self.metrics:
@@ -190,6 +200,11 @@ class ReportInput(msgspec.Struct, frozen=True, kw_only=True):
     def alpha(self) -> float:
         """Significance level 1 - level."""
         return 1.0 - self.level
+
+    @property
+    def period_traffic(self) -> FloatArray:
+        """Each weights period's arm choices (P,): the period weights of the stratified estimate."""
+        return np.asarray(self.period_assigned, dtype=np.float64).sum(axis=1)
 
 
 def _vector(name: str, values: tuple[float, ...], k: int) -> FloatArray:

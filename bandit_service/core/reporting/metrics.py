@@ -1,22 +1,31 @@
-"""The figures of one metric: per-arm summaries, tests against the control, drift-corrected and Bayesian views."""
+"""The figures of one metric: per-arm summaries and every arm against the control, frequentist and Bayesian.
+
+The headline figures come from `estimates.headline` (pooled while the weights never changed,
+period-stratified once they did); the Bayesian ones from the posterior of the same headline
+mean; the always-valid ones from the mSPRT on the headline difference, merged with the earlier
+looks. The naive pooled comparison is kept beside them, labelled as such.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
-from scipy import stats as sps
 
+from bandit_service.core.looks import SequentialLook, merge_look
+from bandit_service.core.reporting.estimates import headline, mean_interval
 from bandit_service.core.reporting.inputs import ReportInput
 from bandit_service.core.reporting.values import ArmFigures, ComparisonFigures, MetricKind, MetricReport
 from policies.bayesian import bayesian_comparison
-from policies.corrections import holm
-from policies.estimators import ArmEstimates, naive_means, stratified_means
-from policies.frequentist import Comparison, welch_test, z_test
-from policies.sequential import msprt
+from policies.corrections import Correction, adjust_p_values
+from policies.estimators import naive_means
+from policies.frequentist import ComparisonArrays, welch_test_arrays, z_test_arrays
+from policies.posterior import RewardKind, stratified_posterior
+from policies.sequential import msprt_estimate, tuning_rho
 from policies.stats import FloatArray, StatsArray
 
-__all__ = ["build_metric", "holm_where_defined", "mean_interval", "metric_kind"]
+__all__ = ["adjust_where_defined", "build_metric", "mean_interval", "metric_kind"]
 
 NAN = math.nan
 
@@ -32,31 +41,12 @@ def metric_kind(stats: StatsArray) -> MetricKind:
     return "binary" if binary else "continuous"
 
 
-def mean_interval(stats: StatsArray, kind: MetricKind, level: float) -> tuple[FloatArray, FloatArray]:
-    """Confidence interval of each arm's mean: Wilson score for 0/1 values, Student t otherwise.
-
-    Wilson (1927, JASA 22): (p + z^2/2n -+ z sqrt(p q / n + z^2 / 4n^2)) / (1 + z^2/n), which keeps
-    its coverage near rates of 0 and 1 (error rates); t: mean -+ t_{n-1} s / sqrt(n).
-    """
-    n, mean = stats.n, stats.mean
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if kind == "binary":
-            z = sps.norm.ppf(0.5 + level / 2.0)
-            centre = (mean + z * z / (2 * n)) / (1 + z * z / n)
-            half = z / (1 + z * z / n) * np.sqrt(mean * (1 - mean) / n + z * z / (4 * n * n))
-        else:
-            centre = mean
-            half = sps.t.ppf(0.5 + level / 2.0, n - 1) * stats.std / np.sqrt(n)
-    ok = n > 0 if kind == "binary" else n > 1
-    return np.where(ok, centre - half, NAN), np.where(ok, centre + half, NAN)
-
-
-def holm_where_defined(p_values: FloatArray) -> FloatArray:
-    """Holm-adjusted p-values over the finite entries; NaN stays NaN (an undefined test is left out)."""
+def adjust_where_defined(p_values: FloatArray, correction: Correction) -> FloatArray:
+    """Adjusted p-values over the finite entries; NaN stays NaN (an undefined test is left out)."""
     out = np.full(p_values.shape, NAN)
     finite = np.isfinite(p_values)
     if finite.any():
-        out[finite] = holm(p_values[finite])
+        out[finite] = adjust_p_values(p_values[finite], correction)
     return out
 
 
@@ -64,10 +54,8 @@ def _pair(lo: float, hi: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _corrected(period_stats: StatsArray | None, traffic: FloatArray, k: int) -> ArmEstimates:
-    if period_stats is None:
-        return ArmEstimates("stratified", (NAN,) * k, (NAN,) * k)
-    return stratified_means(period_stats, traffic)
+def _pooled_tests(stats: StatsArray, kind: MetricKind, control: int, level: float) -> ComparisonArrays:
+    return z_test_arrays(stats, control, level) if kind == "binary" else welch_test_arrays(stats, control, level)
 
 
 def build_metric(
@@ -77,27 +65,36 @@ def build_metric(
     kind: MetricKind,
     inp: ReportInput,
     rng: np.random.Generator,
+    looks: Mapping[tuple[str, str], SequentialLook],
 ) -> MetricReport:
     """Per-arm figures and every arm against the control for one metric.
 
-    Frequentist: pooled two-proportion z-test for 0/1 metrics, Welch's t-test otherwise
-    (`policies.frequentist`), Holm across the arms over the defined p-values, mSPRT always-valid
-    p-values and confidence sequences (Johari et al., 2017). Drift-corrected: period-stratified
-    means weighted by each period's traffic (Cochran, 1977, 5.3), with a normal interval on
-    their difference. Bayesian: Beta or Normal-Inverse-Gamma posteriors, P(best), P(beats
-    control), lift and expected loss from `inp.draws` draws of `rng` (`policies.bayesian`).
+    Frequentist: the headline test (`estimates.headline`), p-values adjusted across the arms by
+    the report's correction, mSPRT always-valid p-values and confidence sequences on the headline
+    difference (Johari et al., 2017) with a N(0, tau^2) mixture, tau^2 = rho^2 (s_arm^2 +
+    s_control^2), rho from `inp.sequential_tuning_n` (`policies.sequential.tuning_rho`), merged
+    with `looks` (running minimum and intersection, `core.looks`). Bayesian: the conjugate
+    posterior of each arm's headline mean (Beta or Student-t; moment-matched over the weights
+    periods once they changed, `policies.posterior.stratified_posterior`): P(best), P(beats
+    control), lift and expected loss from `inp.draws` draws of `rng`. A lift is undefined (null)
+    when the control's mean is 0.
     """
-    c, level, k = inp.control, inp.level, inp.k
-    tests: tuple[Comparison, ...] = z_test(stats, c, level) if kind == "binary" else welch_test(stats, c, level)
-    sequential = msprt(stats, c, 1.0 - level)
-    bayes = bayesian_comparison(
-        stats, c, "bernoulli" if kind == "binary" else "continuous", rng, level=level, draws=inp.draws
-    )
+    c, level, k, alpha = inp.control, inp.level, inp.k, inp.alpha
+    head = headline(stats, period_stats, inp.period_traffic, kind, c, level)
+    reward: RewardKind = "bernoulli" if kind == "binary" else "continuous"
+    post = None
+    if head.estimator == "stratified" and period_stats is not None:
+        post = stratified_posterior(period_stats, inp.period_traffic, reward)
+    bayes = bayesian_comparison(stats, c, reward, rng, level=level, draws=inp.draws, post=post)
     naive = naive_means(stats)
-    traffic = np.asarray(inp.period_assigned, dtype=np.float64).sum(axis=1)
-    corrected = _corrected(period_stats, traffic, k)
-    lo, hi = mean_interval(stats, kind, level)
+    pooled = _pooled_tests(stats, kind, c, level)
     sd = stats.std
+
+    var = stats.variance
+    rho = tuning_rho(alpha, inp.sequential_tuning_n)
+    with np.errstate(invalid="ignore"):
+        tau2 = rho**2 * (var + var[c])
+    av_p, av_lo, av_hi = msprt_estimate(head.difference, head.difference_variance, tau2, alpha)
 
     arms = tuple(
         ArmFigures(
@@ -107,46 +104,68 @@ def build_metric(
             trials=int(inp.trials[i]),
             rewarded=int(inp.rewarded[i]),
             n=round(float(stats.n[i])),
-            mean=naive.mean[i],
+            mean=float(head.mean[i]),
             sd=float(sd[i]),
-            std_error=naive.std_error[i],
-            confidence_interval=_pair(lo[i], hi[i]),
+            std_error=float(head.std_error[i]),
+            confidence_interval=_pair(head.lower[i], head.upper[i]),
             credible_interval=bayes.arms[i].interval,
-            corrected_mean=corrected.mean[i],
-            corrected_std_error=corrected.std_error[i],
             prob_best=bayes.arms[i].prob_best,
             expected_loss=bayes.arms[i].expected_loss,
+            pooled_mean=naive.mean[i],
+            pooled_std_error=naive.std_error[i],
         )
         for i in range(k)
     )
 
-    p_holm = holm_where_defined(np.array([t.p_value for t in tests]))
-    av_holm = holm_where_defined(np.array([s.p_value for s in sequential]))
-    z = float(sps.norm.ppf(0.5 + level / 2.0))
+    others = [i for i in range(k) if i != c]
+    running = {}
+    for i in others:
+        now_look = SequentialLook(
+            metric=name,
+            arm=inp.arms[i],
+            p_value=float(av_p[i]),
+            lower=float(av_lo[i]),
+            upper=float(av_hi[i]),
+            looks=1,
+        )
+        running[i] = merge_look(looks.get(now_look.key), now_look)
+    p_adj = adjust_where_defined(np.array([head.p_value[i] for i in others]), inp.correction)
+    av_adj = adjust_where_defined(np.array([running[i].p_value for i in others]), inp.correction)
     comparisons = []
-    for j, (test, seq) in enumerate(zip(tests, sequential, strict=True)):
-        i = test.arm
+    for j, i in enumerate(others):
         b = bayes.arms[i]
-        cd = corrected.mean[i] - corrected.mean[c]
-        cse = math.sqrt(corrected.std_error[i] ** 2 + corrected.std_error[c] ** 2)
+        defined = bool(head.relative.defined[i])
         comparisons.append(
             ComparisonFigures(
                 arm=inp.arms[i],
-                test=test.test,
-                difference=test.difference,
-                difference_interval=test.difference_interval,
-                relative=test.relative,
-                relative_interval=test.relative_interval,
-                p_value=test.p_value,
-                p_value_holm=float(p_holm[j]),
-                always_valid_p_value=seq.p_value,
-                always_valid_p_holm=float(av_holm[j]),
-                confidence_sequence=seq.interval,
-                corrected_difference=cd,
-                corrected_interval=(cd - z * cse, cd + z * cse),
+                test=head.test,
+                difference=float(head.difference[i]),
+                difference_interval=_pair(head.difference_lower[i], head.difference_upper[i]),
+                relative=float(head.relative.relative[i]),
+                relative_interval=_pair(head.relative.lower[i], head.relative.upper[i]),
+                relative_method=head.relative.method,
+                p_value=float(head.p_value[i]),
+                p_value_adjusted=float(p_adj[j]),
+                always_valid_p_value=running[i].p_value,
+                always_valid_p_adjusted=float(av_adj[j]),
+                confidence_sequence=(running[i].lower, running[i].upper),
+                always_valid_p_this_look=float(av_p[i]),
+                confidence_sequence_this_look=_pair(av_lo[i], av_hi[i]),
+                mixture_sd=float(np.sqrt(tau2[i])),
+                looks=running[i].looks,
                 prob_beats_control=NAN if b.prob_beats_control is None else b.prob_beats_control,
                 difference_credible_interval=b.difference_interval or (NAN, NAN),
-                lift_credible_interval=b.lift_interval or (NAN, NAN),
+                lift_credible_interval=(b.lift_interval or (NAN, NAN)) if defined else (NAN, NAN),
+                pooled_difference=float(pooled.difference[i]),
+                pooled_interval=_pair(pooled.difference_lower[i], pooled.difference_upper[i]),
+                pooled_p_value=float(pooled.p_value[i]),
             )
         )
-    return MetricReport(name=name, kind=kind, arms=arms, comparisons=tuple(comparisons))
+    return MetricReport(
+        name=name,
+        kind=kind,
+        estimator=head.estimator,
+        periods=head.periods,
+        arms=arms,
+        comparisons=tuple(comparisons),
+    )

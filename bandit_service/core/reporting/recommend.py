@@ -1,32 +1,33 @@
 """The recommendation: ship, keep running, or stop, from the criteria stored on the experiment.
 
-Rule, applied to the primary criterion's metric (higher is better):
+Rule, applied to the primary criterion's metric (higher is better), on its headline figures
+(pooled while the weights never changed, period-stratified once they did: the naive pooled
+comparison never decides):
 
 An arm (not the control) may ship only when all of these hold:
-  1. the sample-ratio check is not flagged;
-  2. its Holm-corrected two-sided p-value (across the arms) is below alpha = 1 - level and
-     its difference is positive;
-  3. peeking guard: the Holm-corrected always-valid (mSPRT) p-value is also below alpha,
-     unless a minimum sample size is configured and every arm has reached it (the fixed
-     horizon the test was planned for);
-  3a. a configured minimum sample size (`min_sample_size`, or the power calculation for
-     `minimum_detectable_effect`) is a hard floor: nothing ships while any arm is below it,
-     however strong the evidence, and the reason names the floor and the counts (an operator
-     who set a floor asked for that much data, and the automation ships on this rule);
-  4. the lower confidence bound of its improvement (absolute, or relative with
-     `relative: true`) is at least `min_improvement`;
-  5. its drift-corrected (period-stratified) improvement is at least `min_improvement` too,
-     so an arm that only looks better because it got its traffic in a good period cannot ship
-     (checked whenever the metric has per-period statistics, which the primary reward always has);
-  6. no guardrail is breached on it (see `guardrails`).
+  1. no sample-ratio mismatch, pooled or in any weights period;
+  2. peeking-safe evidence: its always-valid (mSPRT) p-value, the running minimum over every
+     look so far and adjusted across the arms by the report's correction, is below
+     alpha = 1 - level, and its difference is positive. The fixed-horizon p-value does not ship
+     anything: it is valid for one look at a planned horizon, and an operator who reads the
+     report every day is not taking one look;
+  3. the lower end of its confidence sequence (the running intersection over the looks) shows
+     at least `min_improvement` (absolute, or relative to the control's mean with
+     `relative: true`);
+  4. a configured minimum sample size (`min_sample_size`, or the power calculation for
+     `minimum_detectable_effect`) is reached by every arm: a hard floor, however strong the
+     evidence (an operator who set a floor asked for that much data);
+  5. no guardrail is breached on it (see `guardrails`).
 Among several such arms the one with the highest mean ships.
 
 Otherwise, in this order: a breached guardrail stops the experiment (`stop_guardrail`, even
-under an SRM: stopping is the safe side); a flagged SRM keeps it running with a warning
-(nothing can be concluded); a minimum sample size not yet reached keeps it running with the
-further units needed; a reached minimum sample size without a shippable arm, or always-valid
-confidence sequences that rule out the required improvement for every arm, stop it
-(`stop_no_winner`); anything else keeps it running. The Bayesian figures inform, they do not decide.
+under an SRM: stopping is the safe side); a sample-ratio mismatch keeps it running with a
+warning (nothing can be concluded); a minimum sample size not yet reached keeps it running with
+the further units needed; at a reached minimum sample size -- the planned horizon, where the
+fixed-horizon test may take its one look -- no arm significantly better at the fixed horizon
+stops it (`stop_no_winner`: stopping never ships, so this look costs no false ships); always-
+valid confidence sequences that rule out the required improvement for every arm stop it too;
+anything else keeps it running. The Bayesian figures inform, they do not decide.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ import math
 from bandit_service.core.reporting.values import (
     ComparisonFigures,
     GuardrailCheck,
+    Health,
     MetricReport,
     Recommendation,
     SampleSizeCheck,
-    SrmResult,
 )
 
 __all__ = ["recommend"]
@@ -47,6 +48,10 @@ __all__ = ["recommend"]
 
 def _fmt(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{x:.4g}"
+
+
+def _pct(x: float) -> str:
+    return "relative lift undefined" if not math.isfinite(x) else f"{x * 100:+.3g}%"
 
 
 def _need(min_improvement: float, relative: bool) -> str:
@@ -61,60 +66,56 @@ class _Rule:
     """The per-arm ship conditions for one decision metric."""
 
     def __init__(
-        self, metric: MetricReport, control: int, alpha: float, min_improvement: float, relative: bool, horizon: bool
+        self, metric: MetricReport, control: int, alpha: float, min_improvement: float, relative: bool
     ) -> None:
         self.metric = metric
         self.control = control
         self.alpha = alpha
         self.min_improvement = min_improvement
         self.relative = relative
-        self.horizon = horizon
         self.means = {a.arm: a.mean for a in metric.arms}
-        self.corrected = {a.arm: a.corrected_mean for a in metric.arms}
         self.control_name = metric.arms[control].arm
+        self.base = self.means[self.control_name]
 
-    def lower_bound(self, comp: ComparisonFigures) -> float:
-        return comp.relative_interval[0] if self.relative else comp.difference_interval[0]
-
-    def corrected_lift(self, comp: ComparisonFigures) -> float:
+    def sequence_lift(self, comp: ComparisonFigures) -> float:
+        """The lower end of the confidence sequence on the scale of `min_improvement`."""
+        lower = comp.confidence_sequence[0]
         if not self.relative:
-            return comp.corrected_difference
-        base = self.corrected[self.control_name]
-        return self.corrected[comp.arm] / base - 1.0 if base > 0 else math.nan
+            return lower
+        return lower / self.base if self.base > 0 else math.nan
 
     def blocker(self, comp: ComparisonFigures, breached: set[str]) -> str | None:
         """Why this arm cannot ship (None: it can)."""
-        if not math.isfinite(comp.p_value_holm):
+        if not math.isfinite(comp.p_value_adjusted):
             return f"{comp.arm}: not enough data to test against {self.control_name}"
-        if comp.p_value_holm >= self.alpha or comp.difference <= 0:
-            return f"{comp.arm}: not significantly better (Holm p = {_fmt(comp.p_value_holm)})"
-        if not self.horizon and not comp.always_valid_p_holm < self.alpha:
+        if comp.difference <= 0 or not comp.always_valid_p_adjusted < self.alpha:
             return (
-                f"{comp.arm}: significant at a fixed horizon (Holm p = {_fmt(comp.p_value_holm)}) but not yet "
-                f"under continuous monitoring (always-valid p = {_fmt(comp.always_valid_p_holm)})"
+                f"{comp.arm}: not yet better under continuous monitoring (always-valid p = "
+                f"{_fmt(comp.always_valid_p_adjusted)} over {comp.looks} look(s); fixed-horizon p = "
+                f"{_fmt(comp.p_value_adjusted)}, valid for one planned look only)"
             )
         unit = "relative " if self.relative else ""
-        if not self.lower_bound(comp) >= self.min_improvement:
+        lift = self.sequence_lift(comp)
+        if not lift >= self.min_improvement:
             return (
-                f"{comp.arm}: the confidence bound of the {unit}improvement, {_fmt(self.lower_bound(comp))}, "
+                f"{comp.arm}: the lower end of the confidence sequence on the {unit}improvement, {_fmt(lift)}, "
                 f"is below the required {_need(self.min_improvement, self.relative)}"
-            )
-        corrected = self.corrected_lift(comp)
-        if not math.isnan(corrected) and not corrected >= self.min_improvement:
-            return (
-                f"{comp.arm}: the drift-corrected {unit}improvement, {_fmt(corrected)}, is below "
-                f"the required {_need(self.min_improvement, self.relative)} (the naive figure is inflated by when "
-                "the arm got its traffic)"
             )
         if comp.arm in breached:
             return f"{comp.arm}: breaches a guardrail"
         return None
 
+    def wins_at_horizon(self, comp: ComparisonFigures) -> bool:
+        """The fixed-horizon test's one look: significantly better by the required improvement."""
+        if not (comp.p_value_adjusted < self.alpha and comp.difference > 0):
+            return False
+        lower = comp.relative_interval[0] if self.relative else comp.difference_interval[0]
+        return lower >= self.min_improvement
+
     def futile(self, comp: ComparisonFigures) -> bool:
         """The always-valid confidence sequence rules out the required improvement."""
-        base = self.means[self.control_name]
-        needed = self.min_improvement * base if self.relative else self.min_improvement
-        if self.relative and not base > 0:
+        needed = self.min_improvement * self.base if self.relative else self.min_improvement
+        if self.relative and not self.base > 0:
             return False
         return comp.confidence_sequence[1] < needed
 
@@ -147,21 +148,22 @@ def recommend(
     min_improvement: float,
     relative: bool,
     guardrails: tuple[GuardrailCheck, ...],
-    srm: SrmResult,
-    size: SampleSizeCheck,
+    health: Health,
 ) -> Recommendation:
     """Apply the decision rule of the module docstring."""
+    srm, size = health.srm, health.sample_size
     breaches = [g for g in guardrails if g.breached]
+    mismatch = health.srm_flagged
     if metric is None:
         candidates: list[ComparisonFigures] = []
         blockers: list[str] = [f"the primary metric {metric_name!r} has no data yet"]
         rule = None
     else:
-        rule = _Rule(metric, control, alpha, min_improvement, relative, size.reached is True)
+        rule = _Rule(metric, control, alpha, min_improvement, relative)
         breached = {g.arm for g in breaches}
         candidates, blockers = [], []
         for comp in metric.comparisons:
-            why = rule.blocker(comp, breached) if not srm.flagged else "sample ratio mismatch"
+            why = rule.blocker(comp, breached) if not mismatch else "sample ratio mismatch"
             if why is None:
                 candidates.append(comp)
             else:
@@ -177,11 +179,10 @@ def recommend(
             more_units=None,
             reason=(
                 f"ship {best.arm}: it beats {rule.control_name} on {metric_name} by {_fmt(best.difference)} "
-                f"({_fmt(best.relative * 100)}%; interval [{_fmt(best.difference_interval[0])}, "
-                f"{_fmt(best.difference_interval[1])}]), Holm p = {_fmt(best.p_value_holm)}, always-valid "
-                f"p = {_fmt(best.always_valid_p_holm)}, drift-corrected difference "
-                f"{_fmt(best.corrected_difference)}; required improvement {_need(min_improvement, relative)} met, "
-                f"no guardrail breached, no sample ratio mismatch (p = {_fmt(srm.p_value)})"
+                f"({_pct(best.relative)}), always-valid p = {_fmt(best.always_valid_p_adjusted)} over "
+                f"{best.looks} look(s), confidence sequence [{_fmt(best.confidence_sequence[0])}, "
+                f"{_fmt(best.confidence_sequence[1])}]; required improvement {_need(min_improvement, relative)} "
+                f"met, no guardrail breached, no sample ratio mismatch (p = {_fmt(srm.p_value)})"
             ),
         )
     if breaches:
@@ -196,12 +197,8 @@ def recommend(
                 f"{_fmt(g.estimate)}, one-sided {1 - alpha:.0%} bound {_fmt(g.one_sided_bound)}"
             ),
         )
-    if srm.flagged:
-        return _keep(
-            f"sample ratio mismatch (chi-square {_fmt(srm.statistic)}, p = {srm.p_value:.3g} < {srm.threshold:g}): "
-            "the arms' traffic does not match the allocation used, so no result can be trusted; check the "
-            "assignment and logging before reading further"
-        )
+    if mismatch:
+        return _keep(_mismatch(health))
     if rule is None:
         return _keep(blockers[0])
     if below_floor:
@@ -209,20 +206,12 @@ def recommend(
         if candidates:
             best = max(candidates, key=lambda comp: rule.means[comp.arm])
             why += (
-                f"; {best.arm} beats {rule.control_name} on the data so far (Holm p = {_fmt(best.p_value_holm)}, "
-                f"always-valid p = {_fmt(best.always_valid_p_holm)}) but the minimum sample size is a hard floor "
-                "for shipping"
+                f"; {best.arm} beats {rule.control_name} on the data so far (always-valid p = "
+                f"{_fmt(best.always_valid_p_adjusted)}) but the minimum sample size is a hard floor for shipping"
             )
         return _keep(why, size.more_units)
-    if size.reached is True:
-        return Recommendation(
-            action="stop_no_winner",
-            arm=None,
-            guardrail=None,
-            more_units=None,
-            reason="minimum sample size reached and no arm beats the control as required: " + "; ".join(blockers),
-        )
-    if rule.metric.comparisons and all(rule.futile(c) for c in rule.metric.comparisons):
+    comparisons = rule.metric.comparisons
+    if comparisons and all(rule.futile(c) for c in comparisons):
         return Recommendation(
             action="stop_no_winner",
             arm=None,
@@ -233,7 +222,43 @@ def recommend(
                 f"{_need(min_improvement, relative)} over {rule.control_name}"
             ),
         )
+    if size.reached is True:
+        ahead = [c for c in comparisons if rule.wins_at_horizon(c)]
+        if not ahead:
+            return Recommendation(
+                action="stop_no_winner",
+                arm=None,
+                guardrail=None,
+                more_units=None,
+                reason=(
+                    "minimum sample size reached (the planned horizon) and no arm beats the control as required "
+                    "at the fixed horizon: " + "; ".join(blockers)
+                ),
+            )
+        names = ", ".join(f"{c.arm} (p = {_fmt(c.p_value_adjusted)})" for c in ahead)
+        return _keep(
+            f"at the planned horizon {names} beat(s) {rule.control_name} at the fixed horizon, but not yet under "
+            "continuous monitoring: keep running until the always-valid evidence is there (shipping on the "
+            "fixed-horizon p-value after more than one look inflates false ships): " + "; ".join(blockers)
+        )
     return _keep(
         "no decision yet (no minimum sample size configured, so only always-valid evidence can end the "
         "experiment): " + "; ".join(blockers)
+    )
+
+
+def _mismatch(health: Health) -> str:
+    srm = health.srm
+    if srm.flagged:
+        return (
+            f"sample ratio mismatch (chi-square {_fmt(srm.statistic)}, p = {srm.p_value:.3g} < {srm.threshold:g}): "
+            "the arms' traffic does not match the allocation used, so no result can be trusted; check the "
+            "assignment and logging before reading further"
+        )
+    bad = [p for p in health.srm_periods if p.flagged]
+    versions = ", ".join(f"{p.version} (p = {p.p_value:.3g})" for p in bad)
+    return (
+        f"sample ratio mismatch in weights period(s) {versions}, each tested against its own weights with the "
+        f"threshold {srm.threshold:g} split over the periods: the arms' traffic did not match the allocation used "
+        "then, so no result can be trusted; check the assignment and logging of that time"
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from bandit_service.core.reporting.diagnostics import sample_ratio, sample_size
+from bandit_service.core.reporting.diagnostics import sample_ratio, sample_ratio_by_period, sample_size
 from bandit_service.core.reporting.guardrails import check_guardrails, metric_stats
 from bandit_service.core.reporting.inputs import PRIMARY, ReportInput
 from bandit_service.core.reporting.metrics import build_metric, metric_kind
+from bandit_service.core.reporting.notes import metric_notes
 from bandit_service.core.reporting.recommend import recommend
 from bandit_service.core.reporting.values import (
     Attribution,
@@ -16,7 +17,10 @@ from bandit_service.core.reporting.values import (
     OperationalArm,
     Quantiles,
     Report,
+    SampleSizeCheck,
+    SequentialSettings,
 )
+from policies.sequential import tuning_rho
 from policies.stats import StatsArray
 
 __all__ = ["build_report"]
@@ -73,7 +77,10 @@ def build_report(inp: ReportInput) -> Report:
     kinds = _kinds(inp)
     names = sorted(inp.metrics)
     streams = np.random.SeedSequence(inp.seed).spawn(1 + len(names))
-    primary = build_metric(PRIMARY, inp.stats, inp.period_stats, kinds[PRIMARY], inp, np.random.default_rng(streams[0]))
+    looks = {look.key: look for look in inp.looks}
+    primary = build_metric(
+        PRIMARY, inp.stats, inp.period_stats, kinds[PRIMARY], inp, np.random.default_rng(streams[0]), looks
+    )
     extras = tuple(
         build_metric(
             name,
@@ -82,6 +89,7 @@ def build_report(inp: ReportInput) -> Report:
             kinds[name],
             inp,
             np.random.default_rng(stream),
+            looks,
         )
         for name, stream in zip(names, streams[1:], strict=True)
     )
@@ -94,6 +102,7 @@ def build_report(inp: ReportInput) -> Report:
     else:
         size = sample_size(inp, decision_stats, kinds[criterion.metric])
     guardrails = check_guardrails(inp, kinds)
+    health = Health(srm=srm, srm_periods=sample_ratio_by_period(inp), sample_size=size)
     recommendation = recommend(
         by_name.get(criterion.metric),
         metric_name=criterion.metric,
@@ -102,15 +111,18 @@ def build_report(inp: ReportInput) -> Report:
         min_improvement=criterion.min_improvement,
         relative=criterion.relative,
         guardrails=guardrails,
-        srm=srm,
-        size=size,
+        health=health,
     )
     notes = []
-    if inp.period_stats.n.shape[0] > 1:
+    if primary.estimator == "stratified":
         notes.append(
-            "weights changed during the experiment: the naive means pool periods with different allocations; "
-            "the corrected means weight each period by its traffic"
+            f"weights changed during the experiment ({primary.periods} weights periods): every headline figure "
+            "is drift-corrected (period-stratified: each period's means weighted by its share of the traffic; "
+            "the Bayesian figures from the posterior of that mean); the pooled figures beside them are naive, "
+            "biased whenever rates drift while the weights move"
         )
+    for m in (primary, *extras):
+        notes.extend(metric_notes(m, inp.arms[inp.control], inp.level))
     excluded = sum(inp.excluded or ())
     if excluded:
         notes.append(
@@ -126,14 +138,33 @@ def build_report(inp: ReportInput) -> Report:
         reward=inp.reward,
         attribution=Attribution(trial=inp.trial, aggregate=inp.aggregate, missing=inp.missing, excluded=excluded),
         level=inp.level,
+        correction=inp.correction,
+        sequential=SequentialSettings(
+            tuning_n=float(inp.sequential_tuning_n),
+            rho=tuning_rho(inp.alpha, inp.sequential_tuning_n),
+            horizon=_horizon(size),
+        ),
         seed=inp.seed,
         primary=primary,
         metrics=extras,
         operational=_operational(inp),
         guardrails=guardrails,
-        health=Health(srm=srm, sample_size=size),
+        health=health,
         recommendation=recommendation,
         notes=tuple(notes),
+    )
+
+
+def _horizon(size: SampleSizeCheck) -> str:
+    """What the fixed-horizon figures are valid for."""
+    plan = (
+        f"the planned horizon of {max(size.required)} observations per arm"
+        if size.configured and size.required
+        else "a horizon fixed in advance (none is configured: set min_sample_size or minimum_detectable_effect)"
+    )
+    return (
+        f"fixed-horizon p-values and intervals are valid for one look at {plan}; ship decisions rest on the "
+        "always-valid figures, which stay valid however often the report is read"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import textwrap
 from collections.abc import Sequence
@@ -14,27 +15,40 @@ WIDTH = 100
 
 
 def _num(x: float | None, spec: str = ".4g") -> str:
+    """A number; "-" where undefined and "unbounded" where infinite (never "inf")."""
     if x is None or math.isnan(x):
         return "-"
     if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
+        return "unbounded"
     return format(x, spec)
 
 
 def _pct(x: float) -> str:
-    return _num(x * 100.0 if math.isfinite(x) else x, ".3g") + ("%" if math.isfinite(x) else "")
+    return _num(x * 100.0, ".3g") + "%" if math.isfinite(x) else _num(x)
 
 
 def _interval(pair: tuple[float, float], spec: str = ".4g") -> str:
+    if any(math.isinf(x) for x in pair):
+        return "unbounded"
     return f"[{_num(pair[0], spec)}, {_num(pair[1], spec)}]"
 
 
-def _estimate(mean: float, se: float) -> str:
-    return "-" if math.isnan(mean) else f"{_num(mean)} +- {_num(se, '.2g')}"
-
-
 def _pcts(pair: tuple[float, float]) -> str:
+    if any(math.isinf(x) for x in pair):
+        return "unbounded"
     return f"[{_pct(pair[0])}, {_pct(pair[1])}]"
+
+
+def _relative(x: float, pair: tuple[float, float]) -> tuple[str, str]:
+    """The lift and its interval; "undefined" where the control's mean is 0 or the interval is unbounded."""
+    if not math.isfinite(x):
+        return "undefined", "-"
+    if not all(math.isfinite(v) for v in pair):
+        return _pct(x), "undefined"
+    return _pct(x), _pcts(pair)
+
+
+_TESTS = {"z_pooled": "z-test", "welch": "Welch t-test", "stratified_z": "z-test on period-stratified means"}
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -48,12 +62,23 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
-def _metric(m: MetricReport, control: str, level: float) -> list[str]:
+def _metric(m: MetricReport, control: str, level: float, correction: str) -> list[str]:
     lv = f"{level:.0%}"
-    test = "z-test" if m.kind == "binary" else "Welch t-test"
-    lines = [f"== {m.name} ({m.kind}; {test}) =="]
+    test = _TESTS[m.comparisons[0].test] if m.comparisons else ""
+    estimator = f"drift-corrected: {m.periods} weights periods, stratified" if m.estimator == "stratified" else "pooled"
+    lines = [f"== {m.name} ({m.kind}; {estimator}; {test}) =="]
+    stratified = m.estimator == "stratified"
     lines += _table(
-        ["arm", "weight", "n", "mean", "sd", f"{lv} CI", f"{lv} CrI", "corrected mean"],
+        [
+            "arm",
+            "weight",
+            "n",
+            "mean",
+            "sd",
+            f"{lv} CI",
+            f"{lv} CrI",
+            *(("pooled mean (naive)",) if stratified else ()),
+        ],
         [
             [
                 a.arm,
@@ -63,44 +88,54 @@ def _metric(m: MetricReport, control: str, level: float) -> list[str]:
                 _num(a.sd),
                 _interval(a.confidence_interval),
                 _interval(a.credible_interval),
-                _estimate(a.corrected_mean, a.corrected_std_error),
+                *((_num(a.pooled_mean),) if stratified else ()),
             ]
             for a in m.arms
         ],
     )
-    lines += ["", f"against control {control} (fixed horizon):"]
+    adjusted = "p adj." if correction == "none" else f"p {correction}"
+    lines += ["", f"against control {control}, always valid (ship decisions rest on these; any number of looks):"]
     lines += _table(
-        ["arm", "difference", f"{lv} CI", "relative", f"{lv} CI", "p", "p Holm"],
+        ["arm", "difference", "p always-valid", adjusted, "confidence sequence", "looks", "this look: p"],
+        [
+            [
+                c.arm,
+                _num(c.difference),
+                _num(c.always_valid_p_value, ".3g"),
+                _num(c.always_valid_p_adjusted, ".3g"),
+                _interval(c.confidence_sequence),
+                str(c.looks),
+                _num(c.always_valid_p_this_look, ".3g"),
+            ]
+            for c in m.comparisons
+        ],
+    )
+    lines += ["", f"against control {control}, fixed horizon (valid for one look at the planned horizon):"]
+    lines += _table(
+        ["arm", "difference", f"{lv} CI", "relative", f"{lv} CI", "p", adjusted],
         [
             [
                 c.arm,
                 _num(c.difference),
                 _interval(c.difference_interval),
-                _pct(c.relative),
-                _pcts(c.relative_interval),
+                *_relative(c.relative, c.relative_interval),
                 _num(c.p_value, ".3g"),
-                _num(c.p_value_holm, ".3g"),
+                _num(c.p_value_adjusted, ".3g"),
             ]
             for c in m.comparisons
         ],
     )
-    lines += ["", f"against control {control} (always valid, and drift-corrected):"]
-    lines += _table(
-        ["arm", "p always-valid", "p Holm", "confidence sequence", "corrected difference", f"{lv} CI"],
-        [
+    if stratified:
+        lines += ["", f"against control {control}, pooled (naive, secondary: biased when rates drift):"]
+        lines += _table(
+            ["arm", "difference", f"{lv} CI", "p"],
             [
-                c.arm,
-                _num(c.always_valid_p_value, ".3g"),
-                _num(c.always_valid_p_holm, ".3g"),
-                _interval(c.confidence_sequence),
-                _num(c.corrected_difference),
-                _interval(c.corrected_interval),
-            ]
-            for c in m.comparisons
-        ],
-    )
+                [c.arm, _num(c.pooled_difference), _interval(c.pooled_interval), _num(c.pooled_p_value, ".3g")]
+                for c in m.comparisons
+            ],
+        )
     beats = {c.arm: c for c in m.comparisons}
-    lines += ["", "Bayesian:"]
+    lines += ["", "Bayesian" + (" (posterior of the drift-corrected mean):" if stratified else ":")]
     lines += _table(
         ["arm", "P(best)", f"P(> {control})", f"lift {lv} CrI", "expected loss"],
         [
@@ -108,7 +143,7 @@ def _metric(m: MetricReport, control: str, level: float) -> list[str]:
                 a.arm,
                 _num(a.prob_best, ".3f"),
                 _num(beats[a.arm].prob_beats_control, ".3f") if a.arm in beats else "-",
-                _pcts(beats[a.arm].lift_credible_interval) if a.arm in beats else "-",
+                _relative(beats[a.arm].relative, beats[a.arm].lift_credible_interval)[1] if a.arm in beats else "-",
                 _num(a.expected_loss, ".3g"),
             ]
             for a in m.arms
@@ -130,11 +165,15 @@ def render_text(report: Report) -> str:
     lines = [
         f"Experiment report: {len(report.arms)} arms, control {report.control}, reward {report.reward}, "
         f"level {report.level:.0%}, seed {report.seed}",
+        *([] if report.window is None else [f"Trials opened from {report.window[0]} to {report.window[1]} (UTC days)"]),
         _attribution(report),
+        f"Comparisons: {report.correction} correction across the arms; always-valid figures: mSPRT tuned for "
+        f"{report.sequential.tuning_n:,.0f} observations per arm (rho {report.sequential.rho:.3g})",
+        *textwrap.wrap(report.sequential.horizon[0].upper() + report.sequential.horizon[1:], WIDTH),
         "",
     ]
     for m in (report.primary, *report.metrics):
-        lines += [*_metric(m, report.control, report.level), ""]
+        lines += [*_metric(m, report.control, report.level, report.correction), ""]
 
     sketched = sorted({name for o in report.operational for name in o.quantiles})
     local = any(o.local for o in report.operational)  # columns shown once SDKs have logged decisions
@@ -204,6 +243,17 @@ def render_text(report: Report) -> str:
         + "; expected "
         + " / ".join(_num(x, ".1f") for x in srm.expected)
     )
+    if report.health.srm_periods:
+        flagged = [p for p in report.health.srm_periods if p.flagged]
+        worst = min(report.health.srm_periods, key=lambda p: p.p_value)
+        lines.append(
+            f"  per weights period ({len(report.health.srm_periods)}): "
+            + (
+                "MISMATCH in " + ", ".join(f"version {p.version} (p = {_num(p.p_value, '.3g')})" for p in flagged)
+                if flagged
+                else f"ok (lowest p = {_num(worst.p_value, '.3g')}, version {worst.version})"
+            )
+        )
     if not size.configured:
         lines.append("minimum sample size: not configured")
     elif size.reached:
@@ -212,9 +262,14 @@ def render_text(report: Report) -> str:
         missing = ", ".join(f"{a} {m}" for a, m in zip(report.arms, size.missing, strict=False) if m > 0)
         more = "" if size.more_units is None else f"; about {size.more_units} more units at the current weights"
         lines.append(f"minimum sample size: not reached (missing {missing or '-'}{more})")
+    if size.correction:
+        lines.append(f"  power calculation: {size.correction}")
     if size.note:
         lines.append(f"  {size.note}")
     lines.append("")
+
+    if report.weights_history:
+        lines += _weights_history(report)
 
     rec = report.recommendation
     target = f" {rec.arm}" if rec.action == "ship" else ""
@@ -223,6 +278,18 @@ def render_text(report: Report) -> str:
     for note in report.notes:
         lines += ["", *textwrap.wrap(f"note: {note}", WIDTH)]
     return "\n".join(lines) + "\n"
+
+
+def _weights_history(report: Report) -> list[str]:
+    """The latest weights-history rows: when, what wrote them, the weights, and why they moved."""
+    lines = [f"== why the weights moved (latest {len(report.weights_history)}) =="]
+    for step in report.weights_history:
+        at = dt.datetime.fromtimestamp(step.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        weights = " ".join(f"{arm} {w:.2f}" for arm, w in zip(report.arms, step.weights, strict=False))
+        lines += textwrap.wrap(
+            f"v{step.version} {at} {step.reason}: {weights}; {step.because}", WIDTH, subsequent_indent="    "
+        )
+    return [*lines, ""]
 
 
 def render_segments_text(segments: SegmentReport) -> str:

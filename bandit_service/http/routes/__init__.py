@@ -12,6 +12,7 @@ from bandit_service.http.routes.keys import KeyController
 from bandit_service.http.routes.reports import read_report
 from bandit_service.http.routes.rewards import record_reward, record_reward_batch
 from bandit_service.http.routes.rollouts import RolloutController
+from bandit_service.http.routes.timeseries import read_timeseries
 from bandit_service.http.routes.webhooks import WebhookController
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "log_decision_batch",
     "read_definitions",
     "read_report",
+    "read_timeseries",
     "readyz",
     "record_reward",
     "record_reward_batch",
@@ -47,4 +49,5 @@ ROUTES: list[ControllerRouterHandler] = [
     livez,
     readyz,
     read_report,
+    read_timeseries,
 ]

@@ -37,7 +37,7 @@ def test_z_test_p_values_and_holm_match_statsmodels() -> None:
         assert comp.difference_interval == pytest.approx((lo, hi), rel=1e-9)
         raw.append(p)
     _, holm, _, _ = multipletests(raw, method="holm")
-    assert [c.p_value_holm for c in report.primary.comparisons] == pytest.approx(holm, rel=1e-9)
+    assert [c.p_value_adjusted for c in report.primary.comparisons] == pytest.approx(holm, rel=1e-9)
 
 
 def test_welch_p_values_and_holm_match_scipy_and_statsmodels(rng: np.random.Generator) -> None:
@@ -54,7 +54,7 @@ def test_welch_p_values_and_holm_match_scipy_and_statsmodels(rng: np.random.Gene
         assert comp.difference == pytest.approx(a.mean() - c.mean(), rel=1e-9)
         raw.append(expected.pvalue)
     _, holm, _, _ = multipletests(raw, method="holm")
-    assert [c.p_value_holm for c in report.primary.comparisons] == pytest.approx(holm, rel=1e-7)
+    assert [c.p_value_adjusted for c in report.primary.comparisons] == pytest.approx(holm, rel=1e-7)
 
 
 def test_arm_intervals_match_wilson_and_student_t(rng: np.random.Generator) -> None:
@@ -93,12 +93,12 @@ def test_undefined_comparisons_are_left_out_of_holm() -> None:
     metric = StatsArray.from_counts([0, 9, 0, 0], [500, 520, 480, 0])
     report = build_report(bernoulli_input(SUCCESSES, TRIALS, metrics={"error": metric}))
     comps = report.metrics[0].comparisons
-    assert math.isnan(comps[1].p_value) and math.isnan(comps[1].p_value_holm)
-    assert math.isnan(comps[2].p_value) and math.isnan(comps[2].p_value_holm)
+    assert math.isnan(comps[1].p_value) and math.isnan(comps[1].p_value_adjusted)
+    assert math.isnan(comps[2].p_value) and math.isnan(comps[2].p_value_adjusted)
     _, p = proportions_ztest([9, 0], [520, 500])
-    assert comps[0].p_value_holm == pytest.approx(p, rel=1e-9)  # a family of one
+    assert comps[0].p_value_adjusted == pytest.approx(p, rel=1e-9)  # a family of one
     encoded = json.loads(msgspec.json.encode(report))
-    assert encoded["metrics"][0]["comparisons"][2]["p_value_holm"] is None
+    assert encoded["metrics"][0]["comparisons"][2]["p_value_adjusted"] is None
 
 
 def test_srm_matches_scipy_chisquare_on_the_allocation_actually_used() -> None:
@@ -114,17 +114,18 @@ def test_srm_matches_scipy_chisquare_on_the_allocation_actually_used() -> None:
     assert srm.expected == pytest.approx(tuple(expected))
 
 
-def test_corrected_means_are_the_traffic_weighted_period_means() -> None:
+def test_headline_means_are_the_traffic_weighted_period_means_once_weights_changed() -> None:
     s = np.array([[30, 10], [20, 90]])
     t = np.array([[300, 100], [400, 1200]])
     report = build_report(bernoulli_input(s, t))
     share = t.sum(axis=1) / t.sum()
     for i, arm in enumerate(report.primary.arms):
         rates = s[:, i] / t[:, i]
-        assert arm.corrected_mean == pytest.approx(float(share @ rates))
+        assert arm.mean == pytest.approx(float(share @ rates))
         se = math.sqrt(float(np.sum(share**2 * rates * (1 - rates) / (t[:, i] - 1))))
-        assert arm.corrected_std_error == pytest.approx(se)
-        assert arm.mean == pytest.approx(s[:, i].sum() / t[:, i].sum())
+        assert arm.std_error == pytest.approx(se)
+        assert arm.pooled_mean == pytest.approx(s[:, i].sum() / t[:, i].sum())
+    assert report.primary.estimator == "stratified" and report.primary.periods == 2
 
 
 def test_always_valid_p_value_and_confidence_sequence_follow_the_msprt_closed_form() -> None:

@@ -39,7 +39,7 @@ def test_each_segment_gets_its_own_report_and_small_ones_a_note() -> None:
 def test_a_small_segment_never_ships_even_when_significant() -> None:
     result = build_segment_reports("tenant", {"t1": bernoulli_input([5, 60], [90, 90])}, min_observations=100)
     (entry,) = result.segments
-    assert entry.report.primary.comparisons[0].p_value_holm < 1e-6
+    assert entry.report.primary.comparisons[0].p_value_adjusted < 1e-6
     assert entry.too_small and entry.report.recommendation.action == "keep_running"
 
 

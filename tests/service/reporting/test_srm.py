@@ -30,7 +30,7 @@ def test_a_mismatch_is_flagged_and_blocks_shipping(rng: np.random.Generator) -> 
     report = build_report(bernoulli_input(success.T, assigned, WEIGHTS))
     assert report.health.srm.flagged
     assert report.health.srm.p_value < 1e-6
-    assert report.primary.comparisons[0].p_value_holm < 1e-10
+    assert report.primary.comparisons[0].p_value_adjusted < 1e-10
     assert report.recommendation.action == "keep_running"
     assert "sample ratio mismatch" in report.recommendation.reason
 
