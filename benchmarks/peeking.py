@@ -128,18 +128,19 @@ def _interval(k: int, n: int) -> str:
     return f"[{lo:.1%}, {hi:.1%}]"
 
 
-def main() -> None:
-    """Run both scenarios and print the shares."""
+def main(argv: list[str] | None = None) -> dict[str, Outcome]:
+    """Run both scenarios, print the shares and return the outcomes by scenario ("null", "alternative")."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replicates", type=int, default=1_000)
     parser.add_argument("--every", type=int, default=400, help="units between two reads of the report")
     parser.add_argument("--seed", type=int, default=20261201)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     print(f"baseline {BASELINE}, MDE {MDE}, alpha {ALPHA}: planned horizon {horizon()} per arm")
-    for name, effect in (("null (no difference)", 0.0), (f"alternative (+{MDE})", MDE)):
+    outcomes = {}
+    for key, name, effect in (("null", "null (no difference)", 0.0), ("alternative", f"alternative (+{MDE})", MDE)):
         start = time.perf_counter()
-        out = monitor(effect, args.replicates, rng, args.every)
+        out = outcomes[key] = monitor(effect, args.replicates, rng, args.every)
         took = time.perf_counter() - start
         print(
             f"{name}: {out.looks} looks of {args.every} units, {out.replicates} replicates ({took:.0f} s)\n"
@@ -147,6 +148,7 @@ def main() -> None:
             f"  ships, old fixed-horizon rule:          {out.old_rate:.2%} "
             f"{_interval(out.old_rule_ships, out.replicates)}"
         )
+    return outcomes
 
 
 if __name__ == "__main__":

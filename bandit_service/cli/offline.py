@@ -45,6 +45,13 @@ def _count(value: int | None) -> str:
 @click.option("--power", type=float, default=0.8, show_default=True)
 @click.option("--arms", type=int, default=2, show_default=True, help="Arms including the control.")
 @click.option(
+    "--correction",
+    type=click.Choice(["bonferroni", "holm", "none"]),
+    default="bonferroni",
+    show_default=True,
+    help="How alpha is split over the arms' comparisons with the control (holm plans as bonferroni).",
+)
+@click.option(
     "--daily-traffic",
     type=float,
     multiple=True,
@@ -59,6 +66,7 @@ def sample_size(
     alpha: float,
     power: float,
     arms: int,
+    correction: str,
     daily_traffic: tuple[float, ...],
     as_json: bool,
 ) -> None:
@@ -68,7 +76,14 @@ def sample_size(
     plans = []
     try:
         for traffic in daily_traffic or (None,):
-            options = {"relative": relative, "alpha": alpha, "power": power, "arms": arms, "daily_traffic": traffic}
+            options = {
+                "relative": relative,
+                "alpha": alpha,
+                "power": power,
+                "arms": arms,
+                "correction": correction,
+                "daily_traffic": traffic,
+            }
             if std is None:
                 plans.append(sample_size_proportions(baseline, mde, **options))  # type: ignore[arg-type]
             else:
@@ -88,6 +103,7 @@ def sample_size(
                 "alpha": first.alpha,
                 "power": first.power,
                 "achieved_power": first.achieved_power,
+                "correction": first.correction,
                 "durations": [{"daily_traffic": t, "days": p.days} for t, p in zip(daily_traffic, plans, strict=False)],
             }
         )
@@ -96,8 +112,8 @@ def sample_size(
     head = Text(f"{first.metric}: baseline {baseline:g}, detect a difference of {first.difference:.4g}", style="bold")
     console.print(head)
     console.print(
-        f"alpha {first.alpha:.4g} per comparison ({arms - 1} vs control), power {first.power:g} "
-        f"(achieved {first.achieved_power:.3f})",
+        f"alpha {first.alpha:.4g} per comparison ({arms - 1} vs control; {first.correction}), "
+        f"power {first.power:g} (achieved {first.achieved_power:.3f})",
         style="dim",
     )
     table = Table()

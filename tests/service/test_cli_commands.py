@@ -452,6 +452,22 @@ def test_sample_size_without_traffic_and_for_a_continuous_metric():
     assert "mean: baseline 10" in invoke(["sample-size", "--baseline", "10", "--std", "4", "--mde", "0.5"]).stdout
 
 
+def test_sample_size_says_which_correction_it_applied_over_several_arms():
+    args = ["sample-size", "--baseline", "0.1", "--mde", "0.02", "--arms", "4"]
+    plans = {c: json.loads(invoke([*args, "--correction", c, "--json"]).stdout) for c in ("bonferroni", "none")}
+    assert plans["bonferroni"]["correction"] == "bonferroni over 3 comparisons"
+    assert plans["bonferroni"]["alpha"] == pytest.approx(0.05 / 3) and plans["none"]["alpha"] == 0.05
+    assert plans["none"]["correction"] == "none" and plans["none"]["control"] < plans["bonferroni"]["control"]
+    effect = proportion_effectsize(0.12, 0.10)
+    n = NormalIndPower().solve_power(effect_size=effect, alpha=0.05 / 3, power=0.8, ratio=1.0)
+    assert plans["bonferroni"]["control"] == pytest.approx(n, rel=0.02)
+    holm = json.loads(invoke([*args, "--correction", "holm", "--json"]).stdout)
+    assert holm["correction"] == "bonferroni over 3 comparisons (conservative for holm)"
+    assert holm["control"] == plans["bonferroni"]["control"]
+    shown = invoke(args, env={"COLUMNS": "200"}).stdout
+    assert "(3 vs control; bonferroni over 3 comparisons)" in shown
+
+
 def test_sample_size_refuses_bad_input():
     line = one_line_error(invoke(["sample-size", "--baseline", "1.5", "--mde", "0.01"]), 2)
     assert line.startswith("bandit-service sample-size: baseline")

@@ -125,8 +125,19 @@ def _pooled(stats: StatsArray, kind: MetricKind, control: int, level: float) -> 
         difference_lower=tests.difference_lower,
         difference_upper=tests.difference_upper,
         p_value=tests.p_value,
-        relative=_relative(kind, np.asarray(naive.mean), var, stats.n, control, level, df),
+        relative=_relative(
+            kind, np.asarray(naive.mean), _relative_variance(kind, stats, var), stats.n, control, level, df
+        ),
     )
+
+
+def _relative_variance(kind: MetricKind, stats: StatsArray, var: FloatArray) -> FloatArray:
+    """The pooled means' variances for the relative interval: p(1 - p)/n for proportions (Katz's log
+    interval, as statsmodels computes it), s^2/n otherwise."""
+    if kind != "binary":
+        return var
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(stats.mean * (1.0 - stats.mean) / stats.n, dtype=np.float64)
 
 
 def _stratified(

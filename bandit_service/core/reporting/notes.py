@@ -74,12 +74,19 @@ def _relative(m: MetricReport, control: str, z: float) -> list[str]:
     return notes
 
 
-def _drift(m: MetricReport) -> str | None:
-    """The naive pooled difference points the other way from the headline one."""
+def _drift(m: MetricReport, alpha: float) -> str | None:
+    """The naive pooled difference points the other way from the headline one, and its own test calls it real.
+
+    A flip of two differences that are both noise is not the paradox: the note asks for a pooled
+    p-value below alpha, so it fires when the naive figure would have misled a reader.
+    """
     flipped = [
         c
         for c in m.comparisons
-        if math.isfinite(c.difference) and math.isfinite(c.pooled_difference) and c.difference * c.pooled_difference < 0
+        if math.isfinite(c.difference)
+        and math.isfinite(c.pooled_difference)
+        and c.difference * c.pooled_difference < 0
+        and c.pooled_p_value < alpha
     ]
     if not flipped:
         return None
@@ -103,5 +110,5 @@ def _empty_sequence(m: MetricReport) -> str | None:
 def metric_notes(m: MetricReport, control: str, level: float) -> list[str]:
     """Every reliability note of one metric, in reading order."""
     z = float(sps.norm.ppf(0.5 + level / 2.0))
-    notes = [_drift(m), _few(m), *_relative(m, control, z), _empty_sequence(m)]
+    notes = [_drift(m, 1.0 - level), _few(m), *_relative(m, control, z), _empty_sequence(m)]
     return [n for n in notes if n is not None]

@@ -62,6 +62,10 @@ def _keep(reason: str, more_units: int | None = None) -> Recommendation:
     return Recommendation(action="keep_running", arm=None, guardrail=None, more_units=more_units, reason=reason)
 
 
+def _no_winner(reason: str) -> Recommendation:
+    return Recommendation(action="stop_no_winner", arm=None, guardrail=None, more_units=None, reason=reason)
+
+
 class _Rule:
     """The per-arm ship conditions for one decision metric."""
 
@@ -212,28 +216,16 @@ def recommend(
         return _keep(why, size.more_units)
     comparisons = rule.metric.comparisons
     if comparisons and all(rule.futile(c) for c in comparisons):
-        return Recommendation(
-            action="stop_no_winner",
-            arm=None,
-            guardrail=None,
-            more_units=None,
-            reason=(
-                "every arm's always-valid confidence sequence rules out the required improvement of "
-                f"{_need(min_improvement, relative)} over {rule.control_name}"
-            ),
+        return _no_winner(
+            "every arm's always-valid confidence sequence rules out the required improvement of "
+            f"{_need(min_improvement, relative)} over {rule.control_name}"
         )
     if size.reached is True:
         ahead = [c for c in comparisons if rule.wins_at_horizon(c)]
         if not ahead:
-            return Recommendation(
-                action="stop_no_winner",
-                arm=None,
-                guardrail=None,
-                more_units=None,
-                reason=(
-                    "minimum sample size reached (the planned horizon) and no arm beats the control as required "
-                    "at the fixed horizon: " + "; ".join(blockers)
-                ),
+            return _no_winner(
+                "minimum sample size reached (the planned horizon) and no arm beats the control as required "
+                "at the fixed horizon: " + "; ".join(blockers)
             )
         names = ", ".join(f"{c.arm} (p = {_fmt(c.p_value_adjusted)})" for c in ahead)
         return _keep(

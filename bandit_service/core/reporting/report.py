@@ -158,7 +158,7 @@ def build_report(inp: ReportInput) -> Report:
 def _horizon(size: SampleSizeCheck) -> str:
     """What the fixed-horizon figures are valid for."""
     plan = (
-        f"the planned horizon of {max(size.required)} observations per arm"
+        f"the planned horizon of {max(size.required):,} observations per arm"
         if size.configured and size.required
         else "a horizon fixed in advance (none is configured: set min_sample_size or minimum_detectable_effect)"
     )

@@ -74,7 +74,7 @@ def _metric(m: MetricReport, control: str, level: float, correction: str) -> lis
             "weight",
             "n",
             "mean",
-            "sd",
+            "pooled sd" if stratified else "sd",
             f"{lv} CI",
             f"{lv} CrI",
             *(("pooled mean (naive)",) if stratified else ()),

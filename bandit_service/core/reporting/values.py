@@ -48,7 +48,7 @@ class ArmFigures(msgspec.Struct, frozen=True, kw_only=True):
     rewarded: int  # trials with a reward
     n: int  # observations of this metric
     mean: float  # headline: pooled, or period-stratified once the weights changed
-    sd: float
+    sd: float  # sample standard deviation of the observations (pooled over the periods)
     std_error: float
     confidence_interval: Interval  # pooled: Wilson for 0/1 metrics, Student t otherwise; stratified: normal
     credible_interval: Interval  # equal-tailed; the posterior of the headline mean

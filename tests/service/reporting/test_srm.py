@@ -75,3 +75,30 @@ def test_false_alarm_rate_with_fixed_weights_is_alpha() -> None:
 
     rate = float(np.mean([run(seed) for seed in range(10_000, 10_000 + seeds)]))
     assert abs(rate - alpha) < 4 * math.sqrt(alpha * (1 - alpha) / seeds)
+
+
+def test_a_mismatch_in_one_period_that_cancels_in_the_pool_is_flagged_per_period() -> None:
+    # 50/50 weights in both periods, but A got 600 of 1,000 in the first and B 600 of 1,000 in the second:
+    # the pooled counts are a perfect 1,000 / 1,000, the periods are far off.
+    assigned = np.array([[600, 400], [400, 600]])
+    successes = np.array([[60, 80], [40, 120]])  # B far better
+    report = build_report(bernoulli_input(successes, assigned, [[0.5, 0.5], [0.5, 0.5]]))
+    assert not report.health.srm.flagged and report.health.srm.p_value == 1.0
+    periods = report.health.srm_periods
+    assert [p.flagged for p in periods] == [True, True] and report.health.srm_flagged
+    for period, row in zip(periods, assigned, strict=True):
+        oracle = sps.chisquare(row, [500, 500])
+        assert math.isclose(period.statistic, oracle.statistic) and math.isclose(period.p_value, oracle.pvalue)
+    assert report.recommendation.action == "keep_running"
+    assert "sample ratio mismatch" in report.recommendation.reason
+
+
+def test_the_per_period_check_splits_its_threshold_over_the_periods() -> None:
+    # chi-square p = 5.7e-4 in one period: flagged alone (threshold 0.001), not among three periods (0.001 / 3).
+    assigned = np.array([[500, 500], [1_000, 1_000], [2_000 + 109, 2_000 - 109]])
+    p = sps.chisquare(assigned[-1]).pvalue
+    assert 0.001 / 3 < p < 0.001
+    report = build_report(bernoulli_input(assigned // 10, assigned, [[0.5, 0.5]] * 3))
+    assert [x.flagged for x in report.health.srm_periods] == [False, False, False]
+    alone = build_report(bernoulli_input(assigned[-1:] // 10, assigned[-1:], [[0.5, 0.5]]))
+    assert alone.health.srm.flagged
