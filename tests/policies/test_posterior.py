@@ -308,6 +308,21 @@ def _stratified_cases(rng: np.random.Generator) -> list[tuple[StatsArray, np.nda
     ]
 
 
+def _shared_prior_periods(stats: StatsArray, w: np.ndarray, reward: str) -> BetaPosterior | StudentTPosterior:
+    """Each period's conjugate posterior under the default prior with its pseudo-counts scaled by w_p, by hand."""
+    share = np.where(stats.n > 0, w, 1.0)
+    if reward == "bernoulli":
+        return BetaPosterior(share + stats.total, share + stats.n - stats.total)
+    # Normal-Inverse-Gamma (Murphy, 2007, eq. 110) with mu_0 = 0, kappa_0 = 1e-3 w, a_0 = w, b_0 = w.
+    n, total = stats.n, stats.total
+    xbar = np.where(n > 0, total / np.where(n > 0, n, 1.0), 0.0)
+    ss = np.maximum(stats.total_sq - n * xbar**2, 0.0)
+    kappa0, a0, b0 = 1e-3 * share, share, share
+    kappa, a = kappa0 + n, a0 + n / 2
+    b = b0 + ss / 2 + kappa0 * n * xbar**2 / (2 * kappa)
+    return StudentTPosterior(2 * a, total / kappa, np.sqrt(b / (a * kappa)))
+
+
 def test_stratified_posterior_matches_the_exact_mixture_by_monte_carlo(rng: np.random.Generator) -> None:
     draws = 200_000
     for stats, traffic, reward in _stratified_cases(rng):
@@ -316,7 +331,7 @@ def test_stratified_posterior_matches_the_exact_mixture_by_monte_carlo(rng: np.r
         w = np.where(used, traffic[:, None], 0.0)
         with np.errstate(invalid="ignore"):
             w = w / w.sum(axis=0)
-        per_period = posterior(stats, reward).sample(rng, draws)  # (draws, P, k)
+        per_period = _shared_prior_periods(stats, w, reward).sample(rng, draws)  # (draws, P, k)
         mixture = np.where(used, w * per_period, 0.0).sum(axis=1)
         data = used.any(axis=0)
         ours = post.sample(rng, draws)[:, data]
@@ -350,18 +365,25 @@ def test_an_arm_in_one_of_several_periods_keeps_that_periods_posterior() -> None
     post = stratified_posterior(stats, [10.0, 50.0], "bernoulli")
     assert isinstance(post, BetaPosterior)
     assert post.alpha[1] == 10.0 and post.beta[1] == 22.0  # Beta(1 + 9, 1 + 21), untouched
-    # Arm 0, by hand: weights 1/6 and 5/6 on Beta(4, 8) and Beta(6, 16), then the matched Beta.
-    m = (4 / 12) / 6 + 5 * (6 / 22) / 6
-    v = (4 * 8 / (12**2 * 13)) / 36 + 25 * (6 * 16 / (22**2 * 23)) / 36
+    # Arm 0, by hand: weights 1/6 and 5/6, each period under the prior Beta(1, 1) scaled by its
+    # weight: Beta(1/6 + 3, 1/6 + 7) and Beta(5/6 + 5, 5/6 + 15); then the matched Beta.
+    periods = [(1 / 6, 1 / 6 + 3, 1 / 6 + 7), (5 / 6, 5 / 6 + 5, 5 / 6 + 15)]
+    m = sum(w * a / (a + b) for w, a, b in periods)
+    v = sum(w**2 * a * b / ((a + b) ** 2 * (a + b + 1)) for w, a, b in periods)
     size = m * (1 - m) / v - 1
     assert post.alpha[0] == pytest.approx(m * size, rel=1e-12) and post.beta[0] == pytest.approx((1 - m) * size)
 
 
 def test_a_period_without_a_variance_adds_scales() -> None:
-    # prior_shape 0.5 and one observation: df = 2, the t has no variance; Welch on the scales instead.
+    # One observation under a quarter of the prior (shape 0.5 / 4): df = 1.25, the t has no
+    # variance; Welch on the scales instead.
     stats = StatsArray([[1.0], [50.0]], [[2.0], [60.0]], [[4.0], [90.0]])
-    per = normal_posterior(stats, prior_shape=0.5)
-    assert per.df[0, 0] == 2.0
+    parts = (
+        normal_posterior(StatsArray([1.0], [2.0], [4.0]), 0.0, 1e-3 / 4, 0.5 / 4, 1.0 / 4),
+        normal_posterior(StatsArray([50.0], [60.0], [90.0]), 0.0, 3e-3 / 4, 1.5 / 4, 3.0 / 4),
+    )
+    per = StudentTPosterior(*(np.array([[getattr(x, f)[0]] for x in parts]) for f in ("df", "loc", "scale")))
+    assert per.df[0, 0] == 1.25
     post = stratified_posterior(stats, [1.0, 3.0], "continuous", prior_shape=0.5)
     assert isinstance(post, StudentTPosterior)
     u = np.array([0.25, 0.75]) ** 2 * per.scale[:, 0] ** 2
