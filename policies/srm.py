@@ -107,7 +107,8 @@ def srm_by_period(
     and flagging at p < threshold / m, m the number of periods with traffic, keeps the chance of
     any false alarm over all periods at most `threshold` (Bonferroni). Each result carries that
     per-period threshold. A period with no traffic has statistic 0 and p-value 1, and is not
-    counted in m.
+    counted in m. A period in which some arm expects fewer than `MIN_EXPECTED` units gets an
+    exact p-value (`_exact_p_values`) beside its chi-square statistic.
     """
     o = _non_negative("assigned", assigned, 2)
     w = _non_negative("weights", weights, 2)
@@ -120,4 +121,42 @@ def srm_by_period(
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold: must be a number in (0, 1), got {threshold!r}")
     periods = max(int(np.count_nonzero(o.sum(axis=1) > 0)), 1)
-    return tuple(srm_check(row, share, threshold / periods) for row, share in zip(o, w, strict=True))
+    results = [srm_check(row, share, threshold / periods) for row, share in zip(o, w, strict=True)]
+    exact = _exact_p_values(o, w)
+    return tuple(
+        r if math.isnan(p) else msgspec.structs.replace(r, p_value=float(p), flagged=bool(p < r.threshold))
+        for r, p in zip(results, exact, strict=True)
+    )
+
+
+# Below this expected count in some arm, the chi-square approximation fails (Cochran's rule): a
+# period of 50 units at weights 0.998/0.002 expects 0.1 units on the small arm, and one unit there
+# is a chi-square of 9 (p = 0.003) though it happens in 1 period out of 10.
+MIN_EXPECTED = 5.0
+
+
+def _exact_p_values(observed: FloatArray, weights: FloatArray) -> FloatArray:
+    """Exact p-values of the periods in which some arm expects fewer than `MIN_EXPECTED` units (NaN elsewhere).
+
+    Each arm's count is tested against its share of the period by an exact two-sided binomial
+    test, doubling the smaller tail (min(1, 2 min(P(X <= x), P(X >= x))); at least the p-value
+    of `scipy.stats.binomtest`, so never less conservative), and the arms with a positive share are
+    combined by Bonferroni (for two arms both tests are the same test, so no factor). Vectorised
+    over periods and arms: bandits give losing arms tiny weights, so short periods with tiny
+    expected counts are the common case, and a report may hold thousands of periods.
+    """
+    n = observed.sum(axis=1, keepdims=True)
+    support = weights > 0
+    expected = n * weights
+    small = (n[:, 0] > 0) & np.any(support & (expected < MIN_EXPECTED), axis=1)
+    small &= ~np.any(~support & (observed > 0), axis=1)  # a unit on a zero-weight arm: the chi-square's p = 0
+    out = np.full(observed.shape[0], np.nan)
+    if not small.any():
+        return out
+    x, q, m = observed[small], np.where(support[small], weights[small], 0.5), n[small]
+    tails = np.minimum(sps.binom.cdf(x, m, q), sps.binom.sf(x - 1, m, q))
+    p = np.where(support[small], np.minimum(1.0, 2.0 * tails), np.inf)
+    arms = support[small].sum(axis=1)
+    factor = np.where(arms == 2, 1.0, arms)
+    out[small] = np.where(arms < 2, 1.0, np.minimum(1.0, p.min(axis=1) * factor))
+    return out

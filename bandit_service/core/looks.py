@@ -14,7 +14,12 @@ from collections.abc import Iterable
 
 import msgspec
 
-__all__ = ["SequentialLook", "merge_look", "merge_looks"]
+__all__ = ["SequentialLook", "look_settings", "merge_look", "merge_looks"]
+
+
+def look_settings(level: float, tuning_n: float) -> str:
+    """The settings a look was computed under: a running figure is valid only over looks that share them."""
+    return f"level {level:g}, tuning_n {tuning_n:g}"
 
 
 class SequentialLook(msgspec.Struct, frozen=True, kw_only=True):
@@ -23,6 +28,10 @@ class SequentialLook(msgspec.Struct, frozen=True, kw_only=True):
     `p_value` is the running minimum, (`lower`, `upper`) the running intersection of the
     confidence sequences (infinite while an arm carries no evidence yet), `looks` how many
     looks were merged, `first_at` / `last_at` when the first and the latest were taken.
+    `settings` (`look_settings`) names the level and the mSPRT tuning the figures were computed
+    under: the running minimum and intersection are valid over looks at one level and one mixture
+    only (a minimum over several mixtures would let one shop for the smallest), so a look under
+    other settings starts the running figures afresh.
     """
 
     metric: str
@@ -33,6 +42,7 @@ class SequentialLook(msgspec.Struct, frozen=True, kw_only=True):
     looks: int = 1
     first_at: float = 0.0
     last_at: float = 0.0
+    settings: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -57,8 +67,11 @@ def _max(a: float, b: float) -> float:
 
 
 def merge_look(old: SequentialLook | None, new: SequentialLook) -> SequentialLook:
-    """`new` merged into `old`: the smaller p-value, the tighter bounds, one more look (NaN never wins)."""
-    if old is None:
+    """`new` merged into `old`: the smaller p-value, the tighter bounds, one more look (NaN never wins).
+
+    Under other settings than `old`'s, `new` replaces it: the running figures start afresh.
+    """
+    if old is None or old.settings != new.settings:
         return new
     return SequentialLook(
         metric=new.metric,
@@ -69,6 +82,7 @@ def merge_look(old: SequentialLook | None, new: SequentialLook) -> SequentialLoo
         looks=old.looks + new.looks,
         first_at=min(old.first_at, new.first_at) if old.first_at and new.first_at else old.first_at or new.first_at,
         last_at=max(old.last_at, new.last_at),
+        settings=new.settings,
     )
 
 

@@ -34,13 +34,14 @@ import numpy as np
 
 from bandit_service.core.errors import InvalidFieldError
 from bandit_service.core.experiment_rules import initial_weights
-from bandit_service.core.looks import SequentialLook
+from bandit_service.core.looks import SequentialLook, look_settings
 from bandit_service.core.model import Experiment, WeightsRecord
 from bandit_service.core.report_data import PeriodCounters, ReportData, SegmentData, day_of
 from bandit_service.core.reporting import (
     PRIMARY,
     DecisionCriteria,
     GuardrailCheck,
+    Recommendation,
     Report,
     ReportInput,
     SegmentReport,
@@ -287,7 +288,12 @@ class ReportService:
         }
         segments = build_segment_reports(attribute, inputs)
         entries = tuple(
-            msgspec.structs.replace(entry, report=_with_notes(entry.report, data.segments[entry.value]))
+            msgspec.structs.replace(
+                entry,
+                report=_not_a_decision(
+                    _with_notes(entry.report, data.segments[entry.value]), f"the report of {attribute}={entry.value}"
+                ),
+            )
             for entry in segments.segments
         )
         return msgspec.structs.replace(segments, segments=entries)
@@ -306,7 +312,22 @@ class _Window(msgspec.Struct, frozen=True):
 def _windowed(report: Report, window: _Window) -> Report:
     first, last = window.labels
     note = f"figures cover trials opened from {first} to {last} (UTC days)"
+    report = _not_a_decision(report, f"a report over {first} to {last}")
     return msgspec.structs.replace(report, window=window.labels, notes=(*report.notes, note))
+
+
+def _not_a_decision(report: Report, what: str) -> Report:
+    """A range or segment report never says `ship`: its figures are not looks, and trying ranges or
+    segment values until one ships would be peeking by another name. It says what it would do."""
+    rec = report.recommendation
+    if rec.action != "ship":
+        return report
+    reason = (
+        f"{what} is not a decision (its figures are not looks at the always-valid evidence): on its own it would "
+        f"ship {rec.arm} ({rec.reason}); decide on the whole experiment's report"
+    )
+    kept = Recommendation(action="keep_running", arm=None, guardrail=None, more_units=None, reason=reason)
+    return msgspec.structs.replace(report, recommendation=kept)
 
 
 def this_look(report: Report, now: float) -> tuple[SequentialLook, ...]:
@@ -321,6 +342,7 @@ def this_look(report: Report, now: float) -> tuple[SequentialLook, ...]:
             looks=1,
             first_at=now,
             last_at=now,
+            settings=look_settings(report.level, report.sequential.tuning_n),
         )
         for m in (report.primary, *report.metrics)
         for c in m.comparisons

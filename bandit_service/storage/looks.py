@@ -1,7 +1,8 @@
 """The stored always-valid looks: one row per (experiment, metric, arm), merged in SQL.
 
 A look is merged into its row by one `INSERT ... ON CONFLICT DO UPDATE` whose SET clause is
-`core.looks.merge_look` written in SQL (the smaller p-value, the tighter bounds, the looks added):
+`core.looks.merge_look` written in SQL (the smaller p-value, the tighter bounds, the looks added;
+a look under other settings replaces the row):
 the database applies it to the row as it is at that moment, under the row's lock, so two replicas
 that record looks at once both count and the smaller p-value wins whichever commits first.
 
@@ -49,6 +50,7 @@ def _values(experiment_id: int, look: SequentialLook) -> dict[str, Any]:
         "looks": look.looks,
         "first_at": look.first_at,
         "last_at": look.last_at,
+        "settings": look.settings,
     }
 
 
@@ -67,20 +69,30 @@ def merge_looks_sql(conn: Connection, db: Database, experiment_id: int, looks: S
     def larger(old: ColumnElement[Any], given: ColumnElement[Any]) -> ColumnElement[Any]:
         return greatest(func.coalesce(old, given), func.coalesce(given, old))
 
+    same = _T.c.settings == new.settings
+
+    def merged(value: ColumnElement[Any], given: ColumnElement[Any]) -> ColumnElement[Any]:
+        # Under other settings the look replaces the row: the running figures start afresh.
+        return case((same, value), else_=given)
+
     statement = insert.on_conflict_do_update(
         index_elements=["experiment_id", "metric", "arm"],
         set_={
-            "p_value": smaller(_T.c.p_value, new.p_value),
-            "lower": larger(_T.c.lower, new.lower),
-            "upper": smaller(_T.c.upper, new.upper),
-            "looks": _T.c.looks + new.looks,
+            "p_value": merged(smaller(_T.c.p_value, new.p_value), new.p_value),
+            "lower": merged(larger(_T.c.lower, new.lower), new.lower),
+            "upper": merged(smaller(_T.c.upper, new.upper), new.upper),
+            "looks": merged(_T.c.looks + new.looks, new.looks),
             # 0 is "not known" (as in `merge_look`): the other time wins.
-            "first_at": case(
-                (new.first_at == 0, _T.c.first_at),
-                (_T.c.first_at == 0, new.first_at),
-                else_=least(_T.c.first_at, new.first_at),
+            "first_at": merged(
+                case(
+                    (new.first_at == 0, _T.c.first_at),
+                    (_T.c.first_at == 0, new.first_at),
+                    else_=least(_T.c.first_at, new.first_at),
+                ),
+                new.first_at,
             ),
-            "last_at": greatest(_T.c.last_at, new.last_at),
+            "last_at": merged(greatest(_T.c.last_at, new.last_at), new.last_at),
+            "settings": new.settings,
         },
     )
     # One row at a time, sorted: concurrent transactions lock rows in the same order (no deadlock).
@@ -101,6 +113,7 @@ def load_looks(conn: Connection, experiment_id: int) -> tuple[SequentialLook, ..
             looks=int(r["looks"]),
             first_at=float(r["first_at"]),
             last_at=float(r["last_at"]),
+            settings=r["settings"],
         )
         for r in rows
     )

@@ -426,6 +426,7 @@ class SequentialLookRow(SQLModel, table=True):
     looks: int = 0
     first_at: float = 0.0
     last_at: float = 0.0
+    settings: str = Field(default="", max_length=64)
 
 
 SEQUENTIAL_LOOKS = table_of(SequentialLookRow)

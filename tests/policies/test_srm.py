@@ -117,6 +117,41 @@ def test_by_period_family_wise_false_alarms_stay_below_the_threshold(rng):
     assert any_flag < alpha + 4 * math.sqrt(alpha * (1 - alpha) / runs)
 
 
+def test_short_periods_with_tiny_weights_do_not_false_alarm(rng):
+    # 100 periods of 50 units at 0.998/0.002 (a bandit's loser): 0.1 units expected on the small arm.
+    # The chi-square called one unit there p = 0.003 and flagged 37% of clean runs at a 0.1% threshold.
+    runs, threshold = 100, 0.001
+    weights = np.tile([0.998, 0.002], (100, 1))
+    alarms = 0
+    for _ in range(runs):
+        small = rng.binomial(50, 0.002, size=100)
+        alarms += any(r.flagged for r in srm_by_period(np.stack([50 - small, small], axis=1), weights, threshold))
+    assert alarms <= 1  # expected at most 0.1 (threshold x runs)
+
+
+def _doubled_tail(x: int, n: int, q: float) -> float:
+    return min(1.0, 2 * min(sps.binom.cdf(x, n, q), sps.binom.sf(x - 1, n, q)))
+
+
+def test_a_short_period_gets_an_exact_binomial_p_value():
+    # 1 unit where 0.1 were due: the exact binomial test, not the chi-square's 0.003.
+    [result] = srm_by_period([[49, 1]], [[0.998, 0.002]])
+    assert result.p_value == pytest.approx(_doubled_tail(1, 50, 0.002), rel=1e-12)
+    assert result.p_value >= sps.binomtest(1, 50, 0.002).pvalue  # never below scipy's exact test
+    assert result.statistic == pytest.approx(sps.chisquare([49, 1], [49.9, 0.1]).statistic)
+    # Three arms: Bonferroni over the arms' binomial tests.
+    [three] = srm_by_period([[40, 8, 2]], [[0.9, 0.08, 0.02]])
+    p = min(_doubled_tail(x, 50, q) for x, q in ((40, 0.9), (8, 0.08), (2, 0.02)))
+    assert three.p_value == pytest.approx(min(1.0, 3 * p), rel=1e-12)
+
+
+def test_a_real_mismatch_in_a_short_period_is_still_flagged():
+    # 20 units at 0.9/0.1 (2 expected on the small arm), 12 of them on it: exact p about 1e-7.
+    [result] = srm_by_period([[8, 12]], [[0.9, 0.1]])
+    assert result.flagged and result.p_value == pytest.approx(_doubled_tail(12, 20, 0.1), rel=1e-12)
+    assert result.p_value < 1e-6
+
+
 BAD = [
     pytest.param(lambda: srm_check([10, -1], [0.5, 0.5]), "observed", id="negative-count"),
     pytest.param(lambda: srm_check([10, float("nan")], [0.5, 0.5]), "observed", id="nan-count"),

@@ -400,3 +400,38 @@ def test_the_always_valid_p_value_never_rises_between_reads_and_survives_a_resta
     assert report["sequential"]["tuning_n"] == 20_000
     assert "level 90%" in text_report and "Comparisons: bonferroni correction" in text_report
     assert "mSPRT tuned for 20,000 observations per arm" in text_report
+
+
+def test_range_and_segment_reports_never_ship(client):
+    """Their figures are not looks: trying ranges or segment values until one ships would be peeking."""
+    started(client, "clear", arms=[{"name": "a"}, {"name": "b"}], policy={"kind": "fixed"})
+    rng = np.random.default_rng(9)
+    attributes = lambda i, r: {"plan": "free" if i % 2 else "pro"}  # noqa: E731
+    reward = lambda arm, r: float(r.random() < (0.2 if arm == "a" else 0.5))  # noqa: E731
+    drive(client, "clear", 1_500, rng, reward, None, attributes)
+    whole = client.get("/v1/experiments/clear/report").json()["recommendation"]
+    assert whole["action"] == "ship" and whole["arm"] == "b"
+    ranged = client.get("/v1/experiments/clear/report", params={"from": "1970-01-01"}).json()["recommendation"]
+    segments = client.get("/v1/experiments/clear/report", params={"segment": "plan"}).json()["segments"]
+    for rec in (ranged, *(s["report"]["recommendation"] for s in segments)):
+        assert rec["action"] == "keep_running" and rec["arm"] is None, rec
+        assert "is not a decision" in rec["reason"] and "on its own it would ship b" in rec["reason"]
+
+
+def test_changing_the_level_or_the_tuning_starts_the_running_figures_afresh(client):
+    """A minimum over looks at several levels or mixtures is no always-valid p: the looks restart."""
+    started(client, "tune", arms=[{"name": "a"}, {"name": "b"}], policy={"kind": "fixed"}, level=0.8)
+    drive(
+        client, "tune", 600, np.random.default_rng(4), lambda arm, r: float(r.random() < (0.3 if arm == "a" else 0.4))
+    )
+    for _ in range(2):
+        at_80 = _comparison(client.get("/v1/experiments/tune/report").json()["primary"], "b")
+    assert at_80["looks"] == 2
+    for change in ({"level": 0.999}, {"sequential_tuning_n": 100}):
+        assert client.patch("/v1/experiments/tune", json=change).status_code == 200
+        fresh = _comparison(client.get("/v1/experiments/tune/report").json()["primary"], "b")
+        assert fresh["looks"] == 1
+        assert fresh["always_valid_p_value"] == fresh["always_valid_p_this_look"]
+        assert fresh["confidence_sequence"] == fresh["confidence_sequence_this_look"]
+    # The 99.9% sequence is wider than the 80% one it replaced, as a sequence at that level must be.
+    assert fresh["confidence_sequence"][0] < at_80["confidence_sequence"][0]

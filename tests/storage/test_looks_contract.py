@@ -8,6 +8,7 @@ import functools
 import math
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -52,6 +53,24 @@ async def test_the_p_value_never_rises_and_the_interval_never_widens(storage: St
     third = await storage.record_looks(exp.id, [look(0.01, -2.0, 1.5, at=T0 + 20)])
     assert rows(third) == [("reward", "b", 0.01, -0.5, 1.5, 3, T0, T0 + 20)]
     assert rows(await storage.sequential_looks(exp.id)) == rows(third)
+
+
+@contract
+async def test_a_look_under_other_settings_starts_the_running_figures_afresh(storage: Storage) -> None:
+    """A running minimum over looks at several levels or mixtures is no always-valid p-value: other
+    settings replace the row, and looks under the new settings merge from there."""
+    exp = await create(storage)
+    at_95 = msgspec.structs.replace(look(0.01, 0.1, 0.5), settings="level 0.95, tuning_n 5000")
+    await storage.record_looks(exp.id, [at_95])
+    at_99 = msgspec.structs.replace(look(0.2, -0.1, 0.9, at=T0 + 10), settings="level 0.99, tuning_n 5000")
+    after = await storage.record_looks(exp.id, [at_99])
+    assert rows(after) == [("reward", "b", 0.2, -0.1, 0.9, 1, T0 + 10, T0 + 10)]
+    assert after[0].settings == "level 0.99, tuning_n 5000"
+    again = msgspec.structs.replace(look(0.3, 0.0, 1.0, at=T0 + 20), settings="level 0.99, tuning_n 5000")
+    merged = await storage.record_looks(exp.id, [again])
+    assert rows(merged) == [("reward", "b", 0.2, 0.0, 0.9, 2, T0 + 10, T0 + 20)]
+    assert rows(merged) == rows((merge_look(merge_look(at_95, at_99), again),))
+    assert rows(await storage.sequential_looks(exp.id)) == rows(merged)
 
 
 @contract

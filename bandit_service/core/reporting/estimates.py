@@ -7,7 +7,12 @@ comparison's sign (the Simpson's-paradox trap of `policies.estimators`). So:
 - one weights period (the allocation never changed): the pooled figures, with the exact small-
   sample tests the report always had (two-proportion z-test, Welch's t-test);
 - several periods: the period-stratified means (Cochran, 1977, 5.3), each period weighted by its
-  share of the experiment's traffic, compared by a Wald z-test on their difference.
+  share of the experiment's traffic, compared by a Wald z-test on their difference. Each arm's
+  own mean uses the periods where it has data; each comparison uses only the periods where both
+  the arm and the control have data, with common weights. An arm at weight 0 in a period (a
+  ramp from 100/0, a Thompson loser) has no estimate there, and averaging the two arms over
+  different periods would bring the drift bias back; a period only one of them saw is left out
+  of their comparison (`shared`), and a comparison without a shared period is undefined.
 
 Both reward kinds use period stratification rather than inverse-propensity weighting: inside one
 weights period the allocation is fixed by construction, so stratifying on periods removes the
@@ -31,8 +36,8 @@ from scipy import stats as sps
 
 from policies.estimators import naive_means, stratified_means
 from policies.frequentist import ComparisonArrays, welch_test_arrays, z_test_arrays
-from policies.ratios import RelativeIntervals, fieller_interval, log_ratio_interval
-from policies.stats import FloatArray, StatsArray
+from policies.ratios import RatioMethod, RelativeIntervals, fieller_interval, log_ratio_interval
+from policies.stats import BoolArray, FloatArray, StatsArray
 
 __all__ = ["Estimator", "Headline", "HeadlineTest", "headline", "mean_interval", "periods_with_data"]
 
@@ -57,6 +62,9 @@ class Headline(msgspec.Struct, frozen=True, kw_only=True):
     difference_upper: FloatArray
     p_value: FloatArray  # two-sided, fixed horizon
     relative: RelativeIntervals
+    # (P, k): the periods each comparison is stratified over (both it and the control have data);
+    # None for the pooled estimate.
+    shared: BoolArray | None = None
 
 
 def mean_interval(stats: StatsArray, kind: MetricKind, level: float) -> tuple[FloatArray, FloatArray]:
@@ -147,20 +155,34 @@ def _stratified(
     mean = np.asarray(est.mean, dtype=np.float64)
     se = np.asarray(est.std_error, dtype=np.float64)
     z = float(sps.norm.ppf(0.5 + level / 2.0))
-    is_control = np.arange(stats.k) == control
+    k = stats.k
     with np.errstate(divide="ignore", invalid="ignore"):
-        var = se**2
         lo, hi = mean - z * se, mean + z * se
-        if kind == "binary":
-            lo, hi = np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
-        diff = mean - mean[control]
-        dvar = var + var[control]
+    if kind == "binary":
+        lo, hi = np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
+    has = (period_stats.n > 0) & (traffic[:, None] > 0)
+    shared = has & has[:, [control]]
+    nan = np.full(k, np.nan)
+    diff, dvar, rel, rel_lo, rel_hi = nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy()
+    defined, bounded = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
+    method: RatioMethod = "log_ratio" if kind == "binary" else "fieller"
+    for i in range(k):
+        if i == control or not shared[:, i].any():
+            continue
+        rows = shared[:, i]
+        pair = StatsArray(
+            *(a[rows][:, [control, i]] for a in (period_stats.n, period_stats.total, period_stats.total_sq))
+        )
+        two = stratified_means(pair, traffic[rows])
+        m2 = np.asarray(two.mean, dtype=np.float64)
+        v2 = np.asarray(two.std_error, dtype=np.float64) ** 2
+        diff[i], dvar[i] = m2[1] - m2[0], v2[0] + v2[1]
+        r = _relative(kind, m2, v2, pair.n.sum(axis=0), 0, level, np.inf)
+        rel[i], rel_lo[i], rel_hi[i] = r.relative[1], r.lower[1], r.upper[1]
+        defined[i], bounded[i] = r.defined[1], r.bounded[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
         dse = np.sqrt(dvar)
         p = 2.0 * sps.norm.sf(np.abs(diff / dse))
-
-    def out(a: FloatArray) -> FloatArray:
-        return np.where(is_control, np.nan, a)
-
     return Headline(
         estimator="stratified",
         test="stratified_z",
@@ -169,12 +191,13 @@ def _stratified(
         std_error=se,
         lower=lo,
         upper=hi,
-        difference=out(diff),
-        difference_variance=out(dvar),
-        difference_lower=out(diff - z * dse),
-        difference_upper=out(diff + z * dse),
-        p_value=out(np.where(np.isfinite(p), p, np.nan)),
-        relative=_relative(kind, mean, var, stats.n, control, level, np.inf),
+        difference=diff,
+        difference_variance=dvar,
+        difference_lower=diff - z * dse,
+        difference_upper=diff + z * dse,
+        p_value=np.where(np.isfinite(p), p, np.nan),
+        relative=RelativeIntervals(method, rel, rel_lo, rel_hi, defined, bounded),
+        shared=shared,
     )
 
 

@@ -13,11 +13,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from bandit_service.core.looks import SequentialLook, merge_look
-from bandit_service.core.reporting.estimates import headline, mean_interval
+from bandit_service.core.looks import SequentialLook, look_settings, merge_look
+from bandit_service.core.reporting.estimates import Headline, headline, mean_interval
 from bandit_service.core.reporting.inputs import ReportInput
 from bandit_service.core.reporting.values import ArmFigures, ComparisonFigures, MetricKind, MetricReport
-from policies.bayesian import bayesian_comparison
+from policies.bayesian import BayesianArm, bayesian_comparison
 from policies.corrections import Correction, adjust_p_values
 from policies.estimators import naive_means
 from policies.frequentist import ComparisonArrays, welch_test_arrays, z_test_arrays
@@ -86,6 +86,7 @@ def build_metric(
     if head.estimator == "stratified" and period_stats is not None:
         post = stratified_posterior(period_stats, inp.period_traffic, reward)
     bayes = bayesian_comparison(stats, c, reward, rng, level=level, draws=inp.draws, post=post)
+    against = _pairwise_bayes(head, period_stats, inp, reward, rng)
     naive = naive_means(stats)
     pooled = _pooled_tests(stats, kind, c, level)
     sd = stats.std
@@ -127,13 +128,14 @@ def build_metric(
             lower=float(av_lo[i]),
             upper=float(av_hi[i]),
             looks=1,
+            settings=look_settings(level, inp.sequential_tuning_n),
         )
         running[i] = merge_look(looks.get(now_look.key), now_look)
     p_adj = adjust_where_defined(np.array([head.p_value[i] for i in others]), inp.correction)
     av_adj = adjust_where_defined(np.array([running[i].p_value for i in others]), inp.correction)
     comparisons = []
     for j, i in enumerate(others):
-        b = bayes.arms[i]
+        b = against.get(i, bayes.arms[i])
         defined = bool(head.relative.defined[i])
         comparisons.append(
             ComparisonFigures(
@@ -159,6 +161,7 @@ def build_metric(
                 pooled_difference=float(pooled.difference[i]),
                 pooled_interval=_pair(pooled.difference_lower[i], pooled.difference_upper[i]),
                 pooled_p_value=float(pooled.p_value[i]),
+                periods=head.periods if head.shared is None else int(head.shared[:, i].sum()),
             )
         )
     return MetricReport(
@@ -169,3 +172,33 @@ def build_metric(
         arms=arms,
         comparisons=tuple(comparisons),
     )
+
+
+def _pairwise_bayes(
+    head: Headline, period_stats: StatsArray | None, inp: ReportInput, reward: RewardKind, rng: np.random.Generator
+) -> dict[int, BayesianArm]:
+    """P(beats control), difference and lift of the arms whose comparison leaves periods out.
+
+    Where an arm and the control have data in the same periods, the all-arm posterior's figures
+    are the pair's; where one of them has periods the other lacks, the pair's posterior is
+    stratified over their shared periods only (as the frequentist comparison is). Without a
+    shared period, every figure of the pair is undefined.
+    """
+    if head.shared is None or period_stats is None:
+        return {}
+    c = inp.control
+    has = period_stats.n > 0
+    out: dict[int, BayesianArm] = {}
+    for i in range(inp.k):
+        rows = head.shared[:, i]
+        if i == c or (np.array_equal(rows, has[:, i]) and np.array_equal(rows, has[:, c])):
+            continue
+        if not rows.any():
+            out[i] = BayesianArm(i, NAN, (NAN, NAN), NAN, NAN, None, None, None)
+            continue
+        pair = StatsArray(*(a[rows][:, [c, i]] for a in (period_stats.n, period_stats.total, period_stats.total_sq)))
+        totals = StatsArray(pair.n.sum(axis=0), pair.total.sum(axis=0), pair.total_sq.sum(axis=0))
+        post = stratified_posterior(pair, inp.period_traffic[rows], reward)
+        two = bayesian_comparison(totals, 0, reward, rng, level=inp.level, draws=inp.draws, post=post)
+        out[i] = two.arms[1]
+    return out

@@ -43,7 +43,8 @@ def _few(m: MetricReport) -> str | None:
         else f"fewer than {MIN_OBSERVATIONS} observations"
     )
     return (
-        f"{m.name}: few events ({', '.join(short)}; {need}): intervals and p-values rest on normal "
+        f"{m.name}: few {'events' if m.kind == 'binary' else 'observations'} ({', '.join(short)}; {need}):"
+        " intervals and p-values rest on normal "
         "approximations that are unreliable at these counts; read them as rough"
     )
 
@@ -53,7 +54,8 @@ def _relative(m: MetricReport, control: str, z: float) -> list[str]:
     base = next(a for a in m.arms if a.arm == control)
     if base.n > 0 and base.mean == 0:
         return [
-            f"{m.name}: relative lift undefined: control mean is 0 ({control} has no events yet); the relative "
+            f"{m.name}: relative lift undefined: control mean is 0 ({control} "
+            f"{'has no events yet' if m.kind == 'binary' else 'averages exactly 0'}); the relative "
             "figures are left out (null), the differences stand"
         ]
     notes: list[str] = []
@@ -107,8 +109,28 @@ def _empty_sequence(m: MetricReport) -> str | None:
     )
 
 
+def _unshared(m: MetricReport, control: str) -> str | None:
+    """Comparisons stratified over fewer periods than the metric has: one arm had no data in the others."""
+    if m.estimator != "stratified":
+        return None
+    parts = []
+    for c in m.comparisons:
+        if c.periods == 0:
+            parts.append(f"{c.arm} against {control} is undefined: no weights period where both had data")
+        elif c.periods < m.periods:
+            parts.append(
+                f"{c.arm} against {control} uses the {c.periods} of {m.periods} weights periods where both had data"
+            )
+    if not parts:
+        return None
+    return (
+        f"{m.name}: " + "; ".join(parts) + " (an arm at weight 0 in a period has no estimate there, and comparing "
+        "the arms over different periods would bring back the drift bias)"
+    )
+
+
 def metric_notes(m: MetricReport, control: str, level: float) -> list[str]:
     """Every reliability note of one metric, in reading order."""
     z = float(sps.norm.ppf(0.5 + level / 2.0))
-    notes = [_drift(m, 1.0 - level), _few(m), *_relative(m, control, z), _empty_sequence(m)]
+    notes = [_drift(m, 1.0 - level), _unshared(m, control), _few(m), *_relative(m, control, z), _empty_sequence(m)]
     return [n for n in notes if n is not None]

@@ -80,13 +80,21 @@ class _Rule:
         self.means = {a.arm: a.mean for a in metric.arms}
         self.control_name = metric.arms[control].arm
         self.base = self.means[self.control_name]
+        # The control's confidence interval: a relative bound divides by its far end, so the
+        # control's own uncertainty cannot make the lift look surer than it is.
+        self.base_low, self.base_high = metric.arms[control].confidence_interval
 
     def sequence_lift(self, comp: ComparisonFigures) -> float:
-        """The lower end of the confidence sequence on the scale of `min_improvement`."""
+        """The lower end of the confidence sequence on the scale of `min_improvement`.
+
+        Relative: lower / the control's upper confidence bound, a lower bound of the lift whenever
+        the difference's lower end is non-negative (the only case in which it can clear the criterion).
+        """
         lower = comp.confidence_sequence[0]
         if not self.relative:
             return lower
-        return lower / self.base if self.base > 0 else math.nan
+        # A control mean of 0 leaves the lift undefined: no relative criterion can be met.
+        return lower / self.base_high if self.base > 0 and self.base_high > 0 else math.nan
 
     def blocker(self, comp: ComparisonFigures, breached: set[str]) -> str | None:
         """Why this arm cannot ship (None: it can)."""
@@ -97,6 +105,11 @@ class _Rule:
                 f"{comp.arm}: not yet better under continuous monitoring (always-valid p = "
                 f"{_fmt(comp.always_valid_p_adjusted)} over {comp.looks} look(s); fixed-horizon p = "
                 f"{_fmt(comp.p_value_adjusted)}, valid for one planned look only)"
+            )
+        if _empty(comp):
+            return (
+                f"{comp.arm}: the confidence sequences of the looks no longer intersect (the effect moved over "
+                "time); not shipping on figures that contradict each other"
             )
         unit = "relative " if self.relative else ""
         lift = self.sequence_lift(comp)
@@ -118,10 +131,16 @@ class _Rule:
 
     def futile(self, comp: ComparisonFigures) -> bool:
         """The always-valid confidence sequence rules out the required improvement."""
-        needed = self.min_improvement * self.base if self.relative else self.min_improvement
-        if self.relative and not self.base > 0:
+        if _empty(comp) or (self.relative and not self.base_low > 0):
             return False
+        needed = self.min_improvement * self.base_low if self.relative else self.min_improvement
         return comp.confidence_sequence[1] < needed
+
+
+def _empty(comp: ComparisonFigures) -> bool:
+    """The running intersection of the confidence sequences is empty."""
+    lower, upper = comp.confidence_sequence
+    return lower > upper
 
 
 def _below_floor(rule: _Rule, size: SampleSizeCheck) -> str:

@@ -90,6 +90,9 @@ class ComparisonFigures(msgspec.Struct, frozen=True, kw_only=True):
     pooled_difference: float
     pooled_interval: Interval
     pooled_p_value: float
+    # Weights periods the comparison is stratified over: those where both this arm and the control
+    # have data (the metric's `periods` when none is left out).
+    periods: int
 
 
 class MetricReport(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 from statsmodels.stats import proportion as smp
 
+from bandit_service.core.looks import SequentialLook, look_settings
 from bandit_service.core.reporting import DecisionCriteria, Guardrail, PrimaryCriterion, Report, build_report
 from policies.stats import StatsArray
 from tests.service.reporting.factory import bernoulli_input, continuous_input
@@ -276,3 +277,33 @@ def test_primary_criterion_on_an_extra_metric(rng: np.random.Generator) -> None:
     rec = build_report(inp).recommendation
     assert (rec.action, rec.arm) == ("ship", "B")
     assert "on revenue" in rec.reason
+
+
+def test_an_empty_running_intersection_never_ships() -> None:
+    # B is far better at this look, but an earlier look's confidence sequence ended below this one's:
+    # the intersection is empty (the effect moved), and the report does not ship on it.
+    settings = look_settings(0.95, 5_000)  # the report's defaults: the stored look is one of its own
+    earlier = SequentialLook(
+        metric="reward", arm="B", p_value=0.5, lower=-0.05, upper=0.001, looks=3, settings=settings
+    )
+    inp = bernoulli_input([200, 400], [2_000, 2_000], min_sample_size=100, looks=(earlier,))
+    report = build_report(inp)
+    b = report.primary.comparisons[0]
+    assert b.always_valid_p_adjusted < 1e-6 and b.confidence_sequence[0] > b.confidence_sequence[1]
+    assert report.recommendation.action == "keep_running"
+    assert "no longer intersect" in report.recommendation.reason
+
+
+def test_a_relative_criterion_divides_by_the_controls_upper_bound() -> None:
+    # Control 100/1,000 (Wilson upper bound 0.120), B 260/1,000. Over the point estimate the
+    # sequence's lower end (about +0.103) clears +95% relative; over the control's upper bound it does not.
+    inp = bernoulli_input(
+        [100, 260],
+        [1_000, 1_000],
+        criteria=DecisionCriteria(primary=PrimaryCriterion(metric="reward", min_improvement=0.95, relative=True)),
+    )
+    report = build_report(inp)
+    b = report.primary.comparisons[0]
+    control = report.primary.arms[0]
+    assert b.confidence_sequence[0] / control.mean > 0.95 > b.confidence_sequence[0] / control.confidence_interval[1]
+    assert report.recommendation.action != "ship" and "relative improvement" in report.recommendation.reason

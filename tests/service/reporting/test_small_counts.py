@@ -41,7 +41,7 @@ def test_a_zero_control_is_undefined_everywhere_never_inf() -> None:
 
 def test_enough_events_give_no_small_count_note() -> None:
     report = build_report(bernoulli_input([120, 150], [1_000, 1_000]))
-    assert not [n for n in report.notes if "few events" in n or "relative" in n]
+    assert not [n for n in report.notes if "few " in n or "relative" in n]
 
 
 def test_a_noisy_continuous_control_gets_an_unreliable_fieller_note(rng: np.random.Generator) -> None:
@@ -58,5 +58,5 @@ def test_a_noisy_continuous_control_gets_an_unreliable_fieller_note(rng: np.rand
 
 def test_few_continuous_observations_are_noted(rng: np.random.Generator) -> None:
     report = build_report(continuous_input([rng.normal(10, 1, size=12), rng.normal(10.5, 1, size=40)]))
-    few = [n for n in report.notes if "few events" in n]
+    few = [n for n in report.notes if "few observations" in n]
     assert few and "A n = 12" in few[0] and f"fewer than {MIN_OBSERVATIONS} observations" in few[0]

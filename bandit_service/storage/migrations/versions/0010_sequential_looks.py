@@ -1,6 +1,7 @@
 """Stored always-valid looks: the running minimum p-value and running intersection per arm and metric.
 
-One row per (experiment, metric, arm), merged by every whole-experiment report (`storage.looks`).
+One row per (experiment, metric, arm), merged by every whole-experiment report (`storage.looks`);
+`settings` names the level and mSPRT tuning they were computed under (other settings start afresh).
 Experiments reported before this revision start with no looks: their next report is the first.
 
 Revision ID: 0010
@@ -32,6 +33,7 @@ def upgrade() -> None:
         sa.Column("looks", sa.Integer(), nullable=False),
         sa.Column("first_at", sa.Float(), nullable=False),
         sa.Column("last_at", sa.Float(), nullable=False),
+        sa.Column("settings", sa.String(length=64), nullable=False, server_default=""),
         sa.PrimaryKeyConstraint("experiment_id", "metric", "arm"),
     )
 
