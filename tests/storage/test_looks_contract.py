@@ -175,10 +175,10 @@ async def test_concurrent_reports_all_merge_and_the_smallest_p_value_wins(storag
     assert stored[0].p_value == min(r[0].p_value for r in reports) and stored[0].looks == 24
 
 
+@pytest.mark.parametrize("storage", ["sqlite", "sqlite-plain", "postgresql"], indirect=True)  # SQL only: two writers
 def test_replicas_recording_at_once_lose_no_look(storage: Storage) -> None:
     """Two SQL storages (two writers, as two replicas have) on one database, recording concurrently."""
-    if not isinstance(storage, SqlStorage):
-        pytest.skip("the memory twin has no second process")
+    assert isinstance(storage, SqlStorage)
     url = storage.database.write.url.render_as_string(hide_password=False)
     other = SqlStorage(open_database(Settings(database_url=url)))
     reports = _concurrent_looks(40)
