@@ -3,13 +3,15 @@
     python -m benchmarks.regret --env ten_arms --horizon 100000 --seeds 100 --out bench-out
 
 Prints, per environment, the mean cumulative pseudo-regret at the horizon with its standard
-error, the ratio to the Lai-Robbins bound (stationary Bernoulli environments), and decisions
-simulated per second; saves a PNG of the regret curves with +-2 SE bands. When MABWiser is
-installed (`pip install .[bench]`), runs its Thompson, epsilon-greedy and UCB1 one decision at
-a time, as it is used, on the same environment and seed numbers, over a bounded horizon and
-seed count (`--peer-horizon`, `--peer-seeds`: it costs ~100-300 us per decision), and prints
-our regret and speed as ratios against it. matplotlib, tqdm and MABWiser are optional: without
-them the plot, the progress bar or the peer is skipped with a note.
+error, its median and 95th percentile over the seeds (the tail: Thompson's regret is heavy-tailed,
+so a mean over 100-200 seeds moves a lot between runs), the ratio to the Lai-Robbins bound
+(stationary Bernoulli environments), and decisions simulated per second; saves a PNG of the
+regret curves with +-2 SE bands. When MABWiser is installed (`pip install .[bench]`), runs its
+Thompson, epsilon-greedy and UCB1 one decision at a time, as it is used, on the same environment
+and seed numbers, over a bounded horizon and seed count (`--peer-horizon`, `--peer-seeds`: it
+costs ~100-300 us per decision), and prints our regret and speed as ratios against it.
+matplotlib, tqdm and MABWiser are optional: without them the plot, the progress bar or the peer
+is skipped with a note.
 
 Our runs draw from numpy's SFC64 bit generator by default (`--bit-generator pcg64` for numpy's
 default one): both are of good statistical quality and SFC64 is the faster. MABWiser draws from
@@ -244,6 +246,13 @@ def _mean_se(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), se
 
 
+def _tail(values: np.ndarray) -> tuple[float, float]:
+    """Median and 95th percentile of the per-seed regret: Thompson's regret has heavy tails, so the
+    mean and its standard error alone mislead at 100-200 seeds."""
+    median, p95 = np.percentile(values, [50, 95])
+    return float(median), float(p95)
+
+
 def _ratio(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
     """a / b for two independent means, with the delta-method standard error (NaN if either is 0)."""
     if a[0] == 0 or b[0] == 0:
@@ -266,14 +275,16 @@ def format_table(env_name: str, env: EnvironmentConfig, runs: Sequence[PolicyRun
     lines = [
         f"{ENVIRONMENTS[env_name][0]}: T = {horizon:,}, {seeds} seeds, {bit_generator} generator"
         + (f", Lai-Robbins C ln T = {bound:.1f}" if bound is not None else ""),
-        f"{'policy':<17} {'mode':<10} {'regret at T':>20} {'/ Lai-Robbins':>14} {'decisions/s':>13} {'wall s':>8}",
+        f"{'policy':<17} {'mode':<10} {'regret at T':>20} {'median':>9} {'p95':>9} {'/ Lai-Robbins':>14} "
+        f"{'decisions/s':>13} {'wall s':>8}",
     ]
     for run in runs:
         mean, se = _mean_se(run.result.final_regret)
+        median, p95 = _tail(run.result.final_regret)
         mode = "online" if run.result.batch_size is None else f"B={run.result.batch_size:,}"
         lr = f"{mean / bound:.2f}" if bound else "n/a"
         lines.append(
-            f"{run.name:<17} {mode:<10} {mean:>11.1f} +- {se:<6.1f} {lr:>14} "
+            f"{run.name:<17} {mode:<10} {mean:>11.1f} +- {se:<6.1f} {median:>9.1f} {p95:>9.1f} {lr:>14} "
             f"{run.decisions_per_second:>13,.0f} {run.seconds:>8.2f}"
         )
     by_name = {r.name: r for r in runs}
@@ -410,6 +421,8 @@ def _summary(env_name: str, env: EnvironmentConfig, runs: Sequence[PolicyRun], p
                         "seeds": r.result.seeds,
                         "regret_mean": _mean_se(r.result.final_regret)[0],
                         "regret_se": _mean_se(r.result.final_regret)[1],
+                        "regret_median": _tail(r.result.final_regret)[0],
+                        "regret_p95": _tail(r.result.final_regret)[1],
                         "decisions_per_second": r.decisions_per_second,
                         "seconds": r.seconds,
                         "times": r.result.times.tolist(),

@@ -1,6 +1,7 @@
 """Smoke test of the regret benchmark: it runs on a tiny setting and prints its table (no timing asserts)."""
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -40,8 +41,11 @@ def test_prints_a_table_for_every_environment_and_policy(tiny_run) -> None:
     for name in POLICIES:
         assert proc.stdout.count(f"\n{name} ") == len(ENVIRONMENTS)
     assert "regret thompson_b1000 / thompson online" in proc.stdout
+    assert proc.stdout.count(" median ") == proc.stdout.count(" p95 ") == len(ENVIRONMENTS)
     for name in ENVIRONMENTS:
-        assert (out / f"regret_{name}.json").stat().st_size > 0
+        summary = json.loads((out / f"regret_{name}.json").read_text())
+        for policy in summary["policies"]:
+            assert policy["regret_median"] <= policy["regret_p95"]
 
 
 def test_saves_the_plot(tiny_run) -> None:
