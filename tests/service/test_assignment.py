@@ -36,6 +36,17 @@ def test_each_arm_gets_its_weight_chi_square():
     assert result.pvalue > 1e-3, (counts, result)
 
 
+@pytest.mark.parametrize(("k", "units"), [(2, 20_000), (10, 30_000), (50, 25_000)])
+def test_each_arm_gets_its_weight_at_2_10_and_50_arms_chi_square(k, units):
+    # Unequal weights drawn once per k (at least 100 units expected per arm); one chi-square test per k.
+    weights = np.random.default_rng(k).dirichlet(np.full(k, 5.0))
+    weights = tuple(float(w) for w in (weights + 0.004) / (weights + 0.004).sum())
+    assert min(weights) * units >= 100
+    counts = np.bincount(arms_of(units, weights, salt=f"chi-square-{k}"), minlength=k)
+    result = stats.chisquare(counts, np.array(weights) * units)
+    assert result.pvalue > 1e-3, (counts, result)
+
+
 def test_a_zero_weight_arm_never_wins():
     counts = np.bincount(arms_of(20_000, (0.5, 0.0, 0.5)), minlength=3)
     assert counts[1] == 0
