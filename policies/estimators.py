@@ -84,7 +84,7 @@ def stratified_means(period_stats: StatsArray, traffic: ArrayLike | None = None)
         if not np.all(np.isfinite(t)) or np.any(t < 0):
             raise ValueError("traffic: must be finite and non-negative")
     w = np.where(n > 0, t[:, None], 0.0)
-    pooled = StatsArray(n.sum(axis=0), period_stats.total.sum(axis=0), period_stats.total_sq.sum(axis=0))
+    pooled = period_stats.pooled()
     s2 = np.where(n >= 2, period_stats.variance, pooled.variance)
     with np.errstate(divide="ignore", invalid="ignore"):
         w = w / w.sum(axis=0)

@@ -92,7 +92,15 @@ def _check_level(level: float) -> None:
         raise ValueError(f"level: must lie strictly between 0 and 1, got {level!r}")
 
 
-def beta_posterior(stats: StatsArray, prior_alpha: float = 1.0, prior_beta: float = 1.0) -> BetaPosterior:
+# The default priors, shared by the conjugate posteriors and the stratified one (which spreads
+# their pseudo-counts over the periods): Beta(1, 1), and a vague Normal-Inverse-Gamma.
+BETA_PRIOR = {"prior_alpha": 1.0, "prior_beta": 1.0}
+NIG_PRIOR = {"prior_mean": 0.0, "prior_kappa": 1e-3, "prior_shape": 1.0, "prior_scale": 1.0}
+
+
+def beta_posterior(
+    stats: StatsArray, prior_alpha: float = BETA_PRIOR["prior_alpha"], prior_beta: float = BETA_PRIOR["prior_beta"]
+) -> BetaPosterior:
     """Beta(prior_alpha + successes, prior_beta + failures) per arm (Gelman et al., BDA3, 2.4).
 
     Requires 0/1 rewards: 0 <= successes <= n and sum of squares equal to the sum.
@@ -109,10 +117,10 @@ def beta_posterior(stats: StatsArray, prior_alpha: float = 1.0, prior_beta: floa
 
 def normal_posterior(
     stats: StatsArray,
-    prior_mean: float = 0.0,
-    prior_kappa: float = 1e-3,
-    prior_shape: float = 1.0,
-    prior_scale: float = 1.0,
+    prior_mean: float = NIG_PRIOR["prior_mean"],
+    prior_kappa: float = NIG_PRIOR["prior_kappa"],
+    prior_shape: float = NIG_PRIOR["prior_shape"],
+    prior_scale: float = NIG_PRIOR["prior_scale"],
 ) -> StudentTPosterior:
     """Marginal posterior of the mean under a Normal-Inverse-Gamma prior (Murphy, 2007, eq. 110).
 
@@ -230,15 +238,17 @@ def _shared_prior_posterior(stats: StatsArray, full: Posterior, share: FloatArra
     """Per-period posteriors, each under the prior with its pseudo-counts scaled by `share`."""
     match full:
         case BetaPosterior():
-            a0, b0 = prior.get("prior_alpha", 1.0), prior.get("prior_beta", 1.0)
+            given = {**BETA_PRIOR, **prior}
+            a0, b0 = given["prior_alpha"], given["prior_beta"]
             return BetaPosterior(a0 * share + stats.total, b0 * share + (stats.n - stats.total))
         case StudentTPosterior():
+            given = {**NIG_PRIOR, **prior}
             return _nig(
                 stats,
-                prior.get("prior_mean", 0.0),
-                prior.get("prior_kappa", 1e-3) * share,
-                prior.get("prior_shape", 1.0) * share,
-                prior.get("prior_scale", 1.0) * share,
+                given["prior_mean"],
+                given["prior_kappa"] * share,
+                given["prior_shape"] * share,
+                given["prior_scale"] * share,
             )
         case _:
             assert_never(full)

@@ -152,6 +152,15 @@ class StatsArray:
         idx = np.asarray(order, dtype=np.int64)
         return StatsArray(self.n[..., idx], self.total[..., idx], self.total_sq[..., idx])
 
+    def rows(self, mask: ArrayLike) -> StatsArray:
+        """The rows of the leading axis (e.g. weights periods of a (P, k) array) where `mask` holds."""
+        keep = np.asarray(mask, dtype=bool)
+        return StatsArray(self.n[keep], self.total[keep], self.total_sq[keep])
+
+    def pooled(self) -> StatsArray:
+        """Sums over the leading axis: per-period statistics (P, k) pooled into per-arm ones (k,)."""
+        return StatsArray(self.n.sum(axis=0), self.total.sum(axis=0), self.total_sq.sum(axis=0))
+
     @property
     def mean(self) -> FloatArray:
         """Sample mean per arm; NaN where an arm has no observations."""

@@ -73,7 +73,7 @@ def _rows(a: np.ndarray) -> tuple[tuple[float, ...], ...]:
 
 
 def _total(stats: StatsArray) -> StatsArray:
-    return StatsArray(stats.n.sum(axis=0), stats.total.sum(axis=0), stats.total_sq.sum(axis=0))
+    return stats.pooled()
 
 
 def _ints(a: np.ndarray) -> tuple[int, ...]:

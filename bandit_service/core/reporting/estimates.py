@@ -170,9 +170,7 @@ def _stratified(
         if i == control or not shared[:, i].any():
             continue
         rows = shared[:, i]
-        pair = StatsArray(
-            *(a[rows][:, [control, i]] for a in (period_stats.n, period_stats.total, period_stats.total_sq))
-        )
+        pair = period_stats.rows(rows).take([control, i])
         two = stratified_means(pair, traffic[rows])
         m2 = np.asarray(two.mean, dtype=np.float64)
         v2 = np.asarray(two.std_error, dtype=np.float64) ** 2

@@ -196,9 +196,8 @@ def _pairwise_bayes(
         if not rows.any():
             out[i] = BayesianArm(i, NAN, (NAN, NAN), NAN, NAN, None, None, None)
             continue
-        pair = StatsArray(*(a[rows][:, [c, i]] for a in (period_stats.n, period_stats.total, period_stats.total_sq)))
-        totals = StatsArray(pair.n.sum(axis=0), pair.total.sum(axis=0), pair.total_sq.sum(axis=0))
+        pair = period_stats.rows(rows).take([c, i])
         post = stratified_posterior(pair, inp.period_traffic[rows], reward)
-        two = bayesian_comparison(totals, 0, reward, rng, level=inp.level, draws=inp.draws, post=post)
+        two = bayesian_comparison(pair.pooled(), 0, reward, rng, level=inp.level, draws=inp.draws, post=post)
         out[i] = two.arms[1]
     return out

@@ -86,7 +86,7 @@ def iso_day(day: int) -> str:
 
 def _figures(stats: StatsArray, level: float) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Mean, standard error and interval per (day, arm); the kind (0/1 or not) from all days together."""
-    total = StatsArray(stats.n.sum(axis=0), stats.total.sum(axis=0), stats.total_sq.sum(axis=0))
+    total = stats.pooled()
     lower, upper = mean_interval(stats, metric_kind(total), level)
     with np.errstate(divide="ignore", invalid="ignore"):
         std_error = np.sqrt(stats.variance / stats.n)
