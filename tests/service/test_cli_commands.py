@@ -472,6 +472,8 @@ def test_sample_size_refuses_bad_input():
     line = one_line_error(invoke(["sample-size", "--baseline", "1.5", "--mde", "0.01"]), 2)
     assert line.startswith("bandit-service sample-size: baseline")
     assert "--mde" in one_line_error(invoke(["sample-size", "--baseline", "0.1"]), 2)
+    wrong = invoke(["sample-size", "--baseline", "0.1", "--mde", "0.02", "--correction", "sidak"])
+    assert wrong.exit_code == 2 and "--correction" in wrong.stderr and "bonferroni" in wrong.stderr
 
 
 def test_colours_only_on_a_terminal_and_never_with_no_color(client):
